@@ -1,0 +1,3 @@
+from minixmpp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""Accounts: SCRAM credentials for SHA-1 and SHA-256, never the password.
+
+``Accounts`` is the storage side (rows in the ``accounts`` table). ``Users`` is the host-scoped
+face that modules and the CLI use: it also fires ``user-created``, ``user-deleted`` and
+``user-password-changed`` on the host's event bus so modules can react (kick sessions, clean up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from scramp.utils import saslprep
+
+from minixmpp.events import USER_CREATED, USER_DELETED, USER_PASSWORD_CHANGED, EventBus, UserEvent
+from minixmpp.storage import Storage, Transaction
+
+if TYPE_CHECKING:
+    from minixmpp.session import Session
+
+HASHES = ("sha1", "sha256")
+
+
+@dataclass(frozen=True, slots=True)
+class ScramKeys:
+    """What a SCRAM server needs for one hash: enough to verify a client, not to log in."""
+
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    sha1: ScramKeys
+    sha256: ScramKeys
+
+    def for_hash(self, name: str) -> ScramKeys:
+        return self.sha1 if name == "sha1" else self.sha256
+
+
+def derive_keys(
+    hash_name: str, password: str, iterations: int, salt: bytes | None = None
+) -> ScramKeys:
+    """RFC 5802 key derivation from a SASLprep'ed password."""
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac(hash_name, saslprep(password).encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", hash_name)
+    return ScramKeys(
+        salt=salt,
+        iterations=iterations,
+        stored_key=hashlib.new(hash_name, client_key).digest(),
+        server_key=hmac.digest(salted, b"Server Key", hash_name),
+    )
+
+
+def derive_credentials(password: str, iterations: int) -> Credentials:
+    return Credentials(
+        sha1=derive_keys("sha1", password, iterations),
+        sha256=derive_keys("sha256", password, iterations),
+    )
+
+
+def check_password(credentials: Credentials, password: str) -> bool:
+    """Check a plaintext password (SASL PLAIN) against the stored SHA-256 keys."""
+    keys = credentials.sha256
+    try:
+        derived = derive_keys("sha256", password, keys.iterations, keys.salt)
+    except ValueError:  # SASLprep refused the password
+        return False
+    return hmac.compare_digest(derived.stored_key, keys.stored_key)
+
+
+_COLUMNS = ", ".join(
+    f"{h}_{c}" for h in HASHES for c in ("salt", "iterations", "stored_key", "server_key")
+)
+
+
+class Accounts:
+    """Account rows. Usernames and hosts given here are already prepared (nodeprep/nameprep)."""
+
+    def __init__(self, storage: Storage, iterations: int = 10000) -> None:
+        self.storage = storage
+        self.iterations = iterations
+
+    async def credentials(self, host: str, username: str) -> Credentials | None:
+        row = await self.storage.fetchone(
+            f"SELECT {_COLUMNS} FROM accounts WHERE host = ? AND username = ?",  # noqa: S608
+            (host, username),
+        )
+        if row is None:
+            return None
+        return Credentials(
+            sha1=ScramKeys(bytes(row[0]), row[1], bytes(row[2]), bytes(row[3])),
+            sha256=ScramKeys(bytes(row[4]), row[5], bytes(row[6]), bytes(row[7])),
+        )
+
+    async def exists(self, host: str, username: str) -> bool:
+        row = await self.storage.fetchone(
+            "SELECT 1 FROM accounts WHERE host = ? AND username = ?", (host, username)
+        )
+        return row is not None
+
+    async def list(self, host: str) -> list[str]:
+        rows = await self.storage.fetchall(
+            "SELECT username FROM accounts WHERE host = ? ORDER BY username", (host,)
+        )
+        return [row[0] for row in rows]
+
+    async def count(self, host: str) -> int:
+        row = await self.storage.fetchone("SELECT count(*) FROM accounts WHERE host = ?", (host,))
+        return int(row[0]) if row else 0
+
+    async def derive(self, password: str) -> Credentials:
+        # PBKDF2 releases the GIL: run it off the event loop so logins elsewhere go on.
+        return await asyncio.to_thread(derive_credentials, password, self.iterations)
+
+    @staticmethod
+    def _values(c: Credentials) -> tuple[object, ...]:
+        return tuple(
+            v
+            for keys in (c.sha1, c.sha256)
+            for v in (keys.salt, keys.iterations, keys.stored_key, keys.server_key)
+        )
+
+    async def insert(
+        self, tx: Transaction, host: str, username: str, credentials: Credentials
+    ) -> bool:
+        """Insert inside an open transaction; False if the account exists."""
+        count = await tx.execute(
+            f"INSERT OR IGNORE INTO accounts (host, username, created_at, {_COLUMNS})"  # noqa: S608
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (host, username, int(time.time()), *self._values(credentials)),
+        )
+        return count == 1
+
+    async def create(self, host: str, username: str, password: str) -> bool:
+        """Create the account; False if it already exists."""
+        credentials = await self.derive(password)
+        async with self.storage.transaction() as tx:
+            return await self.insert(tx, host, username, credentials)
+
+    async def set_password(self, host: str, username: str, password: str) -> bool:
+        credentials = await self.derive(password)
+        assignments = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", "))
+        async with self.storage.transaction() as tx:
+            count = await tx.execute(
+                f"UPDATE accounts SET {assignments} WHERE host = ? AND username = ?",  # noqa: S608
+                (*self._values(credentials), host, username),
+            )
+        return count == 1
+
+    async def delete(self, host: str, username: str) -> bool:
+        """Delete the account and every row it owns (see Storage.user_tables), atomically."""
+        async with self.storage.transaction() as tx:
+            count = await tx.execute(
+                "DELETE FROM accounts WHERE host = ? AND username = ?", (host, username)
+            )
+            if count:
+                await self.storage.delete_user_rows(tx, host, username)
+        return count == 1
+
+
+class Users:
+    """Accounts of one host, with the events other modules listen to."""
+
+    def __init__(self, accounts: Accounts, host: str, events: EventBus) -> None:
+        self.accounts = accounts
+        self.host = host
+        self.events = events
+
+    async def exists(self, username: str) -> bool:
+        return await self.accounts.exists(self.host, username)
+
+    async def list(self) -> list[str]:
+        return await self.accounts.list(self.host)
+
+    async def credentials(self, username: str) -> Credentials | None:
+        return await self.accounts.credentials(self.host, username)
+
+    async def create(
+        self, username: str, password: str, *, source: str = "core", session: Session | None = None
+    ) -> bool:
+        if not await self.accounts.create(self.host, username, password):
+            return False
+        await self.events.fire(USER_CREATED, UserEvent(username, self.host, source, session))
+        return True
+
+    async def set_password(
+        self, username: str, password: str, *, source: str = "core", session: Session | None = None
+    ) -> bool:
+        if not await self.accounts.set_password(self.host, username, password):
+            return False
+        await self.events.fire(
+            USER_PASSWORD_CHANGED, UserEvent(username, self.host, source, session)
+        )
+        return True
+
+    async def delete(
+        self, username: str, *, source: str = "core", session: Session | None = None
+    ) -> bool:
+        if not await self.accounts.delete(self.host, username):
+            return False
+        await self.events.fire(USER_DELETED, UserEvent(username, self.host, source, session))
+        return True

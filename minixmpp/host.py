@@ -1,0 +1,127 @@
+"""A virtual host: its event bus, items, loaded modules, bound sessions and accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from minixmpp.accounts import Accounts, Users
+from minixmpp.config import GlobalOptions, HostConfig
+from minixmpp.events import EventBus
+from minixmpp.jid import JID, InvalidJID
+from minixmpp.storage import Storage
+
+if TYPE_CHECKING:
+    from minixmpp.module import Module
+    from minixmpp.router import Router
+    from minixmpp.session import Session
+
+
+class SessionRegistry:
+    """Bound c2s sessions of one host, by full JID and by user."""
+
+    def __init__(self) -> None:
+        self._full: dict[str, Session] = {}
+        self._by_user: dict[str, dict[str, Session]] = {}
+
+    def add(self, session: Session) -> Session | None:
+        """Register a freshly bound session; return the session it replaces, if any."""
+        jid = session.jid
+        assert jid.node is not None and jid.resource is not None
+        old = self._full.get(jid.full)
+        self._full[jid.full] = session
+        self._by_user.setdefault(jid.node, {})[jid.resource] = session
+        return old
+
+    def remove(self, session: Session) -> bool:
+        jid = session.jid
+        if self._full.get(jid.full) is not session:
+            return False
+        del self._full[jid.full]
+        assert jid.node is not None and jid.resource is not None
+        resources = self._by_user[jid.node]
+        del resources[jid.resource]
+        if not resources:
+            del self._by_user[jid.node]
+        return True
+
+    def get(self, full_jid: str) -> Session | None:
+        return self._full.get(full_jid)
+
+    def of_user(self, username: str) -> list[Session]:
+        resources = self._by_user.get(username)
+        return list(resources.values()) if resources else []
+
+    def count_of(self, username: str) -> int:
+        return len(self._by_user.get(username, ()))
+
+    def all(self) -> Iterator[Session]:
+        return iter(list(self._full.values()))
+
+    def __len__(self) -> int:
+        return len(self._full)
+
+
+class HostOrigin:
+    """The host itself as the origin of stanzas (Prosody's host session)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host.name
+        self.jid = JID(None, host.name)
+        self.username: str | None = None
+        self.resource: str | None = None
+        self.data: dict[str, Any] = {}
+        self.lang = "en"
+        self.bound = True
+        self.c2s = False
+        self._host = host
+
+    def send(self, stanza: etree._Element) -> bool:
+        self._host.keep(asyncio.ensure_future(self._host.route_from_host(stanza)))
+        return True
+
+
+class Host:
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        server_options: GlobalOptions,
+        storage: Storage,
+        accounts: Accounts,
+        router: Router,
+        tasks: set[asyncio.Task[Any]],
+        secret: bytes = b"",
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.server_options = server_options
+        self.storage = storage
+        self.events = EventBus()
+        self.items: dict[str, list[Any]] = {}
+        self.modules: dict[str, Module] = {}
+        self.sessions = SessionRegistry()
+        self.users = Users(accounts, self.name, self.events)
+        self.admins = frozenset(_bare(a) for a in config.options.admins)
+        self.origin = HostOrigin(self)
+        self.secret = secret
+        self._router = router
+        self._tasks = tasks
+
+    async def route_from_host(self, stanza: etree._Element) -> None:
+        await self._router.process(self.origin, stanza)
+
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold a reference to a background task until it finishes."""
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._tasks.discard)
+
+
+def _bare(jid: str) -> str:
+    try:
+        return JID.parse(jid).bare
+    except InvalidJID:
+        return jid

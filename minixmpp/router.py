@@ -1,0 +1,204 @@
+"""Stanza routing: stanza -> event names -> host bus; defaults for what nobody handles.
+
+Theory of operation
+-------------------
+``process(origin, stanza)`` is the only place where exceptions become wire replies:
+``StanzaError`` -> an error reply (never to an error or an IQ result), ``StreamError`` -> the
+stream is closed with it, anything else -> logged with its traceback and answered with
+``wait/internal-server-error``, its text never sent.
+
+Before a client has bound a resource, stanzas fire ``stanza/iq/<ns>:<name>`` (IQ get/set),
+``stanza/<name>`` (message, presence, other IQs) or ``stanza/<ns>:<name>`` (stream-level
+elements such as SASL's) on the session's host. Once bound, the router does what Prosody's
+core_process_stanza and core_post_stanza do: check IQ shape, stamp ``from`` with the full JID,
+prepare ``to``, fire ``pre-<kind>/<to>`` on the sender's host, then ``<kind>/<to>`` on the
+addressee's host (``to`` is full, bare or host; a stanza with no ``to`` is for the sender's own
+account, "bare"). IQs have a built-in dispatcher (Prosody's mod_iq): ``iq/<to>`` first, then
+delivery to a full JID, or ``iq-<type>/<to>/<ns>:<name>`` for a payload addressed to an account
+or the host (``iq-<type>/self/…`` as well for the sender's own account).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from minixmpp.errors import StanzaError, StreamError
+from minixmpp.events import Origin, StanzaEvent
+from minixmpp.jid import JID, InvalidJID
+from minixmpp.xml import stanza as st
+
+if TYPE_CHECKING:
+    from minixmpp.host import Host
+
+log = logging.getLogger("minixmpp.router")
+
+STANZA_KINDS = ("message", "presence", "iq")
+IQ_TYPES = frozenset({"get", "set", "result", "error"})
+_KINDS = ("full", "bare", "host")
+PRE_EVENT = {(k, t): f"pre-{k}/{t}" for k in STANZA_KINDS for t in _KINDS}
+POST_EVENT = {(k, t): f"{k}/{t}" for k in STANZA_KINDS for t in _KINDS}
+
+
+def payload_name(stanza: etree._Element) -> str:
+    """``<ns>:<localname>`` of the first child (the IQ payload), Prosody's event suffix."""
+    child = stanza[0]
+    tag = child.tag
+    if isinstance(tag, str) and tag.startswith("{"):
+        ns, _, local = tag[1:].partition("}")
+        return f"{ns}:{local}"
+    return f"jabber:client:{tag}"
+
+
+class Router:
+    def __init__(self) -> None:
+        self.hosts: dict[str, Host] = {}
+
+    async def process(self, origin: Origin, stanza: etree._Element) -> None:
+        """Handle one stanza or stream element from ``origin``. Never raises."""
+        try:
+            if origin.bound:
+                await self._bound(origin, stanza)
+            else:
+                await self._unbound(origin, stanza)
+        except StanzaError as error:
+            self._reply_error(origin, stanza, error)
+        except StreamError as error:
+            close = getattr(origin, "close", None)
+            if close is not None:
+                close(error.condition, error.text)
+            else:
+                log.warning("stream error from the host origin: %s", error)
+        except Exception:
+            log.exception("error while handling a stanza from %s", origin.jid)
+            self._reply_error(origin, stanza, StanzaError("internal-server-error"))
+
+    @staticmethod
+    def _reply_error(origin: Origin, stanza: etree._Element, error: StanzaError) -> None:
+        if stanza.tag not in STANZA_KINDS or st.is_error_or_result(stanza):
+            if stanza.tag not in STANZA_KINDS:
+                log.warning("stanza error %s raised for a stream element", error.condition)
+            return
+        origin.send(st.error_reply(stanza, error))
+
+    # -- before resource binding --------------------------------------------------------
+
+    async def _unbound(self, session: Any, stanza: etree._Element) -> None:
+        host = self.hosts[session.host]
+        tag = stanza.tag
+        event = StanzaEvent(session, stanza)
+        if tag in STANZA_KINDS:
+            typ = stanza.get("type")
+            if tag == "iq":
+                _check_iq(stanza)
+                name = f"stanza/iq/{payload_name(stanza)}" if typ in ("get", "set") else "stanza/iq"
+            else:
+                name = f"stanza/{tag}"
+            if await host.events.fire(name, event):
+                return
+            if st.is_error_or_result(stanza):
+                return
+            if session.authenticated:
+                # Authenticated but not bound: only binding is allowed (Prosody).
+                raise StanzaError("not-authorized")
+            raise StanzaError("service-unavailable")
+        qname = etree.QName(stanza)
+        if qname.namespace is None:
+            raise StreamError("unsupported-stanza-type")
+        if not await host.events.fire(f"stanza/{qname.namespace}:{qname.localname}", event):
+            raise StreamError("unsupported-stanza-type")
+
+    # -- bound sessions -----------------------------------------------------------------
+
+    async def _bound(self, origin: Any, stanza: etree._Element) -> None:
+        tag = stanza.tag
+        if tag not in STANZA_KINDS:
+            await self._unbound(origin, stanza)  # stream elements (e.g. XEP-0198) after bind
+            return
+        attrib = stanza.attrib
+        typ = attrib.get("type")
+        if tag == "iq":
+            _check_iq(stanza)
+        elif typ == "error" and len(stanza) == 0:
+            return  # an error without <error/>: discard (Prosody)
+        c2s = origin.c2s
+        if c2s:
+            attrib["from"] = origin.jid.full
+        to_text = attrib.get("to")
+        to: JID | None
+        if to_text is None:
+            to = None
+            kind = "bare"
+        else:
+            try:
+                to = JID.parse(to_text)
+            except InvalidJID:
+                if typ in ("error", "result"):
+                    return
+                raise StanzaError(
+                    "jid-malformed", f"The destination address is invalid: {to_text}"
+                ) from None
+            if to.full != to_text:
+                attrib["to"] = to.full
+            kind = "full" if to.resource else ("bare" if to.node else "host")
+        event = StanzaEvent(origin, stanza, to)
+        if c2s:
+            own = self.hosts[origin.host]
+            if await own.events.fire(PRE_EVENT[tag, kind], event):
+                return
+        domain = origin.host if to is None else to.domain
+        host = self.hosts.get(domain)
+        if host is None:
+            if typ == "error" or (tag == "iq" and typ == "result"):
+                return
+            raise StanzaError("not-allowed", "Communication with remote domains is not enabled")
+        if tag == "iq":
+            await self._iq(host, event, kind)
+            return
+        if await host.events.fire(POST_EVENT[tag, kind], event):
+            return
+        if typ != "error":
+            raise StanzaError("service-unavailable")
+
+    async def _iq(self, host: Host, event: StanzaEvent, kind: str) -> None:
+        stanza = event.stanza
+        if await host.events.fire(POST_EVENT["iq", kind], event):
+            return
+        typ = stanza.get("type")
+        if kind == "full":
+            assert event.to is not None
+            target = host.sessions.get(event.to.full)
+            if target is not None and target.send(stanza):
+                return
+            if typ in ("get", "set"):
+                raise StanzaError("service-unavailable")
+            return
+        if typ in ("get", "set"):
+            name = payload_name(stanza)
+            if await host.events.fire(f"iq-{typ}/{kind}/{name}", event):
+                return
+            if (
+                kind == "bare"
+                and _to_self(event)
+                and await host.events.fire(f"iq-{typ}/self/{name}", event)
+            ):
+                return
+            raise StanzaError("service-unavailable")
+        await host.events.fire(f"iq-{typ}/{kind}/{stanza.get('id')}", event)
+
+
+def _to_self(event: StanzaEvent) -> bool:
+    origin = event.session
+    return event.to is None or (origin.username is not None and event.to.bare == origin.jid.bare)
+
+
+def _check_iq(stanza: etree._Element) -> None:
+    typ = stanza.get("type")
+    if typ not in IQ_TYPES:
+        raise StanzaError("bad-request", "Invalid IQ type")
+    if stanza.get("id") is None:
+        raise StanzaError("bad-request", "Missing required 'id' attribute")
+    if typ in ("get", "set") and len(stanza) != 1:
+        raise StanzaError("bad-request", "Incorrect number of children for IQ stanza")

@@ -1,0 +1,284 @@
+"""Server: listeners, hosts, module loader and storage; ``serve(config, ready=, shutdown=)``.
+
+``Server.start(listen=False)`` brings up everything but the network: the CLI uses that to run
+account and invite commands in-process when no server is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from minixmpp import admin
+from minixmpp.accounts import Accounts
+from minixmpp.config import Config, check_unknown_keys
+from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
+from minixmpp.host import Host
+from minixmpp.module import Loader, enabled_modules, option_values
+from minixmpp.router import Router
+from minixmpp.session import Session
+from minixmpp.storage import Storage
+from minixmpp.tls import TlsContexts, load_contexts, shrink_tls_buffers
+
+log = logging.getLogger("minixmpp.server")
+
+DATABASE = "minixmpp.sqlite"
+
+
+def check(config: Config, loader: Loader) -> None:
+    """Every check start-up does before touching the network or the database.
+
+    Raises ConfigError (unknown key, bad value) or ModuleError (module missing or broken).
+    """
+    enabled = {name for host in config.hosts.values() for name in enabled_modules(host)}
+    builtin = set(Loader([]).available())
+    declared: dict[str, str] = {}
+    for name in sorted(builtin | enabled):
+        cls = loader.options_class(name)
+        if cls is not None:
+            for f in dataclasses.fields(cls):
+                declared.setdefault(f.name, name)
+    check_unknown_keys(config, declared)
+    for host in config.hosts.values():
+        for name in enabled_modules(host):
+            cls = loader.options_class(name)
+            if cls is not None:
+                option_values(host, cls, name)
+    used = set(config.raw_global) | {k for h in config.hosts.values() for k in h.raw}
+    for key in sorted(used):
+        owner = declared.get(key)
+        if owner is not None and owner not in enabled:
+            log.warning(
+                "option '%s' is set but module %s, which reads it, is not enabled", key, owner
+            )
+
+
+class Server:
+    """The whole server. ``await start()``, then ``await stop()``."""
+
+    tls_handshake_timeout = 10.0
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.options = config.options
+        self.router = Router()
+        self.hosts: dict[str, Host] = {}
+        self.sessions: set[Session] = set()
+        self.loader = Loader([config.resolve(p) for p in config.options.plugin_paths])
+        self.tls: TlsContexts
+        self.storage: Storage | None = None
+        self.accounts: Accounts
+        self.secret = b""
+        self.c2s_ports: list[int] = []
+        self.direct_tls_ports: list[int] = []
+        self._listeners: list[asyncio.AbstractServer] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._admin: admin.AdminSocket | None = None
+        self._stopped = asyncio.Event()
+        self._all_closed = asyncio.Event()
+        self._stopping = False
+
+    async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
+        check(self.config, self.loader)
+        shrink_tls_buffers()
+        if listen:
+            self.tls = load_contexts(self.config)
+        self.storage = await Storage.open(self.config.data_path / DATABASE)
+        try:
+            self.secret = await self.storage.meta("sasl-secret", os.urandom(32))
+            self.accounts = Accounts(self.storage, self.options.default_iteration_count)
+            for host_config in self.config.hosts.values():
+                host = Host(
+                    host_config,
+                    server_options=self.options,
+                    storage=self.storage,
+                    accounts=self.accounts,
+                    router=self.router,
+                    tasks=self._tasks,
+                    secret=self.secret,
+                )
+                self.hosts[host.name] = host
+                self.router.hosts[host.name] = host
+            for host in self.hosts.values():
+                for name in enabled_modules(host.config):
+                    self.loader.load(host, name)
+                await self.loader.migrate(host)
+            if listen:
+                await self._listen()
+                self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+            if admin_socket:
+                self._admin = await admin.AdminSocket.start(self)
+            for host in self.hosts.values():
+                await host.events.fire(SERVER_STARTED, ServerEvent(host.name))
+        except BaseException:
+            await self._teardown()
+            raise
+        if listen:
+            log.info(
+                "serving %s on c2s ports %s, direct TLS ports %s",
+                ", ".join(self.hosts),
+                self.c2s_ports,
+                self.direct_tls_ports,
+            )
+
+    async def _listen(self) -> None:
+        for ports, direct, bound in (
+            (self.options.c2s_ports, False, self.c2s_ports),
+            (self.options.c2s_direct_tls_ports, True, self.direct_tls_ports),
+        ):
+            for port in ports:
+                bound.append(await self._listen_on(port, direct=direct))
+
+    async def _listen_on(self, port: int, *, direct: bool) -> int:
+        """Listen on ``port`` on every interface; return the port (chosen by the OS if 0)."""
+        loop = asyncio.get_running_loop()
+
+        def factory() -> Session:
+            return Session(self, direct_tls=direct)
+
+        opened = 0
+        for interface in self.options.interfaces:
+            try:
+                listener = await loop.create_server(
+                    factory,
+                    host=interface,
+                    port=port,
+                    ssl=self.tls.direct if direct else None,
+                    ssl_handshake_timeout=self.tls_handshake_timeout if direct else None,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+            except OSError as exc:
+                if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    # e.g. "::1" on a machine without IPv6: serve the other interfaces.
+                    log.warning("cannot listen on [%s]:%d: %s", interface, port, exc.strerror)
+                    continue
+                raise OSError(
+                    exc.errno, f"cannot listen on [{interface}]:{port}: {exc.strerror}"
+                ) from None
+            self._listeners.append(listener)
+            opened += 1
+            if port == 0:  # the other interfaces take the same port
+                port = listener.sockets[0].getsockname()[1]
+        if not opened:
+            raise OSError(errno.EADDRNOTAVAIL, f"no interface to listen on for port {port}")
+        return port
+
+    async def _sweep(self) -> None:
+        """Close streams that stay unauthenticated or idle too long (connection-timeout)."""
+        opts = self.options
+        limits = [t for t in (opts.c2s_timeout, opts.c2s_idle_timeout) if t > 0]
+        if not limits:
+            return
+        period = min(10.0, max(0.05, min(limits) / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in list(self.sessions):
+                if (
+                    opts.c2s_timeout
+                    and not session.bound
+                    and now - session.opened_at > opts.c2s_timeout
+                ):
+                    session.close("connection-timeout", "Timed out waiting for authentication")
+                elif opts.c2s_idle_timeout and now - session.last_activity > opts.c2s_idle_timeout:
+                    session.close("connection-timeout", "Idle for too long")
+
+    def forget(self, session: Session) -> None:
+        """A connection is gone (called by the session)."""
+        self.sessions.discard(session)
+        if not self.sessions:
+            self._all_closed.set()
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening, close every stream with system-shutdown, release everything."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        for host in self.hosts.values():
+            try:
+                await host.events.fire(SERVER_STOPPING, ServerEvent(host.name))
+            except Exception:
+                log.exception("server-stopping handler failed on %s", host.name)
+        for listener in self._listeners:
+            listener.close()
+        for session in list(self.sessions):
+            session.close("system-shutdown")
+        if self.sessions:
+            self._all_closed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), timeout)
+        for session in list(self.sessions):
+            session.abort()
+        await self._teardown()
+        self._stopped.set()
+        log.info("stopped")
+
+    async def _teardown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
+            for task in pending:
+                task.cancel()
+        for host in self.hosts.values():
+            for name in reversed(list(host.modules)):
+                try:
+                    self.loader.unload(host, name)
+                except Exception:
+                    log.exception("unloading %s from %s failed", name, host.name)
+        if self.storage is not None:
+            await self.storage.close()
+            self.storage = None
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(
+    config: Config,
+    *,
+    ready: Callable[[Server], None] | None = None,
+    shutdown: asyncio.Event | None = None,
+) -> None:
+    """Run until ``shutdown`` is set, SIGTERM or SIGINT; then close cleanly."""
+    server = Server(config)
+    await server.start()
+    stop = shutdown or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    if ready is not None:
+        ready(server)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await server.stop()

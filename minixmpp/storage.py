@@ -1,0 +1,276 @@
+"""SQLite storage through aiosqlite: WAL, per-component migrations, ``BEGIN IMMEDIATE`` writes.
+
+Two connections share the database file. Writes go through ``transaction()``, which holds an
+asyncio lock around ``BEGIN IMMEDIATE … COMMIT`` on the writer connection, so coroutines never
+interleave statements inside each other's transactions. Plain reads use the reader connection,
+which only ever sees committed data. With WAL and ``synchronous=NORMAL`` a committed write is on
+its way to disk before ``transaction()`` returns: killing the process cannot lose it.
+
+Other processes (the CLI while the server runs) open the same file; ``busy_timeout`` makes them
+wait for each other's write locks instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+log = logging.getLogger("minixmpp.storage")
+
+Params = Sequence[Any]
+
+CORE_MIGRATIONS = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE accounts (
+        host TEXT NOT NULL,
+        username TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        sha1_salt BLOB NOT NULL, sha1_iterations INTEGER NOT NULL,
+        sha1_stored_key BLOB NOT NULL, sha1_server_key BLOB NOT NULL,
+        sha256_salt BLOB NOT NULL, sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB NOT NULL, sha256_server_key BLOB NOT NULL,
+        PRIMARY KEY (host, username)
+    ) WITHOUT ROWID;
+    CREATE TABLE kv (
+        host TEXT NOT NULL,
+        store TEXT NOT NULL,
+        user TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (host, store, user, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX kv_by_user ON kv (host, user);
+    """,
+)
+
+
+class StorageError(Exception):
+    """The database cannot be opened or migrated."""
+
+
+class Transaction:
+    """Statements inside one ``BEGIN IMMEDIATE`` transaction (see Storage.transaction)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        cursor = await self._conn.execute(sql, params)
+        rowcount = cursor.rowcount
+        await cursor.close()
+        return rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+
+class Storage:
+    """The server's database. Open with ``await Storage.open(path)``; always ``close()``."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+        # Tables holding per-account rows, as (table, host column, user column): deleting an
+        # account deletes its rows in all of them, in the same transaction.
+        self.user_tables: list[tuple[str, str, str]] = [("kv", "host", "user")]
+
+    @classmethod
+    async def open(cls, path: Path) -> Storage:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            writer = await _connect(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open database {path}: {exc}") from exc
+        try:
+            reader = await _connect(path)
+        except (sqlite3.Error, OSError) as exc:
+            await writer.close()
+            raise StorageError(f"cannot open database {path}: {exc}") from exc
+        storage = cls(path, writer, reader)
+        try:
+            await storage.migrate("core", CORE_MIGRATIONS)
+        except BaseException:
+            await storage.close()
+            raise
+        return storage
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            try:
+                await conn.close()
+            except (sqlite3.Error, ValueError):  # already closed
+                log.debug("closing an already closed connection")
+
+    async def migrate(self, component: str, migrations: Sequence[str]) -> None:
+        """Bring ``component``'s tables to ``len(migrations)``; each step in one transaction."""
+        async with self.transaction() as tx:
+            await tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions"
+                " (component TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID"
+            )
+            row = await tx.fetchone(
+                "SELECT version FROM schema_versions WHERE component = ?", (component,)
+            )
+        current = row[0] if row else 0
+        if current > len(migrations):
+            raise StorageError(
+                f"database {self.path} has {component} schema version {current}, newer than this"
+                f" minixmpp knows ({len(migrations)}); refusing to downgrade"
+            )
+        for version in range(current + 1, len(migrations) + 1):
+            async with self.transaction() as tx:
+                for statement in _statements(migrations[version - 1]):
+                    await tx.execute(statement)
+                await tx.execute(
+                    "INSERT INTO schema_versions (component, version) VALUES (?, ?)"
+                    " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                    (component, version),
+                )
+            log.info("migrated %s schema to version %d", component, version)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A write transaction; commits on normal exit, rolls back on any exception."""
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._writer)
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                await self._writer.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        async with self._reader.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def delete_user_rows(self, tx: Transaction, host: str, username: str) -> None:
+        for table, host_col, user_col in self.user_tables:
+            await tx.execute(
+                f"DELETE FROM {table} WHERE {host_col} = ? AND {user_col} = ?",  # noqa: S608
+                (host, username),
+            )
+
+    async def meta(self, key: str, default: bytes) -> bytes:
+        """A server-wide value, created with ``default`` on first use (e.g. secrets)."""
+        async with self.transaction() as tx:
+            await tx.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default)
+            )
+            row = await tx.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        assert row is not None
+        return bytes(row[0])
+
+    def keyval(self, host: str, name: str) -> KeyValueStore:
+        return KeyValueStore(self, host, name)
+
+    def map(self, host: str, name: str) -> MapStore:
+        return MapStore(self, host, name)
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    try:
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA foreign_keys=ON",
+        ):
+            await conn.execute(pragma)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+class KeyValueStore:
+    """One JSON value per user (``user=None``: one value for the host). Prosody's keyval store."""
+
+    def __init__(self, storage: Storage, host: str, name: str) -> None:
+        self._s, self.host, self.name = storage, host, name
+
+    async def get(self, user: str | None) -> Any:
+        row = await self._s.fetchone(
+            "SELECT value FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ''",
+            (self.host, self.name, user or ""),
+        )
+        return None if row is None else _decode(row[0])
+
+    async def set(self, user: str | None, value: Any) -> None:
+        """Store ``value``; ``None`` deletes."""
+        async with self._s.transaction() as tx:
+            await _put(tx, self.host, self.name, user or "", "", value)
+
+
+class MapStore:
+    """JSON values by (user, key); ``user=None`` holds host-level entries. Prosody's map store."""
+
+    def __init__(self, storage: Storage, host: str, name: str) -> None:
+        self._s, self.host, self.name = storage, host, name
+
+    async def get(self, user: str | None, key: str) -> Any:
+        row = await self._s.fetchone(
+            "SELECT value FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ?",
+            (self.host, self.name, user or "", key),
+        )
+        return None if row is None else _decode(row[0])
+
+    async def set(self, user: str | None, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``; ``None`` deletes."""
+        async with self._s.transaction() as tx:
+            await _put(tx, self.host, self.name, user or "", key, value)
+
+    async def items(self, user: str | None) -> dict[str, Any]:
+        rows = await self._s.fetchall(
+            "SELECT key, value FROM kv WHERE host = ? AND store = ? AND user = ? ORDER BY key",
+            (self.host, self.name, user or ""),
+        )
+        return {row[0]: _decode(row[1]) for row in rows}
+
+
+async def _put(tx: Transaction, host: str, store: str, user: str, key: str, value: Any) -> None:
+    if value is None:
+        await tx.execute(
+            "DELETE FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ?",
+            (host, store, user, key),
+        )
+    else:
+        await tx.execute(
+            "INSERT INTO kv (host, store, user, key, value) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (host, store, user, key) DO UPDATE SET value = excluded.value",
+            (host, store, user, key, _encode(value)),
+        )

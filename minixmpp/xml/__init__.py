@@ -1,0 +1,1 @@
+"""XML layer: the sans-I/O stream parser and helpers over lxml elements."""

@@ -1,0 +1,273 @@
+"""Sans-I/O XMPP stream parser: ``feed(bytes) -> [StreamOpened | StanzaReceived | StreamClosed]``.
+
+Theory of operation
+-------------------
+A stream is one long XML document. Parsing has two phases:
+
+1. Header. A small byte scanner finds the end of the opening ``<stream:stream …>`` tag (skipping
+   the XML declaration, refusing DOCTYPEs, comments and processing instructions outright). Those
+   header bytes go to a throwaway lxml parser that checks well-formedness and gives us the
+   element's namespaces and attributes (-> ``StreamOpened``).
+2. Stanzas. A second lxml pull parser receives a *synthetic* header that declares the same
+   prefixes but **no default namespace**, then every byte after the client's header. Stanzas in
+   ``jabber:client`` therefore come out as plain ``message``/``presence``/``iq`` elements, which
+   detach from the root and serialise without namespace clutter; the rest of the code works with
+   Prosody-style plain tags. (A client that repeats ``xmlns='jabber:client'`` on a stanza gets that
+   stanza normalised.) Each finished top-level element is detached from the root, so memory stays
+   flat, and its tail text is checked and dropped.
+
+Policy (RFC 6120 §11.1 and §4.9.3): DOCTYPE, comments, processing instructions and entity
+references other than the predefined five raise ``restricted-xml``; malformed XML raises
+``not-well-formed``; a non-UTF-8 encoding raises ``unsupported-encoding``; text between stanzas
+other than whitespace raises ``bad-format``; a stanza larger than the size limit raises
+``policy-violation``. Input is fed in slices of at most 16 KiB, so the size limit trips within one
+slice of the limit however large the incoming chunk. The parser raises only ``StreamError``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+from xml.sax.saxutils import quoteattr
+
+from lxml import etree
+
+from minixmpp.errors import StreamError
+
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_CLIENT = "jabber:client"
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+
+_SLICE = 16 * 1024
+_CLIENT_PREFIX = "{" + NS_CLIENT + "}"
+_UNDECLARED_ENTITY = {26, 27}  # libxml2 XML_ERR_UNDECLARED_ENTITY / XML_WAR_UNDECLARED_ENTITY
+_ENCODING_RE = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
+_WS = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+
+
+class StreamOpened(NamedTuple):
+    """The peer opened (or reopened) its stream."""
+
+    to: str | None
+    from_: str | None
+    version: str | None
+    lang: str | None
+    id: str | None
+
+
+class StanzaReceived(NamedTuple):
+    """A complete top-level element: a stanza (plain tag) or a nonza (namespaced tag)."""
+
+    element: etree._Element
+
+
+class StreamClosed(NamedTuple):
+    """The peer sent ``</stream:stream>``."""
+
+
+Event = StreamOpened | StanzaReceived | StreamClosed
+
+
+def _syntax_error(exc: etree.XMLSyntaxError) -> StreamError:
+    if getattr(exc, "code", None) in _UNDECLARED_ENTITY:
+        return StreamError("restricted-xml", "Entity references are not allowed")
+    return StreamError("not-well-formed")
+
+
+class StreamParser:
+    """Incremental parser for one direction of one XMPP stream."""
+
+    def __init__(self, max_stanza_size: int = 256 * 1024) -> None:
+        self.max_stanza_size = max_stanza_size
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next bytes must start a new stream (RFC 6120 §4.3.3)."""
+        self._header = bytearray()
+        self._scan = 0
+        self._in_tag = False
+        self._quote = 0
+        self._parser: etree.XMLPullParser | None = None
+        self._root: etree._Element | None = None
+        self._pending = 0
+        self._ends_at_tag = True
+        self.closed = False
+
+    def has_pending_input(self) -> bool:
+        """True if any byte after the last complete element is held (the STARTTLS check).
+
+        Unfinished tags and text sit inside libxml2 where no event shows them, so this also
+        looks at the last non-whitespace byte fed: it must close a tag.
+        """
+        if self._parser is None:
+            return bool(self._header.strip())
+        root = self._root
+        assert root is not None
+        return not self._ends_at_tag or len(root) > 0 or bool(root.text and root.text.strip())
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse ``data``; return the events it completes. Raises StreamError."""
+        if self.closed:
+            return []
+        stripped = data.rstrip(_WS)
+        if stripped:
+            self._ends_at_tag = stripped.endswith(b">")
+        events: list[Event] = []
+        if self._parser is None:
+            self._header += data
+            end = self._find_header_end()
+            if end < 0:
+                if len(self._header) > self.max_stanza_size:
+                    raise StreamError("policy-violation", "Stream header too large")
+                return events
+            rest = bytes(self._header[end:])
+            events.append(self._open(bytes(self._header[:end])))
+            self._header = bytearray()
+            data = rest
+        for start in range(0, len(data), _SLICE):
+            if self._feed_slice(data[start : start + _SLICE], events):
+                break  # the stream has ended
+        return events
+
+    # -- phase 1: the stream header -------------------------------------------------------
+
+    def _find_header_end(self) -> int:
+        buf = self._header
+        if self._scan == 0:
+            if bytes(buf[:2]) in (b"\xff\xfe", b"\xfe\xff"):
+                raise StreamError("unsupported-encoding")
+            if _BOM.startswith(bytes(buf[:3])) and len(buf) < 3:
+                return -1  # maybe a UTF-8 byte order mark, still arriving
+            if buf.startswith(_BOM):
+                self._scan = 3
+        i, n = self._scan, len(buf)
+        while i < n:
+            c = buf[i]
+            if self._in_tag:  # inside the root start tag: find its '>' outside quotes
+                if self._quote:
+                    if c == self._quote:
+                        self._quote = 0
+                elif c in b"'\"":
+                    self._quote = c
+                elif c == 0x3E:
+                    return i + 1
+                i += 1
+            elif c in _WS:
+                i += 1
+            elif c != 0x3C:
+                raise StreamError("not-well-formed", "Text before the stream header")
+            elif i + 1 >= n:
+                break
+            elif buf[i + 1] == 0x21:  # '<!': a DOCTYPE or a comment
+                raise StreamError("restricted-xml", "DTDs and comments are not allowed")
+            elif buf[i + 1] == 0x3F:  # '<?': the XML declaration, or a forbidden PI
+                if n - i < 6:
+                    break
+                if not _is_xml_decl(buf[i : i + 6]):
+                    raise StreamError("restricted-xml", "Processing instructions are not allowed")
+                close = buf.find(b"?>", i + 2)
+                if close < 0:
+                    break
+                m = _ENCODING_RE.search(buf, i, close)
+                if m and m.group(1).lower() not in (b"utf-8", b"utf8"):
+                    raise StreamError("unsupported-encoding")
+                i = close + 2
+            else:
+                self._in_tag = True
+                i += 1
+        self._scan = i
+        return -1
+
+    def _open(self, header: bytes) -> StreamOpened:
+        probe = etree.XMLPullParser(events=("start",))
+        try:
+            probe.feed(header)
+            events = list(probe.read_events())
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc) from None
+        if not events:
+            raise StreamError("not-well-formed")
+        root: etree._Element = events[0][1]  # type: ignore[assignment]
+        qname = etree.QName(root)
+        if qname.namespace != NS_STREAM or qname.localname != "stream":
+            raise StreamError("invalid-namespace")
+        if root.nsmap.get(None) != NS_CLIENT:
+            raise StreamError("invalid-namespace")
+        decls = "".join(
+            f" xmlns:{prefix}={quoteattr(uri)}" for prefix, uri in root.nsmap.items() if prefix
+        )
+        self._parser = etree.XMLPullParser(events=("end", "comment", "pi"))
+        # The parser reports no start events (they would double the work per element), so a
+        # sentinel child reveals the root element, then leaves.
+        ((_, sentinel),) = self._feed_lxml(f"<{root.prefix}:stream{decls}><sentinel/>".encode())
+        self._root = sentinel.getparent()
+        assert self._root is not None
+        self._root.remove(sentinel)
+        attrs = root.attrib
+        return StreamOpened(
+            to=attrs.get("to"),
+            from_=attrs.get("from"),
+            version=attrs.get("version"),
+            lang=attrs.get("{" + NS_XML + "}lang"),
+            id=attrs.get("id"),
+        )
+
+    # -- phase 2: stanzas -----------------------------------------------------------------
+
+    def _feed_lxml(self, data: bytes) -> list[tuple[str, etree._Element]]:
+        assert self._parser is not None
+        try:
+            self._parser.feed(data)
+            return list(self._parser.read_events())  # type: ignore[arg-type]
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc) from None
+
+    def _feed_slice(self, data: bytes, out: list[Event]) -> bool:
+        """Parse one slice into ``out``; True once the stream has ended."""
+        self._pending += len(data)
+        completed = False
+        root = self._root
+        assert root is not None
+        for kind, el in self._feed_lxml(data):
+            if kind != "end":
+                raise StreamError(
+                    "restricted-xml", "Comments and processing instructions are not allowed"
+                )
+            parent = el.getparent()
+            if parent is None:
+                self.closed = True
+                out.append(StreamClosed())
+                return True
+            if parent is not root:
+                continue
+            tail = el.tail
+            if tail is not None:
+                if tail.strip():
+                    raise StreamError("bad-format", "Text is not allowed between stanzas")
+                el.tail = None
+            root.remove(el)
+            if el.tag.startswith(_CLIENT_PREFIX):
+                _normalise(el)
+            out.append(StanzaReceived(el))
+            completed = True
+        if root.text is not None:
+            if root.text.strip():
+                raise StreamError("bad-format", "Text is not allowed between stanzas")
+            root.text = None  # whitespace keepalives would pile up here
+        if completed:
+            self._pending = 0
+        elif self._pending > self.max_stanza_size:
+            raise StreamError("policy-violation", "Stanza too large")
+        return False
+
+
+def _is_xml_decl(start: bytes | bytearray) -> bool:
+    return len(start) >= 6 and start[:5] == b"<?xml" and start[5:6] in (b" ", b"\t", b"\r", b"\n")
+
+
+def _normalise(stanza: etree._Element) -> None:
+    """Move jabber:client elements of a stanza that restated the namespace to plain tags."""
+    for el in stanza.iter(_CLIENT_PREFIX + "*"):
+        el.tag = el.tag[len(_CLIENT_PREFIX) :]
+    etree.cleanup_namespaces(stanza)

@@ -1,0 +1,128 @@
+"""Service discovery (XEP-0030) for the host and for accounts, plus the caps hash features.
+
+Host: identity ``server/im`` and every feature and identity modules add. Account (a bare JID):
+``account/registered`` and the account features, for the account itself (and, with a roster,
+for contacts it has a ``from`` subscription with). Requests for a ``node`` fire
+``host-disco-info-node`` / ``host-disco-items-node`` (ad-hoc commands answer those); an
+unknown node is ``item-not-found``.
+"""
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from minixmpp.errors import StanzaError
+from minixmpp.events import StanzaEvent
+from minixmpp.module import Module
+from minixmpp.xml import stanza as st
+
+NS_INFO = "http://jabber.org/protocol/disco#info"
+NS_ITEMS = "http://jabber.org/protocol/disco#items"
+ACCOUNT_ALLOWED = "account-disco-allowed"
+
+
+@dataclass
+class Options:
+    disco_items: list[list[str]] | None = None  # Prosody's disco_items: [[jid, name], …]
+    server_name: str = "minixmpp"
+
+
+@dataclass(slots=True)
+class DiscoNode:
+    """Payload of host-disco-info-node / host-disco-items-node: fill ``reply``'s query."""
+
+    event: StanzaEvent
+    node: str
+    query: etree._Element
+
+
+def load(module: Module) -> None:
+    opts = module.options(Options)
+    module.add_feature(NS_INFO)
+    module.add_feature(NS_ITEMS)
+    module.add_account_feature(NS_INFO)
+    module.add_account_feature(NS_ITEMS)
+
+    def info_query(reply: etree._Element, node: str | None) -> etree._Element:
+        return st.sub(reply, f"{{{NS_INFO}}}query", {"node": node})
+
+    def add_features(
+        query: etree._Element, identities: list[tuple[str, str, str | None]], features: list[str]
+    ) -> None:
+        for category, kind, name in sorted(set(identities), key=lambda i: (i[0], i[1], i[2] or "")):
+            st.sub(
+                query, f"{{{NS_INFO}}}identity", {"category": category, "type": kind, "name": name}
+            )
+        for var in sorted(set(features)):
+            st.sub(query, f"{{{NS_INFO}}}feature", {"var": var})
+
+    @module.hook(f"iq-get/host/{NS_INFO}:query")
+    async def host_info(event: StanzaEvent) -> bool:
+        node = event.stanza[0].get("node")
+        reply = st.reply(event.stanza)
+        query = info_query(reply, node)
+        if node:
+            if not await module.fire("host-disco-info-node", DiscoNode(event, node, query)):
+                raise StanzaError("item-not-found")
+        else:
+            add_features(
+                query,
+                [("server", "im", opts.server_name), *module.items("identity")],
+                module.items("feature"),
+            )
+        event.session.send(reply)
+        return True
+
+    @module.hook(f"iq-get/host/{NS_ITEMS}:query")
+    async def host_items(event: StanzaEvent) -> bool:
+        node = event.stanza[0].get("node")
+        reply = st.reply(event.stanza)
+        query = st.sub(reply, f"{{{NS_ITEMS}}}query", {"node": node})
+        if node:
+            if not await module.fire("host-disco-items-node", DiscoNode(event, node, query)):
+                raise StanzaError("item-not-found")
+        else:
+            for entry in opts.disco_items or ():
+                st.sub(
+                    query,
+                    f"{{{NS_ITEMS}}}item",
+                    {"jid": entry[0], "name": entry[1] if len(entry) > 1 else None},
+                )
+            for item in module.items("disco-item"):
+                st.sub(query, f"{{{NS_ITEMS}}}item", item)
+        event.session.send(reply)
+        return True
+
+    async def account_allowed(event: StanzaEvent) -> bool:
+        origin, target = event.session, event.to
+        if target is None or (origin.username is not None and origin.jid.bare == target.bare):
+            return True
+        return bool(await module.fire(ACCOUNT_ALLOWED, event))
+
+    def account_reply(event: StanzaEvent) -> etree._Element:
+        reply = st.reply(event.stanza)
+        if reply.get("from") is None:  # asked with no 'to': answer from the account
+            reply.set("from", event.session.jid.bare)
+        return reply
+
+    @module.hook(f"iq-get/bare/{NS_INFO}:query")
+    async def account_info(event: StanzaEvent) -> bool | None:
+        if event.stanza[0].get("node") or not await account_allowed(event):
+            return None  # service-unavailable
+        reply = account_reply(event)
+        add_features(
+            info_query(reply, None),
+            [("account", "registered", None)],
+            module.items("account-feature"),
+        )
+        event.session.send(reply)
+        return True
+
+    @module.hook(f"iq-get/bare/{NS_ITEMS}:query")
+    async def account_items(event: StanzaEvent) -> bool | None:
+        if event.stanza[0].get("node") or not await account_allowed(event):
+            return None
+        reply = account_reply(event)
+        st.sub(reply, f"{{{NS_ITEMS}}}query")
+        event.session.send(reply)
+        return True

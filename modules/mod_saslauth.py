@@ -1,0 +1,164 @@
+"""SASL authentication (RFC 6120 §6): SCRAM-SHA-1/256(-PLUS) and PLAIN, XEP-0440 advertisement.
+
+Without TLS, and with ``c2s_require_encryption`` (the default), no mechanism is offered and
+``<auth/>`` fails with ``encryption-required``. PLAIN is only ever offered over TLS. After
+``c2s_max_auth_failures`` failures on one connection the stream is closed.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from minixmpp.events import (
+    AUTHENTICATION_FAILURE,
+    AUTHENTICATION_SUCCESS,
+    STREAM_FEATURES,
+    SessionEvent,
+    StanzaEvent,
+    StreamFeatures,
+)
+from minixmpp.module import Module
+from minixmpp.sasl import (
+    Mechanism,
+    SaslFailure,
+    Step,
+    decode_payload,
+    make_mechanism,
+    offered_mechanisms,
+)
+from minixmpp.session import Session
+from minixmpp.xml import stanza as st
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_SASL_CB = "urn:xmpp:sasl-cb:0"
+KEY = "saslauth"  # session.data key: the mechanism in progress
+
+
+def load(module: Module) -> None:
+    require_encryption = module.host_options.c2s_require_encryption
+    max_failures = module.server_options.c2s_max_auth_failures
+    users = module.users
+
+    def may_authenticate(session: Session) -> bool:
+        return session.secure or not require_encryption
+
+    @module.hook(STREAM_FEATURES)
+    async def features(event: StreamFeatures) -> None:
+        session = event.session
+        if session.authenticated or not may_authenticate(session):
+            return
+        bindings = session.channel_bindings()
+        mechanisms = st.sub(event.features, f"{{{NS_SASL}}}mechanisms")
+        for name in offered_mechanisms(secure=session.secure, bindings=bindings):
+            st.sub(mechanisms, f"{{{NS_SASL}}}mechanism", text=name)
+        if bindings:
+            cb = st.sub(event.features, f"{{{NS_SASL_CB}}}sasl-channel-binding")
+            for name in bindings:
+                st.sub(cb, f"{{{NS_SASL_CB}}}channel-binding", {"type": name})
+
+    def send(session: Session, name: str, payload: bytes | None) -> None:
+        el = st.element(f"{{{NS_SASL}}}{name}")
+        if payload:
+            el.text = base64.b64encode(payload).decode()
+        elif name == "success" and payload is not None:
+            el.text = "="  # RFC 6120 §6.4.6: empty additional data
+        session.send(el)
+
+    async def fail(session: Session, failure: SaslFailure) -> None:
+        session.data.pop(KEY, None)
+        el = st.element(f"{{{NS_SASL}}}failure")
+        st.sub(el, f"{{{NS_SASL}}}{failure.condition}")
+        if failure.text:
+            st.sub(el, f"{{{NS_SASL}}}text", text=failure.text)
+        session.send(el)
+        await module.fire(AUTHENTICATION_FAILURE, SessionEvent(session))
+        if failure.condition in ("not-authorized", "invalid-authzid", "malformed-request"):
+            failures = session.data.get("auth_failures", 0) + 1
+            session.data["auth_failures"] = failures
+            if failures >= max_failures:
+                session.close("policy-violation", "Too many failed authentication attempts")
+
+    async def advance(session: Session, mechanism: Mechanism, data: bytes) -> None:
+        try:
+            step: Step = await mechanism.step(data)
+        except SaslFailure as failure:
+            await fail(session, failure)
+            return
+        if step.challenge is not None:
+            session.data[KEY] = mechanism
+            send(session, "challenge", step.challenge)
+            return
+        session.data.pop(KEY, None)
+        assert step.username is not None
+        module.log.info(
+            "c2s%d authenticated as %s@%s (%s)",
+            session.id,
+            step.username,
+            module.host,
+            mechanism.name,
+        )
+        send(session, "success", step.success or b"")
+        session.authenticated_as(step.username)
+        await module.fire(AUTHENTICATION_SUCCESS, SessionEvent(session))
+
+    @module.hook(f"stanza/{NS_SASL}:auth")
+    async def auth(event: StanzaEvent) -> bool:
+        session = event.session
+        assert isinstance(session, Session)
+        if session.authenticated:
+            await fail(session, SaslFailure("aborted"))
+            return True
+        if not may_authenticate(session):
+            await fail(session, SaslFailure("encryption-required"))
+            return True
+        try:
+            mechanism = make_mechanism(
+                event.stanza.get("mechanism", ""),
+                host=module.host,
+                lookup=users.credentials,
+                bindings=session.channel_bindings(),
+                secure=session.secure,
+                secret=module.secret,
+            )
+        except SaslFailure as failure:
+            await fail(session, failure)
+            return True
+        text = event.stanza.text
+        if text is None or not text.strip():
+            # No initial response: ask for it with an empty challenge (RFC 6120 §6.4.2).
+            session.data[KEY] = mechanism
+            send(session, "challenge", None)
+            return True
+        try:
+            data = decode_payload(text)
+        except SaslFailure as failure:
+            await fail(session, failure)
+            return True
+        await advance(session, mechanism, data)
+        return True
+
+    @module.hook(f"stanza/{NS_SASL}:response")
+    async def response(event: StanzaEvent) -> bool:
+        session = event.session
+        assert isinstance(session, Session)
+        mechanism = session.data.get(KEY)
+        if mechanism is None:
+            await fail(session, SaslFailure("malformed-request", "Out of order SASL element"))
+            return True
+        try:
+            data = decode_payload(event.stanza.text)
+        except SaslFailure as failure:
+            await fail(session, failure)
+            return True
+        await advance(session, mechanism, data)
+        return True
+
+    @module.hook(f"stanza/{NS_SASL}:abort")
+    async def abort(event: StanzaEvent) -> bool:
+        session = event.session
+        assert isinstance(session, Session)
+        session.data.pop(KEY, None)
+        el = st.element(f"{{{NS_SASL}}}failure")
+        st.sub(el, f"{{{NS_SASL}}}aborted")
+        session.send(el)
+        return True

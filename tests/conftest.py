@@ -1,0 +1,20 @@
+"""Shared fixtures: a real minixmpp in the test's event loop, on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from minixmpp.testing import TestServer, running_server
+
+PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    async with running_server(tmp_path) as srv:
+        for name, password in PASSWORDS.items():
+            await srv.create_user(name, password)
+        yield srv

@@ -1,0 +1,285 @@
+"""Test clients: a raw-socket XMPP client for exact-wire checks, and slixmpp helpers.
+
+Every wait is bounded (``TIMEOUT``). The raw client reads the server's output with minixmpp's
+own sans-I/O stream parser, so assertions see whole elements; ``raw`` keeps every received byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from scramp import ScramClient
+
+from minixmpp.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParser
+
+TIMEOUT = 10.0
+NS_STREAM = "http://etherx.jabber.org/streams"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+
+HEADER = (
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+    " to='{to}' version='1.0'>"
+)
+
+
+class Closed(Exception):
+    """The server closed the stream or the connection."""
+
+
+class RawClient:
+    """A hand-driven XMPP client over a real socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.parser = StreamParser(16 * 1024 * 1024)
+        self.events: list[Any] = []
+        self.raw = b""
+        self.header: StreamOpened | None = None
+        self.stream_closed = False
+        self.eof = False
+
+    @classmethod
+    async def connect(
+        cls,
+        port: int,
+        *,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str = "localhost",
+    ) -> RawClient:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=server_hostname if tls else None
+            ),
+            TIMEOUT,
+        )
+        return cls(reader, writer)
+
+    async def send(self, data: str | bytes) -> None:
+        self.writer.write(data.encode() if isinstance(data, str) else data)
+        await self.writer.drain()
+
+    async def _fill(self, timeout: float) -> None:
+        data = await asyncio.wait_for(self.reader.read(65536), timeout)
+        if not data:
+            self.eof = True
+            raise Closed("connection closed by the server")
+        self.raw += data
+        for event in self.parser.feed(data):
+            if isinstance(event, StreamOpened):
+                self.header = event
+            elif isinstance(event, StreamClosed):
+                self.stream_closed = True
+            self.events.append(event)
+
+    async def next(self, timeout: float = TIMEOUT) -> etree._Element:
+        """The next top-level element; Closed if the stream ends first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            while self.events:
+                event = self.events.pop(0)
+                if isinstance(event, StanzaReceived):
+                    return event.element
+                if isinstance(event, StreamClosed):
+                    raise Closed("stream closed by the server")
+            if self.eof:
+                raise Closed("connection closed by the server")
+            await self._fill(max(0.01, deadline - loop.time()))
+
+    async def expect(self, tag: str, timeout: float = TIMEOUT) -> etree._Element:
+        """Skip elements until one with ``tag`` arrives (AssertionError on closing)."""
+        skipped = []
+        while True:
+            try:
+                el = await self.next(timeout)
+            except (TimeoutError, Closed) as exc:
+                raise AssertionError(
+                    f"no <{tag}> (got {[e.tag for e in skipped]}): {exc!r}"
+                ) from exc
+            if el.tag == tag:
+                return el
+            skipped.append(el)
+
+    async def nothing(self, timeout: float = 0.3) -> None:
+        """Assert that no element arrives within ``timeout``."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            el = await self.next(timeout)
+            raise AssertionError(f"unexpected element {etree.tostring(el)!r}")
+
+    async def stream_error(self, timeout: float = TIMEOUT) -> tuple[str, str | None]:
+        """Read until a stream error; return (condition, text). Also checks the close."""
+        el = await self.expect(f"{{{NS_STREAM}}}error", timeout)
+        condition = next(etree.QName(c).localname for c in el if etree.QName(c).localname != "text")
+        text = el.findtext(f"{{{NS_STREAMS}}}text")
+        await self.closed(timeout)
+        return condition, text
+
+    async def closed(self, timeout: float = TIMEOUT) -> None:
+        """Wait until the server has closed the stream and the connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.eof:
+            try:
+                await self._fill(max(0.01, deadline - loop.time()))
+            except Closed:
+                break
+            except (ConnectionError, ssl.SSLError):
+                self.eof = True
+        assert self.eof
+
+    async def open(self, to: str = "localhost", header: str | None = None) -> etree._Element:
+        """Send a stream header; return the server's <stream:features/>."""
+        self.parser.reset()
+        self.events.clear()
+        await self.send(header if header is not None else HEADER.format(to=to))
+        return await self.expect(f"{{{NS_STREAM}}}features")
+
+    async def starttls(
+        self, ca_file: Path, *, maximum: ssl.TLSVersion | None = None
+    ) -> etree._Element:
+        await self.send(f"<starttls xmlns='{NS_TLS}'/>")
+        await self.expect(f"{{{NS_TLS}}}proceed")
+        ctx = client_context(ca_file, maximum=maximum)
+        await asyncio.wait_for(self.writer.start_tls(ctx, server_hostname="localhost"), TIMEOUT)
+        return await self.open()
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject:
+        obj = self.writer.get_extra_info("ssl_object")
+        assert obj is not None
+        return obj  # type: ignore[no-any-return]
+
+    async def scram(
+        self,
+        username: str,
+        password: str,
+        mechanism: str = "SCRAM-SHA-1",
+        channel_binding: tuple[str, bytes] | None = None,
+    ) -> etree._Element:
+        """Run a SCRAM exchange; return the final <success/> or <failure/>."""
+        client = ScramClient([mechanism], username, password, channel_binding=channel_binding)
+        first = base64.b64encode(client.get_client_first().encode()).decode()
+        await self.send(f"<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{first}</auth>")
+        reply = await self.next()
+        if reply.tag != f"{{{NS_SASL}}}challenge":
+            return reply
+        client.set_server_first(base64.b64decode(reply.text or "").decode())
+        final = base64.b64encode(client.get_client_final().encode()).decode()
+        await self.send(f"<response xmlns='{NS_SASL}'>{final}</response>")
+        reply = await self.next()
+        if reply.tag == f"{{{NS_SASL}}}success":
+            client.set_server_final(base64.b64decode(reply.text or "").decode())
+        return reply
+
+    async def plain(self, username: str, password: str, authzid: str = "") -> etree._Element:
+        payload = base64.b64encode(f"{authzid}\0{username}\0{password}".encode()).decode()
+        await self.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>")
+        return await self.next()
+
+    async def bind(self, resource: str | None = None) -> str:
+        inner = f"<resource>{resource}</resource>" if resource else ""
+        await self.send(f"<iq type='set' id='bind1'><bind xmlns='{NS_BIND}'>{inner}</bind></iq>")
+        reply = await self.expect("iq")
+        assert reply.get("type") == "result", etree.tostring(reply)
+        return reply.findtext(f"{{{NS_BIND}}}bind/{{{NS_BIND}}}jid") or ""
+
+    async def iq(
+        self, body: str, *, type: str = "get", id: str = "q1", to: str | None = None
+    ) -> etree._Element:
+        to_attr = f" to='{to}'" if to else ""
+        await self.send(f"<iq type='{type}' id='{id}'{to_attr}>{body}</iq>")
+        while True:
+            reply = await self.expect("iq")
+            if reply.get("id") == id:
+                return reply
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+def client_context(ca_file: Path, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+async def login(
+    port: int,
+    ca_file: Path,
+    username: str,
+    password: str,
+    resource: str | None = None,
+    *,
+    presence: bool = False,
+) -> tuple[RawClient, str]:
+    """STARTTLS + SCRAM-SHA-1 + bind (+ initial presence); returns (client, full JID)."""
+    client = await RawClient.connect(port)
+    await client.open()
+    await client.starttls(ca_file)
+    result = await client.scram(username, password)
+    assert result.tag == f"{{{NS_SASL}}}success", etree.tostring(result)
+    await client.open()
+    jid = await client.bind(resource)
+    if presence:
+        await client.send("<presence/>")
+        await client.expect("presence")
+    return client, jid
+
+
+def stanza_error(el: etree._Element) -> tuple[str | None, str | None, str | None]:
+    """(type, condition, text) of a stanza's <error/>."""
+    error = el.find("error")
+    assert error is not None, etree.tostring(el)
+    condition = next(
+        (etree.QName(c).localname for c in error if etree.QName(c).localname != "text"), None
+    )
+    return error.get("type"), condition, error.findtext(f"{{{NS_STANZAS}}}text")
+
+
+def same_xml(
+    actual: etree._Element | str, expected: etree._Element | str, ignore: Iterable[str] = ("id",)
+) -> None:
+    """Assert two elements match: tags, attributes (minus ``ignore``), text and children in order.
+
+    Expected text may come from a Prosody transcript (single quotes, no namespace on stanzas).
+    """
+    a = _as_element(actual)
+    e = _as_element(expected)
+    _compare(a, e, frozenset(ignore), "")
+
+
+def _as_element(value: etree._Element | str) -> etree._Element:
+    if isinstance(value, str):
+        wrapped = "<w xmlns:stream='http://etherx.jabber.org/streams'>" + value + "</w>"
+        return etree.fromstring(wrapped)[0]
+    return value
+
+
+def _compare(a: etree._Element, e: etree._Element, ignore: frozenset[str], path: str) -> None:
+    here = f"{path}/{etree.QName(e).localname}"
+    assert a.tag == e.tag, f"{here}: tag {a.tag!r} != {e.tag!r}"
+    attrs_a = {k: v for k, v in a.attrib.items() if k not in ignore}
+    attrs_e = {k: v for k, v in e.attrib.items() if k not in ignore}
+    assert attrs_a == attrs_e, f"{here}: attributes {attrs_a} != {attrs_e}"
+    assert (a.text or "").strip() == (e.text or "").strip(), (
+        f"{here}: text {a.text!r} != {e.text!r}"
+    )
+    assert len(a) == len(e), f"{here}: children {[c.tag for c in a]} != {[c.tag for c in e]}"
+    for ca, ce in zip(a, e, strict=True):
+        _compare(ca, ce, ignore, here)
