@@ -40,6 +40,7 @@ class GlobalOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     plugin_paths: list[str] = msgspec.field(default_factory=list)
     log: str | dict[str, str] = "*console"
     c2s_stanza_size_limit: int = 256 * 1024
+    c2s_unauthed_stanza_size_limit: int = 10000
     c2s_timeout: int = 300
     c2s_idle_timeout: int = 900
     c2s_close_timeout: int = 5
@@ -170,11 +171,12 @@ def _check_global(opts: GlobalOptions, path: Path) -> None:
         for port in getattr(opts, key):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{path}: option '{key}': {port} is not a port number")
-    for key in ("c2s_stanza_size_limit", "c2s_timeout", "c2s_idle_timeout", "c2s_close_timeout"):
+    for key in ("c2s_timeout", "c2s_idle_timeout", "c2s_close_timeout"):
         if getattr(opts, key) < 0:
             raise ConfigError(f"{path}: option '{key}': must not be negative")
-    if opts.c2s_stanza_size_limit < 10000:
-        raise ConfigError(f"{path}: option 'c2s_stanza_size_limit': must be at least 10000")
+    for key in ("c2s_stanza_size_limit", "c2s_unauthed_stanza_size_limit"):
+        if getattr(opts, key) < 10000:
+            raise ConfigError(f"{path}: option '{key}': must be at least 10000")
     if opts.default_iteration_count < 4096:
         raise ConfigError(f"{path}: option 'default_iteration_count': must be at least 4096")
     if opts.c2s_max_auth_failures < 1:

@@ -99,11 +99,16 @@ class StanzaError(Exception):
 
 
 class StreamError(Exception):
-    """A stream-level error: the stream is closed with ``<stream:error>``."""
+    """A stream-level error: the stream is closed with ``<stream:error>``.
 
-    def __init__(self, condition: str, text: str | None = None) -> None:
+    ``app`` is an application-specific condition element as XML text, e.g.
+    ``<stanza-too-big xmlns='urn:xmpp:errors'/>``.
+    """
+
+    def __init__(self, condition: str, text: str | None = None, app: str | None = None) -> None:
         if condition not in STREAM_CONDITIONS:
             raise ValueError(f"unknown stream error condition {condition!r}")
         super().__init__(condition if text is None else f"{condition}: {text}")
         self.condition = condition
         self.text = text
+        self.app = app

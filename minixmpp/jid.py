@@ -33,7 +33,9 @@ _COMMON_PROHIBITED = (
 )
 _NODE_PROHIBITED = (stringprep.in_table_c11, stringprep.in_table_c21, *_COMMON_PROHIBITED)
 _RESOURCE_PROHIBITED = (stringprep.in_table_c21, *_COMMON_PROHIBITED)
-_NAME_PROHIBITED = _COMMON_PROHIBITED
+# Nameprep itself allows ASCII controls (C.2.1); domains never may (IDNA STD3 rules), and the
+# ASCII fast path refuses them, so both paths agree.
+_NAME_PROHIBITED = (stringprep.in_table_c21, *_COMMON_PROHIBITED)
 
 
 class InvalidJID(ValueError):

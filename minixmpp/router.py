@@ -37,6 +37,19 @@ log = logging.getLogger("minixmpp.router")
 
 STANZA_KINDS = ("message", "presence", "iq")
 IQ_TYPES = frozenset({"get", "set", "result", "error"})
+PRESENCE_TYPES = frozenset(
+    {
+        None,
+        "unavailable",
+        "subscribe",
+        "subscribed",
+        "unsubscribe",
+        "unsubscribed",
+        "probe",
+        "error",
+    }
+)
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _KINDS = ("full", "bare", "host")
 PRE_EVENT = {(k, t): f"pre-{k}/{t}" for k in STANZA_KINDS for t in _KINDS}
 POST_EVENT = {(k, t): f"{k}/{t}" for k in STANZA_KINDS for t in _KINDS}
@@ -100,9 +113,6 @@ class Router:
                 return
             if st.is_error_or_result(stanza):
                 return
-            if session.authenticated:
-                # Authenticated but not bound: only binding is allowed (Prosody).
-                raise StanzaError("not-authorized")
             raise StanzaError("service-unavailable")
         qname = etree.QName(stanza)
         if qname.namespace is None:
@@ -123,9 +133,13 @@ class Router:
             _check_iq(stanza)
         elif typ == "error" and len(stanza) == 0:
             return  # an error without <error/>: discard (Prosody)
+        elif tag == "presence" and typ not in PRESENCE_TYPES:
+            raise StanzaError("bad-request", "Invalid presence type")
         c2s = origin.c2s
         if c2s:
             attrib["from"] = origin.jid.full
+            if XML_LANG not in attrib:
+                attrib[XML_LANG] = origin.lang  # the stream's default language (RFC 6120 §4.7.4)
         to_text = attrib.get("to")
         to: JID | None
         if to_text is None:

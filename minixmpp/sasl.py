@@ -34,6 +34,10 @@ Lookup = Callable[[str], Awaitable[Credentials | None]]
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
 
+# Prosody's failure texts.
+PLAIN_FAILED = "Unable to authorize you with the authentication credentials you've sent."
+SCRAM_FAILED = "The response provided by the client doesn't match the one we calculated."
+
 
 class SaslFailure(Exception):
     """Authentication failed; ``condition`` is a RFC 6120 §6.5 SASL failure condition."""
@@ -94,12 +98,14 @@ class Plain(Mechanism):
         try:
             authzid, authcid, password = data.decode("utf-8").split("\0")
         except ValueError:
-            raise SaslFailure("malformed-request", "Invalid PLAIN message") from None
+            raise SaslFailure("malformed-request") from None
+        if not authcid or not password:
+            raise SaslFailure("malformed-request")
         username = _prep_username(authcid)
         _check_authzid(authzid, username, self.host)
         credentials = await self.lookup(username)
         if credentials is None or not check_password(credentials, password):
-            raise SaslFailure("not-authorized", "Invalid username or password")
+            raise SaslFailure("not-authorized", PLAIN_FAILED)
         return Step(success=b"", username=username)
 
 
@@ -179,7 +185,7 @@ class Scram(Mechanism):
             final = server.get_server_final().encode()
         except ScramException as exc:
             log.debug("SCRAM client-final refused: %s", exc)
-            raise SaslFailure("not-authorized", "Invalid username or password") from None
+            raise SaslFailure("not-authorized", SCRAM_FAILED) from None
         return Step(success=final, username=self._username)
 
     def _fake(self, username: str) -> ScramKeys:
@@ -192,7 +198,7 @@ def _prep_username(name: str) -> str:
     try:
         return nodeprep(name)
     except InvalidJID:
-        raise SaslFailure("not-authorized", "Invalid username or password") from None
+        raise SaslFailure("not-authorized", PLAIN_FAILED) from None
 
 
 def _check_authzid(authzid: str, username: str, host: str) -> None:

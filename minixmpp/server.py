@@ -203,7 +203,7 @@ class Server:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self, timeout: float = 5.0, reason: str | None = None) -> None:
         """Stop listening, close every stream with system-shutdown, release everything."""
         if self._stopping:
             await self._stopped.wait()
@@ -217,7 +217,7 @@ class Server:
         for listener in self._listeners:
             listener.close()
         for session in list(self.sessions):
-            session.close("system-shutdown")
+            session.close("system-shutdown", reason)
         if self.sessions:
             self._all_closed.clear()
             with contextlib.suppress(TimeoutError):
@@ -268,9 +268,15 @@ async def serve(
     stop = shutdown or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(f"Received {sig.name}")
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
             pass
@@ -281,4 +287,4 @@ async def serve(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-        await server.stop()
+        await server.stop(reason=received[0] if received else None)

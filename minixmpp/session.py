@@ -105,7 +105,7 @@ class Session(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.opened_at = self.last_activity = loop.time()
         self._loop = loop
-        self.parser = StreamParser(server.options.c2s_stanza_size_limit)
+        self.parser = StreamParser(server.options.c2s_unauthed_stanza_size_limit)
         self._header_sent = False
         self._held: list[bytes] | None = None  # bytes received while a handler is suspended
         self._held_size = 0
@@ -135,9 +135,18 @@ class Session(asyncio.Protocol):
         """Send a stanza or stream element. False if the stream can no longer take it."""
         if self.state is State.CLOSING or self.state is State.CLOSED:
             return False
-        return self._write(etree.tostring(stanza))
+        if not self._write(st.tostring(stanza)):
+            return False
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
+            # It is not reading: it would never read an error either. Drop it.
+            self.log.warning("client is not reading; dropping the connection")
+            self.abort()
+        return True
 
-    def close(self, condition: str | None = None, text: str | None = None) -> None:
+    def close(
+        self, condition: str | None = None, text: str | None = None, app: str | None = None
+    ) -> None:
         """Close the stream (with a stream error when ``condition`` is given)."""
         if self.state is State.CLOSING or self.state is State.CLOSED or self.transport is None:
             return
@@ -148,11 +157,11 @@ class Session(asyncio.Protocol):
             self._send_header()
         if condition is not None:
             self.log.info("closing stream: %s%s", condition, f" ({text})" if text else "")
-            self._write(st.stream_error(condition, text))
+            self._write(st.stream_error(condition, text, app))
         self._write(b"</stream:stream>")
         graceful = condition is None and self.authenticated and not self._peer_closed
         self._set_state(State.CLOSING)
-        self._unbind(condition)
+        self._unbind(None if condition is None else text or condition)
         if graceful:
             # Give an authenticated client a moment to send what it had and close its stream.
             timeout = self.server.options.c2s_close_timeout
@@ -199,18 +208,18 @@ class Session(asyncio.Protocol):
         self.authenticated = True
         self.username = username
         self.jid = JID(username, self.host)
+        self.parser.max_stanza_size = self.server.options.c2s_stanza_size_limit
         self._restart = True
 
     async def bind(self, resource: str | None) -> JID:
         """Bind a resource (called by mod_bind). Raises StanzaError."""
         if self.state is not State.AUTHENTICATED or self.username is None:
             raise StanzaError("not-allowed")
-        if resource:
-            try:
-                resource = resourceprep(resource)
-            except InvalidJID:
-                raise StanzaError("bad-request", "Invalid resource") from None
-        else:
+        try:
+            resource = resourceprep(resource, strict=True) if resource else None
+        except InvalidJID:
+            resource = None  # Prosody hands out a random resource instead of an error
+        if resource is None:
             resource = secrets.token_urlsafe(9)
         host = self.host_obj
         limit = host.config.options.max_resources
@@ -286,7 +295,7 @@ class Session(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost(None if exc is None else f"connection lost: {exc}")
+        self._lost(None if exc is None else str(exc) or type(exc).__name__)
 
     def pause_writing(self) -> None:
         if self.transport is not None:
@@ -311,7 +320,7 @@ class Session(asyncio.Protocol):
             if self.state is State.CLOSING:
                 self._close_transport()
             else:
-                self.close(exc.condition, exc.text)
+                self.close(exc.condition, exc.text, exc.app)
             return
         self._run(events, 0)
 
@@ -382,16 +391,23 @@ class Session(asyncio.Protocol):
             self.close("not-well-formed")
             return
         if header.lang and _LANG_RE.match(header.lang):
-            self.lang = header.lang
+            self.lang = header.lang  # the default for this client's stanzas, kept on restarts
         if header.to is None:
             self.close("improper-addressing", "A 'to' attribute is required on stream headers")
             return
         try:
             host = nameprep(header.to)
         except InvalidJID:
-            host = ""
-        if host not in self.server.hosts or (self.host and host != self.host):
+            host = header.to
+        if self.host and host != self.host:
+            self.close(
+                "not-authorized", "The 'to' attribute must remain the same across stream restarts"
+            )
+            return
+        if host not in self.server.hosts:
+            self.host = host  # the header answers as the name asked for, as Prosody does
             self.close("host-unknown", "This server does not serve " + header.to)
+            self.host = ""
             return
         self.host = host
         if self.username is None:
@@ -414,7 +430,7 @@ class Session(asyncio.Protocol):
         self._write(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
             " xmlns:stream='http://etherx.jabber.org/streams'"
-            f" id='{self.stream_id}' from='{host}' version='1.0' xml:lang='{self.lang}'>".encode()
+            f" id='{self.stream_id}' from='{st.escape(host)}' version='1.0' xml:lang='en'>".encode()
         )
 
     def _write(self, data: bytes) -> bool:
@@ -424,12 +440,6 @@ class Session(asyncio.Protocol):
         if self._wire:
             self.log.debug("SEND %s", redact(data))
         transport.write(data)
-        if (
-            transport.get_write_buffer_size() > _MAX_WRITE_BUFFER
-            and self.state is not State.CLOSING
-        ):
-            self.log.warning("client is not reading; closing")
-            self.close("resource-constraint", "Too much unread data")
         return True
 
     def _set_state(self, new: State) -> None:
@@ -461,7 +471,7 @@ class Session(asyncio.Protocol):
         if self.state is State.CLOSED:
             return
         self._set_state(State.CLOSED)
-        self._unbind(error or "connection lost")
+        self._unbind(error or "connection closed")  # no-op after a close()
         if self._close_timer is not None:
             self._close_timer.cancel()
         self.server.forget(self)
@@ -470,7 +480,7 @@ class Session(asyncio.Protocol):
 
 def _features_bytes(features: etree._Element) -> bytes:
     # The features element is built in the streams namespace; write it with the stream prefix.
-    inner = b"".join(etree.tostring(child) for child in features)
+    inner = b"".join(st.tostring(child) for child in features)
     return b"<stream:features>" + inner + b"</stream:features>"
 
 

@@ -63,7 +63,7 @@ def load(module: Module) -> None:
         query = info_query(reply, node)
         if node:
             if not await module.fire("host-disco-info-node", DiscoNode(event, node, query)):
-                raise StanzaError("item-not-found")
+                raise StanzaError("item-not-found", "Node does not exist")
         else:
             add_features(
                 query,
@@ -80,7 +80,7 @@ def load(module: Module) -> None:
         query = st.sub(reply, f"{{{NS_ITEMS}}}query", {"node": node})
         if node:
             if not await module.fire("host-disco-items-node", DiscoNode(event, node, query)):
-                raise StanzaError("item-not-found")
+                raise StanzaError("item-not-found", "Node does not exist")
         else:
             for entry in opts.disco_items or ():
                 st.sub(

@@ -108,4 +108,6 @@ def load(module: Module) -> None:
         if session.presence is None:
             return
         stanza = st.presence(type="unavailable", from_=session.jid.full)
+        if event.error:  # not a clean close: say why, as Prosody does
+            st.sub(stanza, "status", text=f"Disconnected: {event.error}")
         await unavailable(session, stanza)

@@ -60,8 +60,6 @@ def load(module: Module) -> None:
         el = st.element(f"{{{NS_SASL}}}{name}")
         if payload:
             el.text = base64.b64encode(payload).decode()
-        elif name == "success" and payload is not None:
-            el.text = "="  # RFC 6120 §6.4.6: empty additional data
         session.send(el)
 
     async def fail(session: Session, failure: SaslFailure) -> None:
@@ -102,12 +100,11 @@ def load(module: Module) -> None:
         await module.fire(AUTHENTICATION_SUCCESS, SessionEvent(session))
 
     @module.hook(f"stanza/{NS_SASL}:auth")
-    async def auth(event: StanzaEvent) -> bool:
+    async def auth(event: StanzaEvent) -> bool | None:
         session = event.session
         assert isinstance(session, Session)
         if session.authenticated:
-            await fail(session, SaslFailure("aborted"))
-            return True
+            return None  # SASL is over: unsupported-stanza-type, as in Prosody
         if not may_authenticate(session):
             await fail(session, SaslFailure("encryption-required"))
             return True
@@ -138,12 +135,14 @@ def load(module: Module) -> None:
         return True
 
     @module.hook(f"stanza/{NS_SASL}:response")
-    async def response(event: StanzaEvent) -> bool:
+    async def response(event: StanzaEvent) -> bool | None:
         session = event.session
         assert isinstance(session, Session)
+        if session.authenticated:
+            return None
         mechanism = session.data.get(KEY)
         if mechanism is None:
-            await fail(session, SaslFailure("malformed-request", "Out of order SASL element"))
+            await fail(session, SaslFailure("not-authorized", "Out of order SASL element"))
             return True
         try:
             data = decode_payload(event.stanza.text)
@@ -154,9 +153,11 @@ def load(module: Module) -> None:
         return True
 
     @module.hook(f"stanza/{NS_SASL}:abort")
-    async def abort(event: StanzaEvent) -> bool:
+    async def abort(event: StanzaEvent) -> bool | None:
         session = event.session
         assert isinstance(session, Session)
+        if session.authenticated:
+            return None
         session.data.pop(KEY, None)
         el = st.element(f"{{{NS_SASL}}}failure")
         st.sub(el, f"{{{NS_SASL}}}aborted")

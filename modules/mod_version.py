@@ -19,7 +19,7 @@ class Options:
 def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature(NS_VERSION)
-    os_name = f"{platform.system()} {platform.release()}".strip()
+    os_name = platform.system()
 
     @module.hook(f"iq-get/host/{NS_VERSION}:query")
     async def version(event: StanzaEvent) -> bool:

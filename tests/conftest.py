@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from minixmpp.testing import TestServer, running_server
+from tests.xmpp import OPEN_CLIENTS
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 
@@ -18,3 +19,10 @@ async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
         for name, password in PASSWORDS.items():
             await srv.create_user(name, password)
         yield srv
+
+
+@pytest.fixture(autouse=True)
+async def _close_raw_clients() -> AsyncIterator[None]:
+    yield
+    while OPEN_CLIENTS:
+        await OPEN_CLIENTS.pop().close()

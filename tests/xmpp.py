@@ -37,10 +37,14 @@ class Closed(Exception):
     """The server closed the stream or the connection."""
 
 
+OPEN_CLIENTS: list[RawClient] = []  # closed after each test by the conftest fixture
+
+
 class RawClient:
     """A hand-driven XMPP client over a real socket."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        OPEN_CLIENTS.append(self)
         self.reader = reader
         self.writer = writer
         self.parser = StreamParser(16 * 1024 * 1024)

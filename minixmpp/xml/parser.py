@@ -39,7 +39,9 @@ NS_CLIENT = "jabber:client"
 NS_XML = "http://www.w3.org/XML/1998/namespace"
 
 _SLICE = 16 * 1024
+STANZA_TOO_BIG = "<stanza-too-big xmlns='urn:xmpp:errors'/>"  # Prosody's application condition
 _CLIENT_PREFIX = "{" + NS_CLIENT + "}"
+_STREAM_TAG = "{" + NS_STREAM + "}stream"
 _UNDECLARED_ENTITY = {26, 27}  # libxml2 XML_ERR_UNDECLARED_ENTITY / XML_WAR_UNDECLARED_ENTITY
 _ENCODING_RE = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
 _WS = b" \t\r\n"
@@ -119,7 +121,7 @@ class StreamParser:
             end = self._find_header_end()
             if end < 0:
                 if len(self._header) > self.max_stanza_size:
-                    raise StreamError("policy-violation", "Stream header too large")
+                    raise StreamError("policy-violation", "XML stanza is too big", STANZA_TOO_BIG)
                 return events
             rest = bytes(self._header[end:])
             events.append(self._open(bytes(self._header[:end])))
@@ -189,8 +191,7 @@ class StreamParser:
         if not events:
             raise StreamError("not-well-formed")
         root: etree._Element = events[0][1]  # type: ignore[assignment]
-        qname = etree.QName(root)
-        if qname.namespace != NS_STREAM or qname.localname != "stream":
+        if root.tag != _STREAM_TAG:
             raise StreamError("invalid-namespace")
         if root.nsmap.get(None) != NS_CLIENT:
             raise StreamError("invalid-namespace")
@@ -258,7 +259,7 @@ class StreamParser:
         if completed:
             self._pending = 0
         elif self._pending > self.max_stanza_size:
-            raise StreamError("policy-violation", "Stanza too large")
+            raise StreamError("policy-violation", "XML stanza is too big", STANZA_TOO_BIG)
         return False
 
 

@@ -130,16 +130,19 @@ def error_reply(stanza: Element, error: StanzaError) -> Element:
     return out
 
 
-def stream_error(condition: str, text: str | None = None) -> bytes:
+def stream_error(condition: str, text: str | None = None, app: str | None = None) -> bytes:
     parts = [f"<stream:error><{condition} xmlns='{NS_STREAMS}'/>"]
     if text is not None:
         parts.append(f"<text xmlns='{NS_STREAMS}'>{escape(text)}</text>")
+    if app is not None:
+        parts.append(app)
     parts.append("</stream:error>")
     return "".join(parts).encode()
 
 
 def tostring(el: Element) -> bytes:
-    return etree.tostring(el)
+    """UTF-8 bytes for the wire (lxml's default would escape all non-ASCII text)."""
+    return etree.tostring(el, encoding="UTF-8", xml_declaration=False)
 
 
 def escape(text: str) -> str:

@@ -1,0 +1,181 @@
+"""SASL mechanisms in memory: scramp's client against our server side."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from scramp import ScramClient
+
+from minixmpp.accounts import Credentials, check_password, derive_credentials, derive_keys
+from minixmpp.sasl import SaslFailure, decode_payload, make_mechanism, offered_mechanisms
+
+CREDS = {"alice": derive_credentials("pencil", 4096)}
+BINDING = {"tls-server-end-point": b"\x01" * 32, "tls-unique": b"\x02" * 12}
+
+
+async def lookup(username: str) -> Credentials | None:
+    return CREDS.get(username)
+
+
+def mechanism(name: str, bindings: dict[str, bytes] | None = None, secure: bool = True):  # type: ignore[no-untyped-def]
+    return make_mechanism(
+        name,
+        host="localhost",
+        lookup=lookup,
+        bindings=bindings or {},
+        secure=secure,
+        secret=b"s" * 32,
+    )
+
+
+async def run_scram(
+    name: str,
+    user: str,
+    password: str,
+    *,
+    bindings: dict[str, bytes] | None = None,
+    client_cb: tuple[str, bytes] | None = None,
+) -> str:
+    server = mechanism(name, bindings)
+    client = ScramClient([name], user, password, channel_binding=client_cb)
+    step = await server.step(client.get_client_first().encode())
+    assert step.challenge is not None
+    client.set_server_first(step.challenge.decode())
+    step = await server.step(client.get_client_final().encode())
+    assert step.success is not None
+    client.set_server_final(step.success.decode())  # the server proved it knows the keys
+    assert step.username is not None
+    return step.username
+
+
+@pytest.mark.parametrize("name", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+async def test_scram(name: str) -> None:
+    assert await run_scram(name, "alice", "pencil") == "alice"
+
+
+@pytest.mark.parametrize("name", ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS"])
+@pytest.mark.parametrize("cb", ["tls-server-end-point", "tls-unique"])
+async def test_scram_plus(name: str, cb: str) -> None:
+    user = await run_scram(name, "alice", "pencil", bindings=BINDING, client_cb=(cb, BINDING[cb]))
+    assert user == "alice"
+
+
+async def test_scram_plus_wrong_binding_data() -> None:
+    with pytest.raises(SaslFailure) as info:
+        await run_scram(
+            "SCRAM-SHA-256-PLUS",
+            "alice",
+            "pencil",
+            bindings=BINDING,
+            client_cb=("tls-server-end-point", b"\x09" * 32),
+        )
+    assert info.value.condition == "not-authorized"
+
+
+async def test_scram_wrong_password() -> None:
+    with pytest.raises(SaslFailure) as info:
+        await run_scram("SCRAM-SHA-1", "alice", "crayon")
+    assert info.value.condition == "not-authorized"
+
+
+async def test_unknown_user_fails_only_at_the_proof() -> None:
+    server = mechanism("SCRAM-SHA-1")
+    client = ScramClient(["SCRAM-SHA-1"], "nobody", "x")
+    step = await server.step(client.get_client_first().encode())
+    assert step.challenge is not None  # looks like a real account
+    again = await mechanism("SCRAM-SHA-1").step(b"n,,n=nobody,r=abc")
+    salt = lambda c: [p for p in c.decode().split(",") if p.startswith("s=")]  # noqa: E731
+    assert salt(step.challenge) == salt(again.challenge or b"")  # stable fake salt
+    client.set_server_first(step.challenge.decode())
+    with pytest.raises(SaslFailure):
+        await server.step(client.get_client_final().encode())
+
+
+async def test_downgrade_flag_is_refused_when_binding_is_offered() -> None:
+    server = mechanism("SCRAM-SHA-1", BINDING)
+    with pytest.raises(SaslFailure):
+        await server.step(b"y,,n=alice,r=abcdef")
+
+
+async def test_y_flag_is_fine_without_binding() -> None:
+    step = await mechanism("SCRAM-SHA-1").step(b"y,,n=alice,r=abcdef")
+    assert step.challenge is not None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"",
+        b"n,,",
+        b"x,,n=alice,r=1",
+        b"n,,r=1",
+        b"\xff\xfe",
+        b"p=tls-exporter,,n=alice,r=1",
+        b"n,a=bob@localhost,n=alice,r=1",
+    ],
+)
+async def test_malformed_client_first(message: bytes) -> None:
+    with pytest.raises(SaslFailure):
+        await mechanism("SCRAM-SHA-1", BINDING).step(message)
+
+
+async def test_plus_requires_a_binding() -> None:
+    with pytest.raises(SaslFailure):
+        await mechanism("SCRAM-SHA-1-PLUS", BINDING).step(b"n,,n=alice,r=abc")
+
+
+async def test_plain() -> None:
+    step = await mechanism("PLAIN").step(b"\0Alice\0pencil")
+    assert step.username == "alice" and step.success == b""
+    step = await mechanism("PLAIN").step(b"alice@localhost\0alice\0pencil")
+    assert step.username == "alice"
+    for bad, condition in [
+        (b"\0alice\0crayon", "not-authorized"),
+        (b"\0nobody\0x", "not-authorized"),
+        (b"bob\0alice\0pencil", "invalid-authzid"),
+        (b"alice", "malformed-request"),
+        (b"\0a b\0x", "not-authorized"),
+    ]:
+        with pytest.raises(SaslFailure) as info:
+            await mechanism("PLAIN").step(bad)
+        assert info.value.condition == condition
+
+
+def test_offered_mechanisms() -> None:
+    assert offered_mechanisms(secure=True, bindings=BINDING) == [
+        "SCRAM-SHA-256-PLUS",
+        "SCRAM-SHA-1-PLUS",
+        "SCRAM-SHA-256",
+        "SCRAM-SHA-1",
+        "PLAIN",
+    ]
+    assert offered_mechanisms(secure=False, bindings={}) == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
+    with pytest.raises(SaslFailure) as info:
+        mechanism("PLAIN", secure=False)
+    assert info.value.condition == "invalid-mechanism"
+    with pytest.raises(SaslFailure):
+        mechanism("DIGEST-MD5")
+
+
+def test_decode_payload() -> None:
+    assert decode_payload("=") == b""
+    assert decode_payload(None) == b""
+    assert decode_payload(base64.b64encode(b"x").decode()) == b"x"
+    with pytest.raises(SaslFailure) as info:
+        decode_payload("!!notbase64")
+    assert info.value.condition == "incorrect-encoding"
+
+
+def test_stored_keys_match_scramp_and_never_hold_the_password() -> None:
+    from scramp import ScramMechanism
+
+    for hash_name, mech in (("sha1", "SCRAM-SHA-1"), ("sha256", "SCRAM-SHA-256")):
+        keys = derive_keys(hash_name, "pencil", 4096, b"0123456789abcdef")
+        _salt, stored, server, _i = ScramMechanism(mech).make_auth_info(
+            "pencil", iteration_count=4096, salt=b"0123456789abcdef"
+        )
+        assert (keys.stored_key, keys.server_key) == (stored, server)
+    creds = CREDS["alice"]
+    assert check_password(creds, "pencil") and not check_password(creds, "pencil ")
+    assert b"pencil" not in repr(creds).encode()

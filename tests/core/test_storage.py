@@ -1,0 +1,154 @@
+"""SQLite storage: migrations, stores, transactions, and durability across a kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from minixmpp.accounts import Accounts
+from minixmpp.storage import Storage, StorageError
+
+
+async def test_migrations_apply_once_and_refuse_downgrade(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite"
+    steps = [
+        "CREATE TABLE t1 (a INTEGER)",
+        "CREATE TABLE t2 (b INTEGER); INSERT INTO t2 VALUES (1)",
+    ]
+    storage = await Storage.open(db)
+    try:
+        await storage.migrate("demo", steps)
+        await storage.migrate("demo", steps)  # no-op
+        assert [tuple(r) for r in await storage.fetchall("SELECT b FROM t2")] == [(1,)]
+        with pytest.raises(StorageError, match="refusing to downgrade"):
+            await storage.migrate("demo", steps[:1])
+    finally:
+        await storage.close()
+
+
+async def test_stores(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        kv = storage.keyval("h", "vcard")
+        assert await kv.get("alice") is None
+        await kv.set("alice", {"fn": "Alice", "n": [1, 2]})
+        assert await kv.get("alice") == {"fn": "Alice", "n": [1, 2]}
+        await kv.set(None, "host-level")
+        assert await kv.get(None) == "host-level"
+        await kv.set("alice", None)
+        assert await kv.get("alice") is None
+        m = storage.map("h", "tokens")
+        await m.set(None, "t1", {"x": 1})
+        await m.set("bob", "t1", 5)
+        await m.set("bob", "t2", 6)
+        assert await m.items("bob") == {"t1": 5, "t2": 6}
+        assert await m.get(None, "t1") == {"x": 1}
+        await m.set("bob", "t1", None)
+        assert await m.items("bob") == {"t2": 6}
+        assert await storage.map("other-host", "tokens").items("bob") == {}
+    finally:
+        await storage.close()
+
+
+async def test_transactions_roll_back_and_do_not_interleave(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        await storage.migrate(
+            "c", ["CREATE TABLE counter (n INTEGER); INSERT INTO counter VALUES (0)"]
+        )
+
+        async def bump() -> None:
+            async with storage.transaction() as tx:
+                row = await tx.fetchone("SELECT n FROM counter")
+                assert row is not None
+                await asyncio.sleep(0.01)  # another coroutine runs meanwhile
+                await tx.execute("UPDATE counter SET n = ?", (row[0] + 1,))
+
+        await asyncio.gather(*(bump() for _ in range(20)))
+        assert [tuple(r) for r in await storage.fetchall("SELECT n FROM counter")] == [(20,)]
+
+        with pytest.raises(RuntimeError):
+            async with storage.transaction() as tx:
+                await tx.execute("UPDATE counter SET n = 99")
+                raise RuntimeError("midway")
+        assert [tuple(r) for r in await storage.fetchall("SELECT n FROM counter")] == [(20,)]
+    finally:
+        await storage.close()
+
+
+async def test_account_deletion_takes_the_accounts_rows(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        accounts = Accounts(storage, 4096)
+        assert await accounts.create("h", "alice", "pw")
+        assert not await accounts.create("h", "alice", "other")
+        await storage.keyval("h", "private").set("alice", {"secret": 1})
+        await storage.keyval("h", "private").set("bob", {"secret": 2})
+        assert await accounts.delete("h", "alice")
+        assert not await accounts.delete("h", "alice")
+        assert await storage.keyval("h", "private").get("alice") is None
+        assert await storage.keyval("h", "private").get("bob") == {"secret": 2}
+    finally:
+        await storage.close()
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from minixmpp.accounts import Accounts
+    from minixmpp.storage import Storage
+
+    async def main():
+        storage = await Storage.open(Path(sys.argv[1]))
+        accounts = Accounts(storage, 4096)
+        for i in range(20):
+            assert await accounts.create("h", f"user{i}", "pw")
+            print(f"created user{i}", flush=True)
+        await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_acknowledged_writes_survive_a_kill(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        acknowledged = []
+        for line in proc.stdout:
+            acknowledged.append(line.split()[1])
+            if len(acknowledged) == 7:
+                os.kill(proc.pid, signal.SIGKILL)  # right after the 7th acknowledgement
+                break
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    async def check() -> list[str]:
+        storage = await Storage.open(db)
+        try:
+            return await Accounts(storage).list("h")
+        finally:
+            await storage.close()
+
+    loop = asyncio.new_event_loop()  # this test is synchronous: it drives a subprocess
+    try:
+        names = loop.run_until_complete(check())
+    finally:
+        loop.close()
+    assert len(acknowledged) == 7
+    assert set(acknowledged) <= set(names)
