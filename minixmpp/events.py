@@ -91,8 +91,9 @@ class EventBus:
 class StanzaEvent:
     """A stanza (or stream-level element) from ``session``.
 
-    ``to`` is the prepared addressee once the router has parsed it; ``None`` when the stanza
-    has no ``to`` (addressed to the sender's own account) or before resource binding.
+    ``to`` is the prepared addressee once the router has parsed it; ``None`` when the stanza is
+    for the sender's own account (no ``to``, or its bare JID, which the router then removes as
+    Prosody does) or before resource binding.
     """
 
     session: Origin

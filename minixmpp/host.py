@@ -10,7 +10,7 @@ from lxml import etree
 
 from minixmpp.accounts import Accounts, Users
 from minixmpp.config import GlobalOptions, HostConfig
-from minixmpp.events import EventBus
+from minixmpp.events import USER_DELETED, EventBus, UserEvent
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.storage import Storage
 
@@ -110,6 +110,12 @@ class Host:
         self.secret = secret
         self._router = router
         self._tasks = tasks
+        # Last in line, after modules have cleaned up: an account that is gone has no sessions.
+        self.events.hook(USER_DELETED, self._close_sessions_of_deleted_user, priority=-1000)
+
+    async def _close_sessions_of_deleted_user(self, event: UserEvent) -> None:
+        for session in self.sessions.of_user(event.username):
+            session.close("not-authorized", "Account deleted")
 
     async def route_from_host(self, stanza: etree._Element) -> None:
         await self._router.process(self.origin, stanza)

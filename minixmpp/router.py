@@ -133,13 +133,13 @@ class Router:
             _check_iq(stanza)
         elif typ == "error" and len(stanza) == 0:
             return  # an error without <error/>: discard (Prosody)
-        elif tag == "presence" and typ not in PRESENCE_TYPES:
-            raise StanzaError("bad-request", "Invalid presence type")
         c2s = origin.c2s
         if c2s:
             attrib["from"] = origin.jid.full
             if XML_LANG not in attrib:
                 attrib[XML_LANG] = origin.lang  # the stream's default language (RFC 6120 §4.7.4)
+        if tag == "presence" and typ not in PRESENCE_TYPES:
+            raise StanzaError("bad-request", "Invalid presence type")
         to_text = attrib.get("to")
         to: JID | None
         if to_text is None:
@@ -157,6 +157,10 @@ class Router:
             if to.full != to_text:
                 attrib["to"] = to.full
             kind = "full" if to.resource else ("bare" if to.node else "host")
+            if c2s and kind == "bare" and to.bare == origin.jid.bare:
+                # To the sender's own account: handled as if there were no 'to' (Prosody).
+                del attrib["to"]
+                to = None
         event = StanzaEvent(origin, stanza, to)
         if c2s:
             own = self.hosts[origin.host]
@@ -195,17 +199,12 @@ class Router:
                 return
             if (
                 kind == "bare"
-                and _to_self(event)
+                and event.to is None
                 and await host.events.fire(f"iq-{typ}/self/{name}", event)
             ):
                 return
             raise StanzaError("service-unavailable")
         await host.events.fire(f"iq-{typ}/{kind}/{stanza.get('id')}", event)
-
-
-def _to_self(event: StanzaEvent) -> bool:
-    origin = event.session
-    return event.to is None or (origin.username is not None and event.to.bare == origin.jid.bare)
 
 
 def _check_iq(stanza: etree._Element) -> None:

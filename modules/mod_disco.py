@@ -40,8 +40,6 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature(NS_INFO)
     module.add_feature(NS_ITEMS)
-    module.add_account_feature(NS_INFO)
-    module.add_account_feature(NS_ITEMS)
 
     def info_query(reply: etree._Element, node: str | None) -> etree._Element:
         return st.sub(reply, f"{{{NS_INFO}}}query", {"node": node})

@@ -33,12 +33,16 @@ def load(module: Module) -> None:
     def broadcast_own(origin: Session, stanza: etree._Element) -> None:
         assert origin.username is not None
         for session in module.sessions_of(origin.username):
-            if session.presence is not None or session is origin:
+            if session is not origin and session.presence is not None:
                 deliver(session, stanza)
+        if "to" in stanza.attrib:
+            del stanza.attrib["to"]
+        origin.send(stanza)  # the echo to the sender itself has no 'to' (Prosody)
 
     async def unavailable(origin: Session, stanza: etree._Element) -> None:
-        origin.presence = None
-        broadcast_own(origin, stanza)
+        if origin.presence is not None:
+            origin.presence = None
+            broadcast_own(origin, stanza)
         for target in origin.data.pop(DIRECTED, set()):
             stanza.set("to", target)
             await module.send(stanza)
@@ -58,8 +62,6 @@ def load(module: Module) -> None:
                 for other in module.sessions_of(origin.username):
                     if other is not origin and other.presence is not None:
                         deliver(origin, copy.deepcopy(other.presence))
-            if "to" in stanza.attrib:
-                del stanza.attrib["to"]
         elif kind == "unavailable":
             await unavailable(origin, stanza)
         return True
@@ -105,7 +107,7 @@ def load(module: Module) -> None:
     @module.hook(RESOURCE_UNBIND)
     async def gone(event: ResourceUnbind) -> None:
         session = event.session
-        if session.presence is None:
+        if session.presence is None and not session.data.get(DIRECTED):
             return
         stanza = st.presence(type="unavailable", from_=session.jid.full)
         if event.error:  # not a clean close: say why, as Prosody does

@@ -287,3 +287,77 @@ def _compare(a: etree._Element, e: etree._Element, ignore: frozenset[str], path:
     assert len(a) == len(e), f"{here}: children {[c.tag for c in a]} != {[c.tag for c in e]}"
     for ca, ce in zip(a, e, strict=True):
         _compare(ca, ce, ignore, here)
+
+
+# -- slixmpp ----------------------------------------------------------------------------------
+
+
+class SlixClient:
+    """A slixmpp ClientXMPP connected to a test server, with bounded waits."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.messages: asyncio.Queue[Any] = asyncio.Queue()
+        client.add_event_handler("message", self.messages.put_nowait)
+
+    @property
+    def jid(self) -> str:
+        return str(self.client.boundjid.full)
+
+    async def next_message(self, timeout: float = TIMEOUT) -> Any:
+        return await asyncio.wait_for(self.messages.get(), timeout)
+
+    async def disconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.disconnect(wait=1.0), 5)
+        self.client.abort()
+
+
+async def slix_login(
+    port: int,
+    ca_file: Path,
+    jid: str,
+    password: str,
+    *,
+    direct_tls: bool = False,
+    mechanism: str | None = None,
+    tls_maximum: ssl.TLSVersion | None = None,
+    plugins: Iterable[str] = ("xep_0030", "xep_0199"),
+    presence: bool = True,
+) -> SlixClient:
+    """Log a slixmpp client in; raises AssertionError if it fails to start a session."""
+    from slixmpp import ClientXMPP
+
+    client = ClientXMPP(jid, password, sasl_mech=mechanism)
+    for plugin in plugins:
+        client.register_plugin(plugin)
+    client.enable_plaintext = False
+    client.enable_direct_tls = direct_tls
+    client.enable_starttls = not direct_tls
+    client.ca_certs = ca_file
+    if tls_maximum is not None:
+        client.ssl_context.maximum_version = tls_maximum
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def settle(result: str) -> None:
+        if not outcome.done():
+            outcome.set_result(result)
+
+    async def started(_event: Any) -> None:
+        if presence:
+            client.send_presence()
+        settle("session_start")
+
+    client.add_event_handler("session_start", started)
+    client.add_event_handler("failed_all_auth", lambda _e: settle("failed_all_auth"))
+    client.add_event_handler("connection_failed", lambda _e: settle("connection_failed"))
+    wrapper = SlixClient(client)
+    client.connect("127.0.0.1", port)
+    try:
+        result = await asyncio.wait_for(outcome, TIMEOUT)
+    except TimeoutError:
+        result = "timeout"
+    if result != "session_start":
+        await wrapper.disconnect()
+        raise AssertionError(f"slixmpp login of {jid} failed: {result}")
+    return wrapper
