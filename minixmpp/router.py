@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 
 from minixmpp.errors import StanzaError, StreamError
-from minixmpp.events import Origin, StanzaEvent
+from minixmpp.events import Origin, StanzaEvent, run_handlers
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.xml import stanza as st
 
@@ -163,11 +163,10 @@ class Router:
                 to = None
         event = StanzaEvent(origin, stanza, to)
         if c2s:
-            own = self.hosts[origin.host]
-            if await own.events.fire(PRE_EVENT[tag, kind], event):
+            pre = self.hosts[origin.host].events.handlers(PRE_EVENT[tag, kind])
+            if pre and await run_handlers(pre, event):
                 return
-        domain = origin.host if to is None else to.domain
-        host = self.hosts.get(domain)
+        host = self.hosts.get(origin.host if to is None else to.domain)
         if host is None:
             if typ == "error" or (tag == "iq" and typ == "result"):
                 return
@@ -175,7 +174,8 @@ class Router:
         if tag == "iq":
             await self._iq(host, event, kind)
             return
-        if await host.events.fire(POST_EVENT[tag, kind], event):
+        post = host.events.handlers(POST_EVENT[tag, kind])
+        if post and await run_handlers(post, event):
             return
         if typ != "error":
             raise StanzaError("service-unavailable")

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import errno
+import gc
 import logging
 import os
 import signal
 from collections.abc import Callable
 from typing import Any
 
-from minixmpp import admin
+from minixmpp import admin, net
 from minixmpp.accounts import Accounts
 from minixmpp.config import Config, check_unknown_keys
 from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
@@ -25,7 +28,7 @@ from minixmpp.module import Loader, enabled_modules, option_values
 from minixmpp.router import Router
 from minixmpp.session import Session
 from minixmpp.storage import Storage
-from minixmpp.tls import TlsContexts, load_contexts, shrink_tls_buffers
+from minixmpp.tls import TlsContexts, load_contexts
 
 log = logging.getLogger("minixmpp.server")
 
@@ -64,6 +67,7 @@ class Server:
     """The whole server. ``await start()``, then ``await stop()``."""
 
     tls_handshake_timeout = 10.0
+    hibernate_after = 10.0  # seconds without input before a stream frees its parser
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -78,7 +82,7 @@ class Server:
         self.secret = b""
         self.c2s_ports: list[int] = []
         self.direct_tls_ports: list[int] = []
-        self._listeners: list[asyncio.AbstractServer] = []
+        self._listeners: list[net.Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._admin: admin.AdminSocket | None = None
@@ -88,7 +92,6 @@ class Server:
 
     async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
         check(self.config, self.loader)
-        shrink_tls_buffers()
         if listen:
             self.tls = load_contexts(self.config)
         self.storage = await Storage.open(self.config.data_path / DATABASE)
@@ -147,14 +150,13 @@ class Server:
         opened = 0
         for interface in self.options.interfaces:
             try:
-                listener = await loop.create_server(
+                listener = net.listen(
+                    loop,
+                    interface,
+                    port,
                     factory,
-                    host=interface,
-                    port=port,
-                    ssl=self.tls.direct if direct else None,
-                    ssl_handshake_timeout=self.tls_handshake_timeout if direct else None,
-                    reuse_address=True,
-                    backlog=1024,
+                    tls=self.tls.direct if direct else None,
+                    handshake_timeout=self.tls_handshake_timeout,
                 )
             except OSError as exc:
                 if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
@@ -166,32 +168,38 @@ class Server:
                 ) from None
             self._listeners.append(listener)
             opened += 1
-            if port == 0:  # the other interfaces take the same port
-                port = listener.sockets[0].getsockname()[1]
+            port = listener.port  # port 0: the other interfaces take the same port
         if not opened:
             raise OSError(errno.EADDRNOTAVAIL, f"no interface to listen on for port {port}")
         return port
 
     async def _sweep(self) -> None:
-        """Close streams that stay unauthenticated or idle too long (connection-timeout)."""
+        """Close streams that stay unauthenticated or idle too long (connection-timeout), and
+        let idle ones free their parser memory."""
         opts = self.options
-        limits = [t for t in (opts.c2s_timeout, opts.c2s_idle_timeout) if t > 0]
-        if not limits:
-            return
+        limits = [
+            t for t in (opts.c2s_timeout, opts.c2s_idle_timeout, self.hibernate_after) if t > 0
+        ]
         period = min(10.0, max(0.05, min(limits) / 4))
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(period)
             now = loop.time()
+            hibernated = 0
             for session in list(self.sessions):
+                idle = now - session.last_activity
                 if (
                     opts.c2s_timeout
                     and not session.bound
                     and now - session.opened_at > opts.c2s_timeout
                 ):
                     session.close("connection-timeout", "Timed out waiting for authentication")
-                elif opts.c2s_idle_timeout and now - session.last_activity > opts.c2s_idle_timeout:
+                elif opts.c2s_idle_timeout and idle > opts.c2s_idle_timeout:
                     session.close("connection-timeout", "Idle for too long")
+                elif idle > self.hibernate_after and session.hibernate():
+                    hibernated += 1
+            if hibernated:
+                release_free_memory()
 
     def forget(self, session: Session) -> None:
         """A connection is gone (called by the session)."""
@@ -256,6 +264,24 @@ class Server:
         await self._stopped.wait()
 
 
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise); no-op elsewhere."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_malloc_trim = _find_malloc_trim()
+
+
 async def serve(
     config: Config,
     *,
@@ -265,6 +291,10 @@ async def serve(
     """Run until ``shutdown`` is set, SIGTERM or SIGINT; then close cleanly."""
     server = Server(config)
     await server.start()
+    # This process is the server: what start-up built lives for ever, so the cyclic GC need not
+    # rescan it; and a higher first threshold spares most collections under stanza traffic.
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 50)
     stop = shutdown or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []

@@ -40,6 +40,7 @@ from minixmpp.events import (
     StreamFeatures,
 )
 from minixmpp.jid import JID, InvalidJID, nameprep, resourceprep
+from minixmpp.net import Transport
 from minixmpp.xml import stanza as st
 from minixmpp.xml.parser import StanzaReceived, StreamOpened, StreamParser
 
@@ -88,7 +89,7 @@ class Session(asyncio.Protocol):
         self.id = next(_ids)
         self.log = logging.LoggerAdapter(log, {"session": f"c2s{self.id}"})
         self.state = State.WAIT_HEADER
-        self.transport: asyncio.Transport | None = None
+        self.transport: Transport | None = None
         self.ip = ""
         self.secure = direct_tls
         self.direct_tls = direct_tls
@@ -114,6 +115,7 @@ class Session(asyncio.Protocol):
         self._peer_closed = False
         self._unbound = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._out: list[bytes] | None = None  # output held while an input chunk is processed
         self._wire = log.isEnabledFor(logging.DEBUG)
 
     # -- public API for modules -----------------------------------------------------------
@@ -181,24 +183,19 @@ class Session(asyncio.Protocol):
         assert transport is not None
         self._set_state(State.TLS)
         self._write(f"<proceed xmlns='{NS_TLS}'/>".encode())
+        self._uncork()
         self.parser.reset()
         self._header_sent = False
         try:
-            tls_transport = await self._loop.start_tls(
-                transport,
-                self,
-                self.server.tls.context_for(self.host),
-                server_side=True,
-                ssl_handshake_timeout=self.server.tls_handshake_timeout,
+            await transport.start_tls(
+                self.server.tls.context_for(self.host), self.server.tls_handshake_timeout
             )
-        except (TimeoutError, OSError, ConnectionError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:  # ssl.SSLError and timeouts: OSError
             self.log.info("TLS handshake failed: %s", exc)
-            self._lost()
+            self._lost(f"TLS handshake failed: {exc}")
             return False
-        if tls_transport is None or self.state is State.CLOSED:
-            self._lost()
+        if self.state is State.CLOSED:
             return False
-        self.transport = tls_transport
         self.secure = True
         self._set_state(State.WAIT_HEADER)
         return True
@@ -263,8 +260,7 @@ class Session(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.ip = peer[0] if peer else ""
@@ -282,7 +278,10 @@ class Session(asyncio.Protocol):
         if self._held is not None:
             self._hold(data)
             return
+        corked = self._cork()
         self._feed(data)
+        if corked:
+            self._uncork()
 
     def _hold(self, data: bytes) -> None:
         assert self._held is not None
@@ -304,6 +303,12 @@ class Session(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.transport is not None and self._held is None:
             self.transport.resume_reading()
+
+    def hibernate(self) -> bool:
+        """Free per-connection parser memory while idle (called by the server's sweeper)."""
+        if self.suspended or self.state is not State.BOUND:
+            return False
+        return self.parser.hibernate()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -351,12 +356,15 @@ class Session(asyncio.Protocol):
         held, self._held, self._held_size = self._held or [], None, 0
         if self._restart and not self._after_restart(next_index < len(events) or bool(held)):
             return
+        corked = self._cork()
         self._run(events, next_index)
         for chunk in held:
             if self.suspended:
                 self._hold(chunk)  # suspended again: keep the order
             elif self.state is not State.CLOSED:
                 self._feed(chunk)
+        if corked:
+            self._uncork()
         if not self.suspended and self.transport is not None and self.state is not State.CLOSED:
             self.transport.resume_reading()
 
@@ -439,8 +447,23 @@ class Session(asyncio.Protocol):
             return False
         if self._wire:
             self.log.debug("SEND %s", redact(data))
-        transport.write(data)
+        if self._out is not None:
+            self._out.append(data)
+        else:
+            transport.write(data)
         return True
+
+    def _cork(self) -> bool:
+        """Hold output until _uncork(): what one input chunk causes leaves in one write."""
+        if self._out is not None:
+            return False
+        self._out = []
+        return True
+
+    def _uncork(self) -> None:
+        out, self._out = self._out, None
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _set_state(self, new: State) -> None:
         if new not in TRANSITIONS[self.state]:
@@ -461,6 +484,7 @@ class Session(asyncio.Protocol):
         self.server.keep(task)
 
     def _close_transport(self) -> None:
+        self._uncork()
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -472,6 +496,7 @@ class Session(asyncio.Protocol):
             return
         self._set_state(State.CLOSED)
         self._unbind(error or "connection closed")  # no-op after a close()
+        self.parser.release()
         if self._close_timer is not None:
             self._close_timer.cancel()
         self.server.forget(self)

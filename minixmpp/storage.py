@@ -73,12 +73,11 @@ class Transaction:
         await self._conn.executemany(sql, rows)
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, params))
 
 
 class Storage:
@@ -95,7 +94,7 @@ class Storage:
 
     @classmethod
     async def open(cls, path: Path) -> Storage:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         try:
             writer = await _connect(path)
         except (sqlite3.Error, OSError) as exc:
@@ -151,22 +150,22 @@ class Storage:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction; commits on normal exit, rolls back on any exception."""
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._writer.execute_fetchall("BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._writer.execute_fetchall("ROLLBACK")
                 raise
             else:
-                await self._writer.execute("COMMIT")
+                await self._writer.execute_fetchall("COMMIT")
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        """One row (or None), read with a single trip to the database thread."""
+        rows = await self._reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def delete_user_rows(self, tx: Transaction, host: str, username: str) -> None:
         for table, host_col, user_col in self.user_tables:
@@ -190,6 +189,14 @@ class Storage:
 
     def map(self, host: str, name: str) -> MapStore:
         return MapStore(self, host, name)
+
+
+def _create_private(path: Path) -> None:
+    """The database holds SCRAM keys, which can impersonate the server: owner only. SQLite gives
+    its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

@@ -9,7 +9,6 @@ the host, written to ``<certificates>/<host>.crt`` / ``.key`` and reused on late
 
 from __future__ import annotations
 
-import asyncio.sslproto
 import datetime
 import ipaddress
 import logging
@@ -27,15 +26,6 @@ from minixmpp.config import Config, ConfigError, HostConfig
 from minixmpp.sasl import end_point_hash
 
 log = logging.getLogger("minixmpp.tls")
-
-# asyncio's TLS layer keeps a read buffer of SSLProtocol.max_size per connection: 256 KiB by
-# default (dependencies.md, trap 15). One TLS record is at most 16 KiB.
-TLS_READ_BUFFER = 16 * 1024
-
-
-def shrink_tls_buffers() -> None:
-    if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
-        asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 @dataclass(frozen=True)
@@ -76,6 +66,7 @@ def _context(pair: CertPair) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["xmpp-client"])  # XEP-0368
+    ctx.num_tickets = 1  # TLS 1.3 resumption needs one; OpenSSL's default sends two
     ctx.load_cert_chain(pair.certificate, pair.key)
     return ctx
 

@@ -56,7 +56,7 @@ def load(module: Module) -> None:
         if kind is None:
             initial = origin.presence is None
             origin.priority = priority_of(stanza)
-            origin.presence = stanza
+            origin.presence = st.keep(stanza)  # stored: must not pin the stream's parser
             broadcast_own(origin, stanza)
             if initial and origin.username is not None:
                 for other in module.sessions_of(origin.username):

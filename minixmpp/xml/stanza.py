@@ -172,6 +172,15 @@ def is_error_or_result(stanza: Element) -> bool:
     return t == "error" or (t == "result" and stanza.tag == "iq")
 
 
+def keep(stanza: Element) -> Element:
+    """A copy of ``stanza`` to store beyond the handler that received it.
+
+    A parsed element keeps its whole stream parser alive (lxml documents reference their
+    parser), so anything stored for long (a session's presence) must be a copy made this way.
+    """
+    return etree.fromstring(tostring(stanza))
+
+
 def embed(stanza: Element) -> Element:
     """A copy of ``stanza`` in explicit ``jabber:client``, fit to nest in another namespace.
 

@@ -179,3 +179,57 @@ def test_stored_keys_match_scramp_and_never_hold_the_password() -> None:
     creds = CREDS["alice"]
     assert check_password(creds, "pencil") and not check_password(creds, "pencil ")
     assert b"pencil" not in repr(creds).encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "hash_name", "salt", "client_first", "server_nonce", "client_final", "server_final"),
+    [
+        (  # RFC 5802 §5
+            "SCRAM-SHA-1",
+            "sha1",
+            "QSXCR+Q6sek8bf92",
+            "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+            "3rfcNHYJY1ZVvWVs7j",
+            "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+            "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
+        ),
+        (  # RFC 7677 §3
+            "SCRAM-SHA-256",
+            "sha256",
+            "W22ZaJ0SNY7soEsUEjb6gQ==",
+            "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+            "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+            "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+        ),
+    ],
+)
+async def test_rfc_test_vectors(
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    hash_name: str,
+    salt: str,
+    client_first: str,
+    server_nonce: str,
+    client_final: str,
+    server_final: str,
+) -> None:
+    import minixmpp.sasl
+
+    keys = derive_keys(hash_name, "pencil", 4096, base64.b64decode(salt))
+
+    async def vector_lookup(username: str) -> Credentials | None:
+        assert username == "user"
+        return Credentials(sha1=keys, sha256=keys)
+
+    monkeypatch.setattr(minixmpp.sasl.secrets, "token_urlsafe", lambda _n: server_nonce)
+    server = make_mechanism(
+        name, host="h", lookup=vector_lookup, bindings={}, secure=True, secret=b"s"
+    )
+    step = await server.step(client_first.encode())
+    assert (
+        step.challenge == f"r={client_first.split('r=')[1]}{server_nonce},s={salt},i=4096".encode()
+    )
+    step = await server.step(client_final.encode())
+    assert (step.success, step.username) == (server_final.encode(), "user")

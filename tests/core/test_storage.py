@@ -152,3 +152,16 @@ def test_acknowledged_writes_survive_a_kill(tmp_path: Path) -> None:
         loop.close()
     assert len(acknowledged) == 7
     assert set(acknowledged) <= set(names)
+
+
+async def test_the_database_is_private(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "data" / "x.sqlite")
+    try:
+        await Accounts(storage, 4096).create("h", "alice", "pw")
+    finally:
+        await storage.close()
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    for name in ("x.sqlite", "x.sqlite-wal", "x.sqlite-shm"):
+        path = tmp_path / "data" / name
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, name

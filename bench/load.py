@@ -1,0 +1,321 @@
+"""Load worker: logs in XMPP clients (STARTTLS + SCRAM-SHA-1 + bind + presence), holds them,
+and runs message ping-pong between pairs. Driven by bench/run.py over stdin/stdout, one JSON
+command per line; it answers one JSON line per command.
+
+The clients are deliberately lean so that the machine's CPU goes to the server under test: one
+selectors loop, non-blocking sockets, TLS in ``ssl.SSLSocket``, byte markers instead of an XML
+parser, and each client's side of the protocol written as a generator that yields the marker it
+waits for next. All accounts share one password and salt, so the SCRAM salted password is
+computed once (a SCRAM client may cache it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import selectors
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable, Generator
+
+HEADER = (
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
+    " xmlns:stream='http://etherx.jabber.org/streams' to='{host}' version='1.0'>"
+)
+STARTTLS = object()  # yielded by a script: upgrade the connection to TLS now
+TIMEOUT = 120.0
+Script = Generator[object, bytes, None]
+_salted: dict[tuple[bytes, int], bytes] = {}
+
+
+class Client:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock: socket.socket = sock
+        self.script: Script = iter(())  # type: ignore[assignment]
+        self.buf = b""
+        self.out = bytearray()
+        self.waiting_for: object = None
+        self.handshaking = False
+        self.done = False
+
+    def send(self, data: str) -> None:
+        self.out += data.encode()
+
+    def start(self) -> None:
+        self._advance(None)
+
+    def _advance(self, value: bytes | None) -> None:
+        try:
+            self.waiting_for = self.script.send(value)  # type: ignore[arg-type]
+        except StopIteration:
+            self.done = True
+            self.waiting_for = None
+
+    def process(self) -> None:
+        """Run the script as far as the received bytes allow."""
+        while not self.done and not self.handshaking:
+            marker = self.waiting_for
+            if marker is STARTTLS:
+                return
+            assert isinstance(marker, bytes)
+            i = self.buf.find(marker)
+            if i < 0:
+                return
+            end = i + len(marker)
+            chunk, self.buf = self.buf[:end], self.buf[end:]
+            self._advance(chunk)
+
+
+class Loop:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.sel = selectors.DefaultSelector()
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+
+    def connect(self, make_script: Callable[[Client], Script]) -> Client:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.connect((self.host, self.port))
+        raw.setblocking(False)
+        client = Client(raw)
+        client.script = make_script(client)
+        self.sel.register(raw, selectors.EVENT_READ, client)
+        client.start()
+        self.pump(client)
+        return client
+
+    def pump(self, c: Client) -> None:
+        """Send pending output, handle STARTTLS, process input; keep the registration right."""
+        while True:
+            if c.out and not c.handshaking:
+                try:
+                    sent = c.sock.send(c.out)
+                    del c.out[:sent]
+                except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            if c.waiting_for is STARTTLS and not c.handshaking and not c.out:
+                self.sel.unregister(c.sock)
+                c.sock = self.ctx.wrap_socket(
+                    c.sock, server_hostname=self.host, do_handshake_on_connect=False
+                )
+                c.handshaking = True
+                self.sel.register(c.sock, selectors.EVENT_READ, c)
+            if c.handshaking:
+                try:
+                    c.sock.do_handshake()  # type: ignore[attr-defined]
+                except ssl.SSLWantReadError:
+                    self._want(c, selectors.EVENT_READ)
+                    return
+                except ssl.SSLWantWriteError:
+                    self._want(c, selectors.EVENT_WRITE)
+                    return
+                c.handshaking = False
+                c.buf = b""
+                c._advance(b"")
+            before = (c.waiting_for, len(c.out))
+            c.process()
+            if (c.waiting_for, len(c.out)) == before or c.done:
+                break
+        self._want(c, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0))
+
+    def _want(self, c: Client, events: int) -> None:
+        key = self.sel.get_key(c.sock)
+        if key.events != events:
+            self.sel.modify(c.sock, events, c)
+
+    def readable(self, c: Client) -> None:
+        if c.handshaking:
+            self.pump(c)
+            return
+        while True:
+            try:
+                data = c.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                break
+            if not data:
+                raise ConnectionError(f"server closed the connection: {c.buf[-300:]!r}")
+            c.buf += data
+            if not isinstance(c.sock, ssl.SSLSocket) or not c.sock.pending():
+                break
+        self.pump(c)
+
+    def run(self, clients: list[Client], finished: object) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not finished():  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise TimeoutError("load phase took too long")
+            for key, mask in self.sel.select(1.0):
+                client: Client = key.data
+                if mask & selectors.EVENT_WRITE:
+                    self.pump(client)
+                if mask & selectors.EVENT_READ:
+                    self.readable(client)
+
+
+def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
+    key = (salt, iterations)
+    if key not in _salted:
+        _salted[key] = hashlib.pbkdf2_hmac("sha1", password.encode(), salt, iterations)
+    return _salted[key]
+
+
+def login_script(c: Client, host: str, user: str, password: str, result: dict[str, str]) -> Script:
+    header = HEADER.format(host=host)
+    c.send(header)
+    yield b"</stream:features>"
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    yield b"<proceed"
+    c.buf = b""
+    yield STARTTLS
+    c.send(header)
+    yield b"</stream:features>"
+    nonce = base64.b64encode(os.urandom(12)).decode()
+    first_bare = f"n={user},r={nonce}"
+    c.send(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>"
+        + base64.b64encode(("n,," + first_bare).encode()).decode()
+        + "</auth>"
+    )
+    challenge = yield b"</challenge>"
+    found = re.search(rb">([^<]+)</challenge>", challenge)
+    assert found is not None, challenge
+    server_first = base64.b64decode(found.group(1)).decode()
+    fields = dict(p.split("=", 1) for p in server_first.split(","))
+    salted = salted_password(password, base64.b64decode(fields["s"]), int(fields["i"]))
+    without_proof = f"c=biws,r={fields['r']}"
+    auth_message = f"{first_bare},{server_first},{without_proof}".encode()
+    client_key = hmac.digest(salted, b"Client Key", "sha1")
+    signature = hmac.digest(hashlib.sha1(client_key).digest(), auth_message, "sha1")
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    final = f"{without_proof},p={base64.b64encode(proof).decode()}"
+    c.send(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+        + base64.b64encode(final.encode()).decode()
+        + "</response>"
+    )
+    reply = yield b">"
+    if b"success" not in reply:
+        raise RuntimeError(f"login failed for {user}: {reply + c.buf!r}")
+    c.send(header)
+    yield b"</stream:features>"
+    c.send(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        "<resource>bench</resource></bind></iq>"
+    )
+    bound = yield b"</iq>"
+    jid = re.search(rb"<jid>([^<]+)</jid>", bound)
+    assert jid is not None, bound
+    result["jid"] = jid.group(1).decode()
+    c.send("<presence/>")
+    yield b"<presence"
+    echo = yield b">"  # the echo: <presence …/> or <presence …>…</presence>
+    if not echo.endswith(b"/>"):
+        yield b"</presence>"
+
+
+def pingpong_script(c: Client, peer: str, rounds: int, starts: bool) -> Script:
+    message = f"<message to='{peer}' type='chat'><body>ping</body></message>"
+    for _ in range(rounds):
+        if starts:
+            c.send(message)
+            yield b"</message>"
+        else:
+            yield b"</message>"
+            c.send(message)
+
+
+class Worker:
+    def __init__(self, host: str, port: int, users: list[str], password: str, concurrency: int):
+        self.loop = Loop(host, port)
+        self.host, self.users, self.password, self.concurrency = host, users, password, concurrency
+        self.clients: list[Client] = []
+        self.jids: list[str] = []
+
+    def login_all(self) -> dict[str, float]:
+        start = time.perf_counter()
+        pending = list(reversed(self.users))
+        results: list[dict[str, str]] = []
+        in_flight: list[Client] = []
+
+        def refill() -> None:
+            in_flight[:] = [c for c in in_flight if not c.done]
+            while pending and len(in_flight) < self.concurrency:
+                user, result = pending.pop(), {}
+                results.append(result)
+                client = self.loop.connect(
+                    lambda c, u=user, r=result: login_script(c, self.host, u, self.password, r)
+                )
+                in_flight.append(client)
+                self.clients.append(client)
+
+        def finished() -> bool:
+            refill()
+            return not pending and not in_flight
+
+        self.loop.run(self.clients, finished)
+        self.jids = [r["jid"] for r in results]
+        return {"seconds": time.perf_counter() - start, "logins": len(self.users)}
+
+    def pingpong(self, rounds: int) -> dict[str, float]:
+        pairs = 0
+        for i in range(0, len(self.clients) - 1, 2):
+            a, b = self.clients[i], self.clients[i + 1]
+            b.script = pingpong_script(b, self.jids[i], rounds, starts=False)
+            a.script = pingpong_script(a, self.jids[i + 1], rounds, starts=True)
+            for c in (b, a):
+                c.done = False
+                c.buf = b""
+                c.start()
+                self.loop.pump(c)
+            pairs += 1
+        start = time.perf_counter()
+        self.loop.run(self.clients, lambda: all(c.done for c in self.clients[: 2 * pairs]))
+        return {"seconds": time.perf_counter() - start, "messages": 2 * rounds * pairs}
+
+    def close_all(self) -> dict[str, float]:
+        for c in self.clients:
+            c.sock.close()
+        self.clients.clear()
+        return {}
+
+
+def main() -> None:
+    worker: Worker | None = None
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        try:
+            if cmd["op"] == "setup":
+                worker = Worker(
+                    cmd["host"], cmd["port"], cmd["users"], cmd["password"], cmd["concurrency"]
+                )
+                result: dict[str, float] = {}
+            elif cmd["op"] == "login":
+                assert worker is not None
+                result = worker.login_all()
+            elif cmd["op"] == "pingpong":
+                assert worker is not None
+                result = worker.pingpong(cmd["rounds"])
+            elif cmd["op"] == "close":
+                assert worker is not None
+                result = worker.close_all()
+            else:
+                raise ValueError(cmd["op"])
+            reply = {"ok": True, **result}
+        except Exception as exc:  # reported to the orchestrator, which stops the run
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+        if cmd["op"] == "close":
+            break
+
+
+if __name__ == "__main__":
+    main()

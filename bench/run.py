@@ -1,0 +1,356 @@
+"""Benchmark: logins, idle TLS connections and message routing, for minixmpp (and Prosody).
+
+    python bench/run.py                          # minixmpp, 1000 clients
+    python bench/run.py --prosody                # the same load against Prosody too
+    python bench/run.py --clients 10000 --rounds 0   # hold 10k idle TLS connections
+
+The server runs as its own process; load workers (bench/load.py) run in other processes. Server
+CPU time (user + system, all threads) and RSS come from /proc/<pid> at the phase boundaries:
+
+* login: N clients do STARTTLS + SCRAM-SHA-1 + bind + initial presence;
+  CPU per login = server CPU during the phase / N; logins/s = N / wall time.
+* idle: all N connections held; memory per connection = (RSS - RSS before) / N, 2 s after the
+  logins ("fresh") and after ``--idle`` seconds more ("idle"; minixmpp frees an idle stream's
+  parser after 10 s).
+* pingpong: pairs of clients send a chat message to each other's full JID and answer it,
+  ``rounds`` times; CPU per routed message = server CPU during the phase / messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from minixmpp.accounts import Credentials, derive_keys  # noqa: E402
+
+PASSWORD = "bench-password"
+SALT = b"minixmpp-bench-salt"  # shared by all accounts: clients compute the key once
+ITERATIONS = 4096
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the process, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server did not listen on {port}")
+
+
+# -- servers ----------------------------------------------------------------------------
+
+
+def start_minixmpp(folder: Path, users: list[str], port: int) -> subprocess.Popen[bytes]:
+    config = folder / "server.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        interfaces = ["127.0.0.1"]
+        c2s_ports = [{port}]
+        c2s_direct_tls_ports = [{free_port()}]
+        c2s_idle_timeout = 0
+        c2s_timeout = 0
+        default_iteration_count = {ITERATIONS}
+        modules_enabled = ["disco", "ping"]
+        log = {{ warn = "*console" }}
+        [VirtualHost."localhost"]
+        """)
+    )
+    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", users))
+    command = os.environ.get("MINIXMPP_BENCH_SERVER", f"{sys.executable} -m minixmpp serve -c")
+    return subprocess.Popen([*command.split(), str(config)], cwd=ROOT)
+
+
+async def _create_minixmpp_accounts(db: Path, users: list[str]) -> None:
+    from minixmpp.accounts import Accounts
+    from minixmpp.storage import Storage
+
+    credentials = Credentials(
+        sha1=derive_keys("sha1", PASSWORD, ITERATIONS, SALT),
+        sha256=derive_keys("sha256", PASSWORD, ITERATIONS, SALT),
+    )
+    storage = await Storage.open(db)
+    try:
+        accounts = Accounts(storage, ITERATIONS)
+        async with storage.transaction() as tx:
+            for user in users:
+                await accounts.insert(tx, "localhost", user, credentials)
+    finally:
+        await storage.close()
+
+
+def start_prosody(folder: Path, users: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Prosody 0.12 with its internal_hashed accounts written directly (same salt)."""
+    from minixmpp.tls import generate_test_certificate
+
+    pair = generate_test_certificate(folder / "certs", "localhost")
+    data = folder / "data"
+    (data / "localhost" / "accounts").mkdir(parents=True)
+    keys = derive_keys("sha1", PASSWORD, ITERATIONS, SALT)
+    record = (
+        f'return {{ ["stored_key"] = "{keys.stored_key.hex()}"; ["server_key"] ='
+        f' "{keys.server_key.hex()}"; ["salt"] = "{SALT.decode()}"; ["iteration_count"] ='
+        f" {ITERATIONS}; }};\n"
+    )
+    for user in users:
+        (data / "localhost" / "accounts" / f"{user}.dat").write_text(record)
+    config = folder / "prosody.cfg.lua"
+    config.write_text(
+        textwrap.dedent(f"""
+        pidfile = "{folder}/prosody.pid"
+        run_as_root = true  -- only matters when the benchmark runs as root (containers)
+        data_path = "{data}"
+        interfaces = {{ "127.0.0.1" }}
+        c2s_ports = {{ {port} }}
+        c2s_direct_tls_ports = {{ {free_port()} }}
+        s2s_ports = {{ }}
+        c2s_require_encryption = true
+        authentication = "internal_hashed"
+        storage = "internal"
+        log = {{ warn = "{folder}/prosody.log" }}
+        modules_enabled = {{ "saslauth", "tls", "disco", "ping" }}
+        modules_disabled = {{ "s2s", "offline" }}
+        VirtualHost "localhost"
+            ssl = {{ certificate = "{pair.certificate}", key = "{pair.key}" }}
+        """)
+    )
+    return subprocess.Popen(["prosody", "-F", "--config", str(config)])
+
+
+# -- load -------------------------------------------------------------------------------
+
+
+class Workers:
+    def __init__(self, count: int, port: int, users: list[str], concurrency: int) -> None:
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "load.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            for _ in range(count)
+        ]
+        for i, proc in enumerate(self.procs):
+            self._send(
+                proc,
+                {
+                    "op": "setup",
+                    "host": "localhost",
+                    "port": port,
+                    "users": users[i::count],
+                    "password": PASSWORD,
+                    "concurrency": concurrency,
+                },
+            )
+        for proc in self.procs:
+            self._receive(proc)
+
+    @staticmethod
+    def _send(proc: subprocess.Popen[bytes], command: dict[str, object]) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(command).encode() + b"\n")
+        proc.stdin.flush()
+
+    @staticmethod
+    def _receive(proc: subprocess.Popen[bytes]) -> dict[str, float]:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        reply = json.loads(line) if line else {"ok": False, "error": "worker died"}
+        if not reply.pop("ok"):
+            raise RuntimeError(reply["error"])
+        return reply  # type: ignore[no-any-return]
+
+    def run(self, command: dict[str, object]) -> list[dict[str, float]]:
+        for proc in self.procs:
+            self._send(proc, command)
+        return [self._receive(proc) for proc in self.procs]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(RuntimeError, BrokenPipeError, ValueError):
+                    self.run_one(proc, {"op": "close"})
+            proc.kill()
+            proc.wait(10)
+
+    def run_one(self, proc: subprocess.Popen[bytes], command: dict[str, object]) -> None:
+        self._send(proc, command)
+        self._receive(proc)
+
+
+def start_profiler(
+    args: argparse.Namespace, pid: int, name: str, phase: str
+) -> subprocess.Popen[bytes] | None:
+    """With --profile DIR: sample the server with py-spy during a phase (DIR/name-phase.txt)."""
+    if not args.profile:
+        return None
+    out = Path(args.profile) / f"{name}-{phase}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "1000",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # let it attach
+    return proc
+
+
+def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
+    users = [f"u{i}" for i in range(args.clients)]
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    port = free_port()
+    proc = (start_prosody if name == "prosody" else start_minixmpp)(folder, users, port)
+    workers: Workers | None = None
+    try:
+        wait_for_port(port, proc)
+        time.sleep(0.5)
+        pid = proc.pid
+        rss_before = rss_bytes(pid)
+        workers = Workers(args.workers, port, users, args.concurrency)
+
+        profiler = start_profiler(args, pid, name, "login")
+        (user0, sys0), t0 = cpu_times(pid), time.perf_counter()
+        workers.run({"op": "login"})
+        login_wall = time.perf_counter() - t0
+        user1, sys1 = cpu_times(pid)
+        login_cpu = user1 + sys1 - user0 - sys0
+        stop_profiler(profiler)
+
+        time.sleep(2)
+        rss_fresh = rss_bytes(pid)  # just logged in: every parser still in memory
+        time.sleep(args.idle)
+        rss_idle = rss_bytes(pid)  # idle: minixmpp sheds parser state after 10 s
+
+        result = {
+            "clients": args.clients,
+            "login_cpu_ms": 1000 * login_cpu / args.clients,
+            "login_user_ms": 1000 * (user1 - user0) / args.clients,
+            "login_system_ms": 1000 * (sys1 - sys0) / args.clients,
+            "logins_per_s": args.clients / login_wall,
+            "rss_before_mb": rss_before / 2**20,
+            "rss_idle_mb": rss_idle / 2**20,
+            "kb_per_fresh_connection": (rss_fresh - rss_before) / args.clients / 1000,
+            "kb_per_idle_connection": (rss_idle - rss_before) / args.clients / 1000,
+        }
+        if args.rounds:
+            profiler = start_profiler(args, pid, name, "pingpong")
+            (user0, sys0), t0 = cpu_times(pid), time.perf_counter()
+            replies = workers.run({"op": "pingpong", "rounds": args.rounds})
+            wall = time.perf_counter() - t0
+            user1, sys1 = cpu_times(pid)
+            stop_profiler(profiler)
+            messages = sum(r["messages"] for r in replies)
+            result["routed_messages"] = messages
+            result["us_per_routed_message"] = 1e6 * (user1 + sys1 - user0 - sys0) / messages
+            result["us_user_per_message"] = 1e6 * (user1 - user0) / messages
+            result["us_system_per_message"] = 1e6 * (sys1 - sys0) / messages
+            result["messages_per_s"] = messages / wall
+        return result
+    finally:
+        if workers is not None:
+            workers.stop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="load processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=50, help="logins in flight per worker")
+    parser.add_argument("--rounds", type=int, default=100, help="ping-pong rounds per pair")
+    parser.add_argument(
+        "--idle", type=float, default=3.0, help="seconds to hold before measuring RSS"
+    )
+    parser.add_argument("--prosody", action="store_true", help="also measure Prosody (installed)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (3)")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server per phase into DIR")
+    args = parser.parse_args()
+    names = ["minixmpp", "prosody"] if args.prosody else ["minixmpp"]
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for _ in range(args.repeat):
+        for name in names:  # alternate, so slow phases of the machine hit both alike
+            runs[name].append(measure(name, args))
+    results = {
+        name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+        for name, rs in runs.items()
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    keys = list(results["minixmpp"])
+    print(f"{'':28}" + "".join(f"{name:>14}" for name in results))
+    for key in keys:
+        print(f"{key:28}" + "".join(f"{results[n].get(key, float('nan')):>14.1f}" for n in results))
+
+
+if __name__ == "__main__":
+    main()

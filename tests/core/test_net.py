@@ -1,0 +1,116 @@
+"""The thin I/O edge (net.py) under real sockets: big writes, handshakes, hibernation."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+from pathlib import Path
+
+from minixmpp.testing import TestServer, running_server
+from minixmpp.xml.parser import StreamParser
+from tests.xmpp import RawClient, client_context, login
+
+
+async def test_large_stanzas_arrive_intact_through_buffered_tls_writes(server: TestServer) -> None:
+    # 40 stanzas of ~200 KB to ourselves, sent before reading: the server's TLS writes block,
+    # buffer and retry (OpenSSL's retry rule) while we are not reading.
+    client, jid = await login(server.c2s_port, server.ca_file, "alice", "alice-secret", "big")
+    bodies = [chr(ord("a") + i % 26) * 200_000 for i in range(40)]
+    for i, body in enumerate(bodies):
+        await client.send(f"<message to='{jid}' id='m{i}'><body>{body}</body></message>")
+    for i, body in enumerate(bodies):
+        message = await client.expect("message")
+        assert message.get("id") == f"m{i}"
+        assert message.findtext("body") == body
+
+
+async def test_a_silent_direct_tls_connection_times_out(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as srv:
+        srv.server.tls_handshake_timeout = 0.3
+        for listener in srv.server._listeners:
+            listener._handshake_timeout = 0.3
+        sock = socket.create_connection(("127.0.0.1", srv.direct_tls_port))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(sock, 100), 5)  # closed by the server
+            assert data == b""
+        finally:
+            sock.close()
+
+
+async def test_garbage_on_the_direct_tls_port(server: TestServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.direct_tls_port)
+    writer.write(b"<stream:stream xmlns='jabber:client' to='localhost'>")
+    try:
+        data = await asyncio.wait_for(reader.read(100), 5)
+    except ConnectionResetError:
+        data = b""
+    assert b"<" not in data  # a TLS alert at most, never XML
+    writer.close()
+    await login(server.c2s_port, server.ca_file, "bob", "bob-secret")  # still serving
+
+
+async def test_idle_streams_free_their_parser_and_wake_up(server: TestServer) -> None:
+    client, jid = await login(server.c2s_port, server.ca_file, "alice", "alice-secret", "idle")
+    session = server.server.hosts["localhost"].sessions.get(jid)
+    assert session is not None and session.parser._parser is not None
+    assert session.hibernate()
+    assert session.parser.hibernating and session.parser._parser is None
+    reply = await client.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")
+    assert reply.get("type") == "result"
+    assert not session.parser.hibernating
+
+
+async def test_the_sweeper_hibernates_idle_streams(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as srv:
+        srv.server.hibernate_after = 0.2
+        await srv.create_user("alice", "pw")
+        client, jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw", "r")
+        session = srv.server.hosts["localhost"].sessions.get(jid)
+        assert session is not None
+        for _ in range(100):  # the sweep period follows the shortest limit: 0.05 s here
+            if session.parser.hibernating:
+                break
+            await asyncio.sleep(0.05)
+        assert session.parser.hibernating
+        assert (await client.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")).get(
+            "type"
+        ) == "result"
+
+
+def test_a_released_parser_does_not_wait_for_the_cyclic_gc() -> None:
+    header = (
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+        b" to='localhost' version='1.0'>"
+    )
+
+    def parsers() -> int:
+        return sum(1 for o in gc.get_objects() if type(o).__name__ == "XMLPullParser")
+
+    gc.collect()
+    before = parsers()
+    gc.disable()
+    try:
+        parser = StreamParser()
+        parser.feed(header + b"<presence/>")
+        parser.reset()  # a stream restart
+        parser.feed(header)
+        parser.hibernate()
+        parser.feed(b"<presence/>")  # wakes it
+        parser.release()
+        assert parsers() == before
+    finally:
+        gc.enable()
+
+
+async def test_tls_1_2_clients_are_served(server: TestServer) -> None:
+    import ssl
+
+    client = await RawClient.connect(
+        server.direct_tls_port, tls=client_context(server.ca_file, maximum=ssl.TLSVersion.TLSv1_2)
+    )
+    await client.open()
+    assert client.ssl_object.version() == "TLSv1.2"
+    assert (await client.scram("alice", "alice-secret")).tag.endswith("success")
