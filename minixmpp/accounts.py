@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 from scramp.utils import saslprep
 
-from minixmpp.events import USER_CREATED, USER_DELETED, USER_PASSWORD_CHANGED, EventBus, UserEvent
+from minixmpp.events import (
+    USER_CREATED,
+    USER_DELETED,
+    USER_DELETING,
+    USER_PASSWORD_CHANGED,
+    EventBus,
+    UserEvent,
+)
 from minixmpp.storage import Storage, Transaction
 
 if TYPE_CHECKING:
@@ -164,6 +171,9 @@ class Accounts:
             )
             if count:
                 await self.storage.delete_user_rows(tx, host, username)
+        if count:
+            for forget in self.storage.user_rows_deleted:
+                forget(host, username)
         return count == 1
 
 
@@ -205,7 +215,13 @@ class Users:
     async def delete(
         self, username: str, *, source: str = "core", session: Session | None = None
     ) -> bool:
+        """Delete the account and all it owns in one transaction. ``user-deleting`` fires first
+        (handlers keep what they need in ``event.extra``), ``user-deleted`` after."""
+        if not await self.accounts.exists(self.host, username):
+            return False
+        event = UserEvent(username, self.host, source, session)
+        await self.events.fire(USER_DELETING, event)
         if not await self.accounts.delete(self.host, username):
             return False
-        await self.events.fire(USER_DELETED, UserEvent(username, self.host, source, session))
+        await self.events.fire(USER_DELETED, event)
         return True

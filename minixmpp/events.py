@@ -145,6 +145,7 @@ class ResourceUnbind:
 # -- accounts --------------------------------------------------------------------------------
 
 USER_CREATED = "user-created"
+USER_DELETING = "user-deleting"  # before the account and its data go: read what you need
 USER_DELETED = "user-deleted"
 USER_PASSWORD_CHANGED = "user-password-changed"  # noqa: S105 - an event name
 

@@ -12,6 +12,7 @@ from minixmpp.accounts import Accounts, Users
 from minixmpp.config import GlobalOptions, HostConfig
 from minixmpp.events import USER_DELETED, EventBus, UserEvent
 from minixmpp.jid import JID, InvalidJID
+from minixmpp.roster import Rosters
 from minixmpp.storage import Storage
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class Host:
         router: Router,
         tasks: set[asyncio.Task[Any]],
         secret: bytes = b"",
+        rosters: Rosters | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -105,6 +107,7 @@ class Host:
         self.modules: dict[str, Module] = {}
         self.sessions = SessionRegistry()
         self.users = Users(accounts, self.name, self.events)
+        self.rosters = rosters if rosters is not None else Rosters(storage)
         self.admins = frozenset(_bare(a) for a in config.options.admins)
         self.origin = HostOrigin(self)
         self.secret = secret

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from minixmpp.config import ConfigError, GlobalOptions, HostConfig, HostOptions, convert
 from minixmpp.events import StanzaEvent as StanzaEvent  # re-exported for module authors
 from minixmpp.jid import JID, InvalidJID
+from minixmpp.roster import Rosters
 from minixmpp.storage import KeyValueStore, MapStore
 
 if TYPE_CHECKING:
@@ -36,9 +37,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Handler = Callable[[Any], Awaitable[Any]]
+H = TypeVar("H", bound=Handler)
 
 # Loaded on every host unless listed in modules_disabled: the c2s protocol itself.
-AUTOLOAD = ("tls", "saslauth", "bind", "message", "presence")
+AUTOLOAD = ("tls", "saslauth", "bind", "roster", "message", "presence", "offline")
 
 log = logging.getLogger("minixmpp.module")
 
@@ -75,10 +77,10 @@ class Module:
 
     # -- events -------------------------------------------------------------------------
 
-    def hook(self, event: str, priority: int = 0) -> Callable[[Handler], Handler]:
+    def hook(self, event: str, priority: int = 0) -> Callable[[H], H]:
         """Decorator: run the handler when ``event`` fires on this host."""
 
-        def register(handler: Handler) -> Handler:
+        def register(handler: H) -> H:
             self._host.events.hook(event, handler, priority)
             self._hooks.append((event, handler))
             return handler
@@ -161,6 +163,11 @@ class Module:
     @property
     def users(self) -> Users:
         return self._host.users
+
+    @property
+    def rosters(self) -> Rosters:
+        """Roster storage (core tables); mod_roster adds the protocol and pushes."""
+        return self._host.rosters
 
     @property
     def storage(self) -> Any:

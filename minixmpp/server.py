@@ -25,6 +25,7 @@ from minixmpp.config import Config, check_unknown_keys
 from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
 from minixmpp.host import Host
 from minixmpp.module import Loader, enabled_modules, option_values
+from minixmpp.roster import Rosters
 from minixmpp.router import Router
 from minixmpp.session import Session
 from minixmpp.storage import Storage
@@ -75,10 +76,15 @@ class Server:
         self.router = Router()
         self.hosts: dict[str, Host] = {}
         self.sessions: set[Session] = set()
+        # While one session's input is handled, what it causes for other sessions is held
+        # here and written when that handling returns: one TLS record per recipient, not one
+        # per stanza (a login with 50 online contacts brings 50 presences).
+        self.batch: list[Session] | None = None
         self.loader = Loader([config.resolve(p) for p in config.options.plugin_paths])
         self.tls: TlsContexts
         self.storage: Storage | None = None
         self.accounts: Accounts
+        self.rosters: Rosters
         self.secret = b""
         self.c2s_ports: list[int] = []
         self.direct_tls_ports: list[int] = []
@@ -98,6 +104,8 @@ class Server:
         try:
             self.secret = await self.storage.meta("sasl-secret", os.urandom(32))
             self.accounts = Accounts(self.storage, self.options.default_iteration_count)
+            self.rosters = Rosters(self.storage)
+            await self.rosters.setup()
             for host_config in self.config.hosts.values():
                 host = Host(
                     host_config,
@@ -107,6 +115,7 @@ class Server:
                     router=self.router,
                     tasks=self._tasks,
                     secret=self.secret,
+                    rosters=self.rosters,
                 )
                 self.hosts[host.name] = host
                 self.router.hosts[host.name] = host

@@ -278,10 +278,15 @@ class Session(asyncio.Protocol):
         if self._held is not None:
             self._hold(data)
             return
+        batch = self._open_batch()
         corked = self._cork()
-        self._feed(data)
-        if corked:
-            self._uncork()
+        try:
+            self._feed(data)
+        finally:
+            if corked:
+                self._uncork()
+            if batch:
+                self._flush_batch()
 
     def _hold(self, data: bytes) -> None:
         assert self._held is not None
@@ -352,19 +357,24 @@ class Session(asyncio.Protocol):
     async def _resume(
         self, coro: Coroutine[Any, Any, None], waiting: Any, events: list[Any], next_index: int
     ) -> None:
-        await _finish(coro, waiting)
+        await _finish(coro, waiting, self)
         held, self._held, self._held_size = self._held or [], None, 0
         if self._restart and not self._after_restart(next_index < len(events) or bool(held)):
             return
+        batch = self._open_batch()
         corked = self._cork()
-        self._run(events, next_index)
-        for chunk in held:
-            if self.suspended:
-                self._hold(chunk)  # suspended again: keep the order
-            elif self.state is not State.CLOSED:
-                self._feed(chunk)
-        if corked:
-            self._uncork()
+        try:
+            self._run(events, next_index)
+            for chunk in held:
+                if self.suspended:
+                    self._hold(chunk)  # suspended again: keep the order
+                elif self.state is not State.CLOSED:
+                    self._feed(chunk)
+        finally:
+            if corked:
+                self._uncork()
+            if batch:
+                self._flush_batch()
         if not self.suspended and self.transport is not None and self.state is not State.CLOSED:
             self.transport.resume_reading()
 
@@ -449,9 +459,23 @@ class Session(asyncio.Protocol):
             self.log.debug("SEND %s", redact(data))
         if self._out is not None:
             self._out.append(data)
+        elif self.server.batch is not None:  # another session's input caused this
+            self._out = [data]
+            self.server.batch.append(self)
         else:
             transport.write(data)
         return True
+
+    def _open_batch(self) -> bool:
+        if self.server.batch is not None:
+            return False
+        self.server.batch = []
+        return True
+
+    def _flush_batch(self) -> None:
+        sessions, self.server.batch = self.server.batch or [], None
+        for session in sessions:
+            session._uncork()
 
     def _cork(self) -> bool:
         """Hold output until _uncork(): what one input chunk causes leaves in one write."""
@@ -509,13 +533,15 @@ def _features_bytes(features: etree._Element) -> bytes:
     return b"<stream:features>" + inner + b"</stream:features>"
 
 
-async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+async def _finish(coro: Coroutine[Any, Any, None], waiting: Any, session: Session) -> None:
     """Drive a coroutine that suspended after its synchronous first step to completion.
 
     This is what an asyncio Task would have done after its first step: wait for the awaited
     future, then send into the coroutine again; the coroutine reads the future's result itself.
+    Each step's output to other sessions is batched, as in ``data_received``.
     """
     while True:
+        error: BaseException | None = None
         if waiting is None:
             await asyncio.sleep(0)  # a bare yield
         else:
@@ -524,19 +550,19 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
             waiting._asyncio_future_blocking = False
             try:
                 await waiting
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 if not (isinstance(waiting, asyncio.Future) and waiting.cancelled()):
-                    try:
-                        waiting = coro.throw(asyncio.CancelledError())
-                    except StopIteration:
-                        return
-                    continue
+                    error = exc
             except BaseException:  # noqa: S110 - the coroutine re-raises it from its own await
                 pass
+        batch = session._open_batch()
         try:
-            waiting = coro.send(None)
+            waiting = coro.send(None) if error is None else coro.throw(error)
         except StopIteration:
             return
+        finally:
+            if batch:
+                session._flush_batch()
 
 
 _SENSITIVE = re.compile(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ class Storage:
         # Tables holding per-account rows, as (table, host column, user column): deleting an
         # account deletes its rows in all of them, in the same transaction.
         self.user_tables: list[tuple[str, str, str]] = [("kv", "host", "user")]
+        # Called with (host, username) once an account's rows are deleted and committed.
+        self.user_rows_deleted: list[Callable[[str, str], None]] = []
 
     @classmethod
     async def open(cls, path: Path) -> Storage:

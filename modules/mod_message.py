@@ -2,7 +2,8 @@
 
 To a full JID: that resource, else as to the bare JID. To a bare JID: ``chat`` and ``normal``
 go to the available resources of highest non-negative priority; ``headline`` to every
-available resource with non-negative priority (dropped when none); ``groupchat`` gets
+available resource with non-negative priority (dropped when none, or when it was sent to a
+resource that is gone); ``groupchat`` gets
 ``service-unavailable``; errors are dropped. With no resource to take a chat/normal message,
 ``message/offline/handle`` fires (mod_offline stores it); if nothing takes it, or the user does
 not exist, the sender gets ``service-unavailable``.
@@ -32,7 +33,7 @@ def top_resources(sessions: list[Session]) -> list[Session]:
 
 
 def load(module: Module) -> None:
-    async def to_bare(event: StanzaEvent, bare: JID) -> bool:
+    async def to_bare(event: StanzaEvent, bare: JID, *, was_full: bool = False) -> bool:
         stanza = event.stanza
         kind = stanza.get("type") or "normal"
         if kind == "error":
@@ -42,6 +43,8 @@ def load(module: Module) -> None:
         assert bare.node is not None
         sessions = module.sessions_of(bare.node)
         if kind == "headline":
+            if was_full:  # that resource is gone: silently ignored (RFC 6121 §8.5.3.2.1)
+                return True
             for session in sessions:
                 if session.presence is not None and session.priority >= 0:
                     session.send(stanza)
@@ -65,7 +68,7 @@ def load(module: Module) -> None:
         session = module.session(event.to.full)
         if session is not None and session.send(event.stanza):
             return True
-        return await to_bare(event, event.to.bare_jid)
+        return await to_bare(event, event.to.bare_jid, was_full=True)
 
     @module.hook("message/bare")
     async def to_account(event: StanzaEvent) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import OPEN_CLIENTS
+from tests.xmpp import OPEN_CLIENTS, SLIX_CLIENTS
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 
@@ -22,7 +22,9 @@ async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
 
 
 @pytest.fixture(autouse=True)
-async def _close_raw_clients() -> AsyncIterator[None]:
+async def _close_clients() -> AsyncIterator[None]:
     yield
     while OPEN_CLIENTS:
         await OPEN_CLIENTS.pop().close()
+    while SLIX_CLIENTS:
+        await SLIX_CLIENTS.pop().disconnect()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
@@ -116,6 +117,29 @@ class RawClient:
             if el.tag == tag:
                 return el
             skipped.append(el)
+
+    async def expect_where(
+        self, tag: str, timeout: float = TIMEOUT, **attributes: str | None
+    ) -> etree._Element:
+        """Skip elements until a ``tag`` whose attributes have the given values (None: absent).
+        Use ``from_`` for ``from``."""
+        wanted = {key.rstrip("_"): value for key, value in attributes.items()}
+        while True:
+            el = await self.expect(tag, timeout)
+            if all(el.get(key) == value for key, value in wanted.items()):
+                return el
+
+    async def drain(self, quiet: float = 0.3) -> list[etree._Element]:
+        """Everything that arrives until nothing has for ``quiet`` seconds (bounded by TIMEOUT)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        got = []
+        while loop.time() < deadline:
+            try:
+                got.append(await self.next(quiet))
+            except TimeoutError:
+                return got
+        raise AssertionError(f"still receiving after {TIMEOUT} s")
 
     async def nothing(self, timeout: float = 0.3) -> None:
         """Assert that no element arrives within ``timeout``."""
@@ -292,20 +316,57 @@ def _compare(a: etree._Element, e: etree._Element, ignore: frozenset[str], path:
 # -- slixmpp ----------------------------------------------------------------------------------
 
 
+SLIX_CLIENTS: list[SlixClient] = []  # disconnected after each test (conftest)
+
+
 class SlixClient:
     """A slixmpp ClientXMPP connected to a test server, with bounded waits."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, watch: Iterable[str] = ()) -> None:
         self.client = client
         self.messages: asyncio.Queue[Any] = asyncio.Queue()
         client.add_event_handler("message", self.messages.put_nowait)
+        self._events: dict[str, asyncio.Queue[Any]] = {}
+        for name in watch:
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            self._events[name] = queue
+            client.add_event_handler(name, queue.put_nowait)
 
     @property
     def jid(self) -> str:
         return str(self.client.boundjid.full)
 
+    @property
+    def roster(self) -> Any:
+        """The client's own view of its roster (kept up to date by roster pushes)."""
+        return self.client.client_roster
+
     async def next_message(self, timeout: float = TIMEOUT) -> Any:
         return await asyncio.wait_for(self.messages.get(), timeout)
+
+    async def next_event(self, name: str, timeout: float = TIMEOUT) -> Any:
+        """The next occurrence of a slixmpp event named in ``slix_login(watch=...)``."""
+        return await asyncio.wait_for(self._events[name].get(), timeout)
+
+    async def event_from(self, name: str, sender: str, timeout: float = TIMEOUT) -> Any:
+        """The next ``name`` event whose stanza comes from ``sender`` (others are skipped)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            event = await self.next_event(name, max(0.01, deadline - loop.time()))
+            if event["from"] == sender:
+                return event
+
+    def pending_events(self, name: str) -> list[Any]:
+        queue, found = self._events[name], []
+        while not queue.empty():
+            found.append(queue.get_nowait())
+        return found
+
+    async def settle(self) -> None:
+        """A ping round trip: the server has handled, and this client has received and
+        processed, everything sent to it before."""
+        assert await self.client.plugin["xep_0199"].ping("localhost", timeout=TIMEOUT) is not None
 
     async def disconnect(self) -> None:
         with contextlib.suppress(Exception):
@@ -324,13 +385,26 @@ async def slix_login(
     tls_maximum: ssl.TLSVersion | None = None,
     plugins: Iterable[str] = ("xep_0030", "xep_0199"),
     presence: bool = True,
+    roster: bool = False,
+    roster_db: Any = None,
+    watch: Iterable[str] = (),
 ) -> SlixClient:
-    """Log a slixmpp client in; raises AssertionError if it fails to start a session."""
+    """Log a slixmpp client in; raises AssertionError if it fails to start a session.
+
+    ``roster``: fetch the roster before the initial presence, as an IM client does (with the
+    cached version of ``roster_db``, a slixmpp roster store, if given); subscription requests
+    are then left for the test to answer. ``watch``: slixmpp events to queue (``next_event``).
+    """
     from slixmpp import ClientXMPP
 
     client = ClientXMPP(jid, password, sasl_mech=mechanism)
     for plugin in plugins:
         client.register_plugin(plugin)
+    if roster:
+        client.auto_authorize = None  # neither accept nor refuse requests by itself
+        client.auto_subscribe = False
+        if roster_db is not None:
+            client.roster.set_backend(roster_db)
     client.enable_plaintext = False
     client.enable_direct_tls = direct_tls
     client.enable_starttls = not direct_tls
@@ -344,6 +418,8 @@ async def slix_login(
             outcome.set_result(result)
 
     async def started(_event: Any) -> None:
+        if roster:
+            await client.get_roster(timeout=TIMEOUT)
         if presence:
             client.send_presence()
         settle("session_start")
@@ -351,7 +427,7 @@ async def slix_login(
     client.add_event_handler("session_start", started)
     client.add_event_handler("failed_all_auth", lambda _e: settle("failed_all_auth"))
     client.add_event_handler("connection_failed", lambda _e: settle("connection_failed"))
-    wrapper = SlixClient(client)
+    wrapper = SlixClient(client, watch)
     client.connect("127.0.0.1", port)
     try:
         result = await asyncio.wait_for(outcome, TIMEOUT)
@@ -360,4 +436,21 @@ async def slix_login(
     if result != "session_start":
         await wrapper.disconnect()
         raise AssertionError(f"slixmpp login of {jid} failed: {result}")
+    SLIX_CLIENTS.append(wrapper)
     return wrapper
+
+
+async def receives(client: RawClient, *expected: str) -> None:
+    """The client receives exactly these stanzas, in this order, and then nothing."""
+    for want in expected:
+        got = await client.next()
+        if got.tag == "iq" and got.get("type") == "set" and " id=" not in want.split(">")[0]:
+            assert got.get("id"), "a roster push needs an id"
+            del got.attrib["id"]
+        delay = got.find("{urn:xmpp:delay}delay")
+        if delay is not None:  # presence held by the server says since when (XEP-0203)
+            stamp = datetime.datetime.strptime(delay.get("stamp", ""), "%Y-%m-%dT%H:%M:%SZ")
+            age = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - stamp
+            assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=1)
+        same_xml(got, want, ignore=("stamp",))
+    await client.nothing(0.2)

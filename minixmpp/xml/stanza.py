@@ -10,6 +10,7 @@ under a namespaced one: lxml would serialise it without ``xmlns=""``; use ``embe
 from __future__ import annotations
 
 import copy
+import datetime
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from minixmpp.errors import NS_STANZAS, NS_STREAMS, ErrorType, StanzaError
 Element = etree._Element
 
 NS_CLIENT = "jabber:client"
+NS_DELAY = "urn:xmpp:delay"
 
 
 def _nsmap(tag: str) -> Any:
@@ -170,6 +172,12 @@ def child_text(el: Element, tag: str) -> str | None:
 def is_error_or_result(stanza: Element) -> bool:
     t = stanza.get("type")
     return t == "error" or (t == "result" and stanza.tag == "iq")
+
+
+def add_delay(stanza: Element, from_: str) -> Element:
+    """Stamp ``stanza`` as held since now (XEP-0203 ``<delay/>``, UTC, whole seconds)."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return sub(stanza, f"{{{NS_DELAY}}}delay", {"from": from_, "stamp": stamp})
 
 
 def keep(stanza: Element) -> Element:

@@ -197,14 +197,16 @@ async def test_message_to_bare_and_full_jid(alice: RawClient, bob: RawClient) ->
 async def test_message_to_a_connected_but_unavailable_user(
     server: TestServer, alice: RawClient
 ) -> None:
-    # carol is bound but sent no presence: not a recipient for her bare JID
+    # carol is bound but sent no presence: not a recipient for her bare JID; the message waits
+    # offline and comes with her initial presence.
     carol, _ = await login(server.c2s_port, server.ca_file, "carol", "carol-secret")
     await alice.send("<message to='carol@localhost' type='chat' id='c1'><body>x</body></message>")
-    same_xml(
-        await alice.next(),
-        f"<message to='{A}' id='c1' from='carol@localhost' type='error'>{SU}</message>",
-    )
+    await alice.nothing()
     await carol.nothing()
+    await carol.send("<presence/>")
+    message = await carol.expect("message")
+    assert message.get("id") == "c1"
+    assert message.find("{urn:xmpp:delay}delay") is not None
 
 
 async def test_message_to_highest_priority_resources(server: TestServer, alice: RawClient) -> None:
@@ -222,6 +224,15 @@ async def test_message_to_highest_priority_resources(server: TestServer, alice: 
     await alice.send("<message to='bob@localhost' type='headline' id='h'><body>x</body></message>")
     assert (await high.expect("message")).get("id") == "h"
     assert (await low.expect("message")).get("id") == "h"  # headlines: every non-negative
+    # a headline to a resource that is not there is dropped (RFC 6121 §8.5.3.2.1); a chat is not
+    for kind in ("headline", "chat"):
+        await alice.send(
+            f"<message to='bob@localhost/gone' type='{kind}' id='{kind}'><body>x</body></message>"
+        )
+    chat = await high.next()
+    assert (chat.get("id"), chat.get("to")) == ("chat", "bob@localhost/gone")
+    await low.nothing()
+    await alice.nothing()
 
 
 async def test_iq_between_clients(alice: RawClient, bob: RawClient) -> None:

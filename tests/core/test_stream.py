@@ -67,6 +67,7 @@ async def test_features_after_tls_and_after_auth(server: TestServer) -> None:
         features,
         "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><required/></bind>"
         "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+        "<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>"
         "</stream:features>",
     )
     await client.close()

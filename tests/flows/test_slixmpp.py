@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
 
 import pytest
 
 from minixmpp.testing import TestServer
 from tests.xmpp import SlixClient, slix_login
 
-CLIENTS: list[SlixClient] = []
-
-
-@pytest.fixture(autouse=True)
-async def _disconnect_all() -> AsyncIterator[None]:
-    yield
-    while CLIENTS:
-        await CLIENTS.pop().disconnect()
-
 
 async def connect(server: TestServer, user: str, **kwargs: object) -> SlixClient:
-    client = await slix_login(
+    return await slix_login(
         server.c2s_port if not kwargs.get("direct_tls") else server.direct_tls_port,
         server.ca_file,
         f"{user}@localhost/slix",
         f"{user}-secret",
         **kwargs,  # type: ignore[arg-type]
     )
-    CLIENTS.append(client)
-    return client
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"])
