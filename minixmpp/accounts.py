@@ -13,7 +13,7 @@ import hmac
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scramp.utils import saslprep
 
@@ -25,7 +25,7 @@ from minixmpp.events import (
     EventBus,
     UserEvent,
 )
-from minixmpp.storage import Storage, Transaction
+from minixmpp.storage import Storage, Transaction, put
 
 if TYPE_CHECKING:
     from minixmpp.session import Session
@@ -84,6 +84,7 @@ def check_password(credentials: Credentials, password: str) -> bool:
     return hmac.compare_digest(derived.stored_key, keys.stored_key)
 
 
+ACCOUNT_DETAILS = "account_details"  # keyval store: what registration learnt (Prosody's name)
 _COLUMNS = ", ".join(
     f"{h}_{c}" for h in HASHES for c in ("salt", "iterations", "stored_key", "server_key")
 )
@@ -147,11 +148,18 @@ class Accounts:
         )
         return count == 1
 
-    async def create(self, host: str, username: str, password: str) -> bool:
-        """Create the account; False if it already exists."""
+    async def create(
+        self, host: str, username: str, password: str, details: dict[str, Any] | None = None
+    ) -> bool:
+        """Create the account, with its ``account_details`` if given, in one transaction;
+        False if it already exists."""
         credentials = await self.derive(password)
         async with self.storage.transaction() as tx:
-            return await self.insert(tx, host, username, credentials)
+            if not await self.insert(tx, host, username, credentials):
+                return False
+            if details is not None:
+                await put(tx, host, ACCOUNT_DETAILS, username, "", details)
+            return True
 
     async def set_password(self, host: str, username: str, password: str) -> bool:
         credentials = await self.derive(password)
@@ -195,21 +203,37 @@ class Users:
         return await self.accounts.credentials(self.host, username)
 
     async def create(
-        self, username: str, password: str, *, source: str = "core", session: Session | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        source: str = "core",
+        session: Session | None = None,
+        details: dict[str, Any] | None = None,
     ) -> bool:
-        if not await self.accounts.create(self.host, username, password):
+        """Create the account (with ``details`` in the ``account_details`` store, atomically);
+        False if it exists. ``user-created`` fires after."""
+        if not await self.accounts.create(self.host, username, password, details):
             return False
         await self.events.fire(USER_CREATED, UserEvent(username, self.host, source, session))
         return True
 
     async def set_password(
-        self, username: str, password: str, *, source: str = "core", session: Session | None = None
+        self,
+        username: str,
+        password: str,
+        *,
+        source: str = "core",
+        session: Session | None = None,
+        close_sessions: bool = True,
     ) -> bool:
+        """Set a new password; the user's sessions other than ``session`` are then closed
+        (``reset``), unless ``close_sessions`` is false (a reset by invite, as Prosody)."""
         if not await self.accounts.set_password(self.host, username, password):
             return False
-        await self.events.fire(
-            USER_PASSWORD_CHANGED, UserEvent(username, self.host, source, session)
-        )
+        event = UserEvent(username, self.host, source, session)
+        event.extra["close_sessions"] = close_sessions
+        await self.events.fire(USER_PASSWORD_CHANGED, event)
         return True
 
     async def delete(

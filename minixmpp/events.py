@@ -161,6 +161,31 @@ class UserEvent:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# In-band registration (mod_register), Prosody's names.
+USER_REGISTERING = "user-registering"  # Registration: a handler refuses by raising StanzaError
+USER_REGISTERED = "user-registered"  # UserEvent, source "mod_register"
+USER_DEREGISTERED = "user-deregistered"  # UserEvent: the account removed itself
+# Registration: an existing account's password was reset by registering it again
+USER_PASSWORD_RESET = "user-password-reset"  # noqa: S105 - an event name
+
+
+@dataclass(slots=True)
+class Registration:
+    """An account about to be registered. Handlers of ``user-registering`` run from the highest
+    priority down; one that refuses raises ``StanzaError`` (its type, condition and text go to
+    the client) and no later handler runs. ``allow_reset`` names an existing account whose
+    password this registration may overwrite (a password-reset invite)."""
+
+    username: str
+    password: str = field(repr=False)  # never logged
+    host: str = ""
+    additional: dict[str, str] = field(default_factory=dict)
+    ip: str = ""
+    session: Session | None = None
+    allow_reset: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 # -- server lifecycle -----------------------------------------------------------------------
 
 SERVER_STARTED = "server-started"

@@ -10,7 +10,7 @@ from lxml import etree
 
 from minixmpp.accounts import Accounts, Users
 from minixmpp.config import GlobalOptions, HostConfig
-from minixmpp.events import USER_DELETED, EventBus, UserEvent
+from minixmpp.events import USER_DELETED, USER_PASSWORD_CHANGED, EventBus, UserEvent
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.roster import Rosters
 from minixmpp.storage import Storage
@@ -115,10 +115,19 @@ class Host:
         self._tasks = tasks
         # Last in line, after modules have cleaned up: an account that is gone has no sessions.
         self.events.hook(USER_DELETED, self._close_sessions_of_deleted_user, priority=-1000)
+        self.events.hook(USER_PASSWORD_CHANGED, self._close_other_sessions, priority=-1000)
 
     async def _close_sessions_of_deleted_user(self, event: UserEvent) -> None:
         for session in self.sessions.of_user(event.username):
             session.close("not-authorized", "Account deleted")
+
+    async def _close_other_sessions(self, event: UserEvent) -> None:
+        """A new password: every session but the one that changed it must log in again."""
+        if not event.extra.get("close_sessions", True):
+            return
+        for session in self.sessions.of_user(event.username):
+            if session is not event.session:
+                session.close("reset", "Password changed")
 
     async def route_from_host(self, stanza: etree._Element) -> None:
         await self._router.process(self.origin, stanza)

@@ -242,7 +242,7 @@ class KeyValueStore:
     async def set(self, user: str | None, value: Any) -> None:
         """Store ``value``; ``None`` deletes."""
         async with self._s.transaction() as tx:
-            await _put(tx, self.host, self.name, user or "", "", value)
+            await put(tx, self.host, self.name, user or "", "", value)
 
 
 class MapStore:
@@ -261,7 +261,7 @@ class MapStore:
     async def set(self, user: str | None, key: str, value: Any) -> None:
         """Store ``value`` under ``key``; ``None`` deletes."""
         async with self._s.transaction() as tx:
-            await _put(tx, self.host, self.name, user or "", key, value)
+            await put(tx, self.host, self.name, user or "", key, value)
 
     async def items(self, user: str | None) -> dict[str, Any]:
         rows = await self._s.fetchall(
@@ -271,7 +271,8 @@ class MapStore:
         return {row[0]: _decode(row[1]) for row in rows}
 
 
-async def _put(tx: Transaction, host: str, store: str, user: str, key: str, value: Any) -> None:
+async def put(tx: Transaction, host: str, store: str, user: str, key: str, value: Any) -> None:
+    """Write one kv/map store value inside an open transaction (``None`` deletes)."""
     if value is None:
         await tx.execute(
             "DELETE FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ?",

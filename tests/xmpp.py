@@ -327,6 +327,8 @@ class SlixClient:
         self.messages: asyncio.Queue[Any] = asyncio.Queue()
         client.add_event_handler("message", self.messages.put_nowait)
         self._events: dict[str, asyncio.Queue[Any]] = {}
+        self._disconnected = asyncio.Event()
+        client.add_event_handler("disconnected", lambda _e: self._disconnected.set())
         for name in watch:
             queue: asyncio.Queue[Any] = asyncio.Queue()
             self._events[name] = queue
@@ -363,6 +365,10 @@ class SlixClient:
             found.append(queue.get_nowait())
         return found
 
+    async def disconnected(self, timeout: float = TIMEOUT) -> None:
+        """Wait until the server has ended this client's stream."""
+        await asyncio.wait_for(self._disconnected.wait(), timeout)
+
     async def settle(self) -> None:
         """A ping round trip: the server has handled, and this client has received and
         processed, everything sent to it before."""
@@ -388,18 +394,35 @@ async def slix_login(
     roster: bool = False,
     roster_db: Any = None,
     watch: Iterable[str] = (),
+    register: bool = False,
 ) -> SlixClient:
     """Log a slixmpp client in; raises AssertionError if it fails to start a session.
 
     ``roster``: fetch the roster before the initial presence, as an IM client does (with the
     cached version of ``roster_db``, a slixmpp roster store, if given); subscription requests
     are then left for the test to answer. ``watch``: slixmpp events to queue (``next_event``).
+    ``register``: create the account in-band (XEP-0077) first.
     """
     from slixmpp import ClientXMPP
 
     client = ClientXMPP(jid, password, sasl_mech=mechanism)
     for plugin in plugins:
         client.register_plugin(plugin)
+    if register:  # XEP-0077 before logging in, as slixmpp's register_account example does
+        for plugin in ("xep_0004", "xep_0066", "xep_0077"):
+            client.register_plugin(plugin)
+
+        async def create_account(_form: Any) -> None:
+            iq = client.Iq()
+            iq["type"] = "set"
+            iq["register"]["username"] = client.boundjid.user
+            iq["register"]["password"] = password
+            try:
+                await iq.send(timeout=TIMEOUT)
+            except Exception as exc:  # IqError/IqTimeout: the login then fails and says so
+                settle(f"registration failed: {exc!r}")
+
+        client.add_event_handler("register", create_account)
     if roster:
         client.auto_authorize = None  # neither accept nor refuse requests by itself
         client.auto_subscribe = False

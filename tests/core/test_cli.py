@@ -163,6 +163,10 @@ async def test_cli_changes_a_running_server(serving: Server) -> None:
     assert added.returncode == 0, added.stderr
     assert (serving.folder / "data" / "minixmpp.sock").exists()
     client, _ = await login(serving.port, serving.ca_file, "dave", "pw")
+    changed = await asyncio.to_thread(run, "user", "passwd", "dave@localhost", "pw2", "-c", config)
+    assert changed.returncode == 0, changed.stderr
+    assert await client.stream_error() == ("reset", "Password changed")
+    client, _ = await login(serving.port, serving.ca_file, "dave", "pw2")
     deleted = await asyncio.to_thread(run, "user", "delete", "dave@localhost", "-c", config)
     assert deleted.returncode == 0, deleted.stderr
     assert await client.stream_error() == ("not-authorized", "Account deleted")

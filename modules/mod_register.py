@@ -1,0 +1,310 @@
+"""In-band registration (XEP-0077) and account management, as Prosody's mod_register,
+mod_register_ibr and mod_user_account_management do it.
+
+With ``allow_registration``, an unauthenticated stream (over TLS when encryption is required)
+is offered ``<register xmlns='http://jabber.org/features/iq-register'/>``, gets the form, and
+may create an account. A set is processed in Prosody's order: encryption, ``<remove/>``
+(``registration-required``), the data form or the legacy children (required values), the
+username (strict nodeprep), ``user-registering`` (which mod_register_limits, password policies
+and invites may refuse), an existing account (``conflict``), then the account and its
+``account_details`` in one transaction, the empty result and ``user-registered``.
+
+Always, for logged-in users: a get says ``<registered/>``; a set with ``<username/>`` and
+``<password/>`` changes the password (the user's other sessions are closed with ``reset``); a
+set with ``<remove/>`` deletes the account and everything it owns (the result first, then
+every session closes with ``not-authorized`` "Account deleted").
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from minixmpp.config import ConfigError
+from minixmpp.errors import StanzaError
+from minixmpp.events import (
+    STREAM_FEATURES,
+    USER_DELETED,
+    USER_DEREGISTERED,
+    USER_PASSWORD_RESET,
+    USER_REGISTERED,
+    USER_REGISTERING,
+    Registration,
+    StanzaEvent,
+    StreamFeatures,
+    UserEvent,
+)
+from minixmpp.jid import InvalidJID, nodeprep
+from minixmpp.module import Module
+from minixmpp.session import Session
+from minixmpp.xml import stanza as st
+
+NS_REGISTER = "jabber:iq:register"
+NS_FEATURE = "http://jabber.org/features/iq-register"
+NS_DATA = "jabber:x:data"
+QUERY = f"{{{NS_REGISTER}}}query"
+REMOVAL_REPLY = "register.removal-reply"  # session.data: the result owed before the close
+
+# Prosody's known extra fields (additional_registration_fields; a trailing '+': required)
+KNOWN_FIELDS = {
+    "nick": "Nickname",
+    "name": "Full Name",
+    "first": "Given Name",
+    "last": "Family Name",
+    "email": "Email",
+    "address": "Street",
+    "city": "City",
+    "state": "State",
+    "zip": "Postal code",
+    "phone": "Telephone number",
+    "url": "Webpage",
+    "date": "Birth date",
+}
+FIELD_TYPES = {"text-single", "text-private", "text-multi", "hidden", "boolean", "jid-single"}
+
+
+@dataclass
+class Options:
+    registration_title: str = "Creating a new account"
+    registration_instructions: str = "Choose a username and password for use with this service."
+    # names from KNOWN_FIELDS ("email+": required), or tables {name, type, label, required}
+    additional_registration_fields: list[str | dict[str, Any]] = field(default_factory=list)
+    registration_compat: bool = True  # account management IQs addressed to the host too
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    label: str | None = None
+    required: bool = False
+    legacy: bool = True  # also offered and read as a child element of <query/>
+
+
+BASE_FIELDS = (
+    Field("username", "text-single", "Username", required=True),
+    Field("password", "text-private", "Password", required=True),
+)
+
+
+def extra_fields(entries: list[str | dict[str, Any]], where: str) -> list[Field]:
+    fields = []
+    for entry in entries:
+        if isinstance(entry, str):
+            name = entry.removesuffix("+")
+            if name not in KNOWN_FIELDS:
+                known = ", ".join(KNOWN_FIELDS)
+                raise ConfigError(f"{where}: unknown registration field {entry!r} ({known})")
+            fields.append(Field(name, "text-single", KNOWN_FIELDS[name], entry.endswith("+")))
+            continue
+        table_name, kind, label = (
+            entry.get("name"),
+            entry.get("type", "text-single"),
+            entry.get("label"),
+        )
+        if not isinstance(table_name, str) or not table_name or kind not in FIELD_TYPES:
+            raise ConfigError(
+                f"{where}: a field table needs a 'name' and a 'type' among {sorted(FIELD_TYPES)}"
+            )
+        label = label if isinstance(label, str) else None
+        required = entry.get("required") is True
+        fields.append(Field(table_name, kind, label, required, legacy=False))
+    return fields
+
+
+def registration_form(opts: Options, fields: list[Field]) -> etree._Element:
+    """The ``<query/>`` of the unauthenticated get: legacy children and the data form."""
+    query = st.element(QUERY)
+    st.sub(query, f"{{{NS_REGISTER}}}instructions", text=opts.registration_instructions)
+    for f in fields:
+        if f.legacy:
+            st.sub(query, f"{{{NS_REGISTER}}}{f.name}")
+    form = st.sub(query, f"{{{NS_DATA}}}x", {"type": "form"})
+    st.sub(form, f"{{{NS_DATA}}}title", text=opts.registration_title)
+    st.sub(form, f"{{{NS_DATA}}}instructions", text=opts.registration_instructions)
+    hidden = st.sub(form, f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"})
+    st.sub(hidden, f"{{{NS_DATA}}}value", text=NS_REGISTER)
+    for f in fields:
+        el = st.sub(form, f"{{{NS_DATA}}}field", {"var": f.name, "label": f.label, "type": f.type})
+        if f.required:
+            st.sub(el, f"{{{NS_DATA}}}required")
+    return query
+
+
+def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], list[str]]:
+    """The submitted values and the problems, as Prosody reads them: the data form if there is
+    one (FORM_TYPE kept among the values), else the legacy children."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    form = query.find(f"{{{NS_DATA}}}x")
+    if form is not None:
+        submitted: dict[str, list[etree._Element]] = {}
+        for el in form.iterchildren(f"{{{NS_DATA}}}field"):
+            submitted.setdefault(el.get("var", ""), []).append(el)
+        hidden = submitted.get("FORM_TYPE")
+        if hidden:
+            values["FORM_TYPE"] = hidden[0].findtext(f"{{{NS_DATA}}}value") or ""
+        for f in fields:
+            found = submitted.get(f.name, [])
+            if len(found) > 1:
+                problems.append(f"{f.name.capitalize()}: Duplicate field")
+                continue
+            value = found[0].findtext(f"{{{NS_DATA}}}value") if found else None
+            if value:
+                values[f.name] = value
+            elif f.required:
+                problems.append(f"{f.name.capitalize()}: Required value missing")
+        return values, problems
+    for f in fields:
+        if not f.legacy:
+            continue
+        value = query.findtext(f"{{{NS_REGISTER}}}{f.name}")
+        if value:
+            values[f.name] = value
+        elif f.required:
+            problems.append(f"{f.name.capitalize()}: Required value missing")
+    return values, problems
+
+
+def load(module: Module) -> None:
+    opts = module.options(Options)
+    fields = [*BASE_FIELDS, *extra_fields(opts.additional_registration_fields, module.name)]
+    form = registration_form(opts, fields)
+    require_encryption = module.host_options.c2s_require_encryption
+    registration = module.host_options.allow_registration
+    users = module.users
+    module.add_feature(NS_REGISTER)
+    if registration:
+        module.depends("register_limits")
+
+    def may_register(session: Session) -> bool:
+        return registration and (session.secure or not require_encryption)
+
+    @module.hook(STREAM_FEATURES, priority=10)  # before the SASL mechanisms, as Prosody
+    async def features(event: StreamFeatures) -> None:
+        if not event.session.authenticated and may_register(event.session):
+            st.sub(event.features, f"{{{NS_FEATURE}}}register")
+
+    # -- before authentication: creating an account ----------------------------------------
+
+    @module.hook(f"stanza/iq/{NS_REGISTER}:query")
+    async def unauthenticated(event: StanzaEvent) -> bool | None:
+        session, stanza = event.session, event.stanza
+        if not registration:
+            return None  # nobody handles it: service-unavailable
+        assert isinstance(session, Session)
+        if session.authenticated:
+            raise StanzaError("service-unavailable")
+        if require_encryption and not session.secure:
+            raise StanzaError("policy-violation", "Encryption is required")
+        if stanza.get("type") == "get":
+            reply = st.reply(stanza)
+            reply.append(copy.deepcopy(form))
+            session.send(reply)
+            return True
+        query = stanza[0]
+        if len(query) and etree.QName(query[0]).localname == "remove":
+            raise StanzaError("registration-required", type="auth")
+        values, problems = parse(query, fields)
+        if problems:  # sorted: Prosody's order for the two required fields ("Password" first)
+            raise StanzaError("not-acceptable", "\n".join(sorted(problems)))
+        try:
+            username = nodeprep(values.pop("username"), strict=True)
+        except InvalidJID:
+            raise StanzaError("not-acceptable", "The requested username is invalid.") from None
+        request = Registration(
+            username=username,
+            password=values.pop("password"),
+            host=module.host,
+            additional=values,
+            ip=session.ip,
+            session=session,
+        )
+        await module.fire(USER_REGISTERING, request)  # a refusal raises StanzaError
+        if await users.exists(username):
+            if request.allow_reset != username:
+                raise StanzaError("conflict", "The requested username already exists.")
+            if not await users.set_password(  # a reset (by invite) leaves sessions be
+                username, request.password, source=module.name, close_sessions=False
+            ):
+                raise StanzaError("internal-server-error", "Unable to reset the password")
+            session.send(st.reply(stanza))
+            await module.fire(USER_PASSWORD_RESET, request)
+            return True
+        details: dict[str, Any] = {**values, "registered": int(time.time())}
+        created = await users.create(
+            username, request.password, source=module.name, session=session, details=details
+        )
+        if not created:  # someone else took the name meanwhile
+            raise StanzaError("conflict", "The requested username already exists.")
+        module.log.info("account %s@%s registered", username, module.host)
+        session.send(st.reply(stanza))
+        event_ = UserEvent(username, module.host, module.name, session, {"registration": request})
+        await module.fire(USER_REGISTERED, event_)
+        return True
+
+    # -- logged in: the account itself -------------------------------------------------------
+
+    async def account(event: StanzaEvent) -> bool | None:
+        session, stanza = event.session, event.stanza
+        if not isinstance(session, Session) or session.host != module.host:
+            return None  # another host's user asking this one: not an account here
+        assert session.username is not None
+        if stanza.get("type") == "get":
+            reply = st.reply(stanza)
+            query = st.sub(reply, QUERY)
+            st.sub(query, f"{{{NS_REGISTER}}}registered")
+            st.sub(query, f"{{{NS_REGISTER}}}username", text=session.username)
+            st.sub(query, f"{{{NS_REGISTER}}}password")
+            session.send(reply)
+            return True
+        query = stanza[0]
+        if len(query) and etree.QName(query[0]).localname == "remove":
+            await remove(session, stanza)
+            return True
+        username = query.findtext(f"{{{NS_REGISTER}}}username")
+        password = query.findtext(f"{{{NS_REGISTER}}}password")
+        if username is None or not password:  # XEP-0077 §3.3: no empty password (Prosody takes it)
+            raise StanzaError("bad-request")
+        try:
+            same = nodeprep(username) == session.username
+        except InvalidJID:
+            same = False
+        if not same:
+            raise StanzaError("bad-request")
+        if not await users.set_password(
+            session.username, password, source=module.name, session=session
+        ):
+            raise StanzaError("internal-server-error")
+        session.send(st.reply(stanza))
+        return True
+
+    async def remove(session: Session, stanza: etree._Element) -> None:
+        username = session.username
+        assert username is not None
+        session.data[REMOVAL_REPLY] = st.reply(stanza)
+        try:
+            deleted = await users.delete(username, source=module.name, session=session)
+        finally:
+            session.data.pop(REMOVAL_REPLY, None)
+        if not deleted:
+            raise StanzaError("service-unavailable")
+        module.log.info("account %s@%s removed by its user", username, module.host)
+        await module.fire(USER_DEREGISTERED, UserEvent(username, module.host, module.name, session))
+
+    @module.hook(USER_DELETED, priority=-999)  # just before the sessions are closed (-1000)
+    async def reply_before_close(event: UserEvent) -> None:
+        session = event.session
+        if isinstance(session, Session):
+            reply = session.data.pop(REMOVAL_REPLY, None)
+            if reply is not None:
+                session.send(reply)
+
+    for kind in ("get", "set"):
+        module.hook(f"iq-{kind}/self/{NS_REGISTER}:query")(account)
+        if opts.registration_compat:
+            module.hook(f"iq-{kind}/host/{NS_REGISTER}:query")(account)
