@@ -12,9 +12,11 @@ import hashlib
 import hmac
 import os
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from scramp.utils import saslprep
 
 from minixmpp.events import (
@@ -149,16 +151,24 @@ class Accounts:
         return count == 1
 
     async def create(
-        self, host: str, username: str, password: str, details: dict[str, Any] | None = None
+        self,
+        host: str,
+        username: str,
+        password: str,
+        details: dict[str, Any] | None = None,
+        within: Sequence[Callable[[Transaction], Awaitable[None]]] = (),
     ) -> bool:
         """Create the account, with its ``account_details`` if given, in one transaction;
-        False if it already exists."""
+        False if it already exists. ``within`` run in that transaction too: if one raises,
+        nothing is created."""
         credentials = await self.derive(password)
         async with self.storage.transaction() as tx:
             if not await self.insert(tx, host, username, credentials):
                 return False
             if details is not None:
                 await put(tx, host, ACCOUNT_DETAILS, username, "", details)
+            for step in within:
+                await step(tx)
             return True
 
     async def set_password(self, host: str, username: str, password: str) -> bool:
@@ -185,6 +195,10 @@ class Accounts:
         return count == 1
 
 
+ROLES = "roles"  # keyval store: an account's roles, primary first (Prosody 13's model)
+ADMIN_ROLE = "prosody:admin"
+
+
 class Users:
     """Accounts of one host, with the events other modules listen to."""
 
@@ -192,6 +206,26 @@ class Users:
         self.accounts = accounts
         self.host = host
         self.events = events
+        self.admins: set[str] = set()  # usernames holding ADMIN_ROLE (see load_roles)
+
+    async def load_roles(self) -> None:
+        rows = await self.accounts.storage.fetchall(
+            "SELECT user, value FROM kv WHERE host = ? AND store = ? AND key = ''",
+            (self.host, ROLES),
+        )
+        self.admins = {row[0] for row in rows if ADMIN_ROLE in msgspec.json.decode(row[1])}
+
+    async def roles(self, username: str) -> list[str]:
+        roles = await self.accounts.storage.keyval(self.host, ROLES).get(username)
+        return list(roles or [])
+
+    async def set_roles(self, username: str, roles: Sequence[str]) -> None:
+        """Give the account these roles (``prosody:admin`` makes it an admin)."""
+        await self.accounts.storage.keyval(self.host, ROLES).set(username, list(roles) or None)
+        if ADMIN_ROLE in roles:
+            self.admins.add(username)
+        else:
+            self.admins.discard(username)
 
     async def exists(self, username: str) -> bool:
         return await self.accounts.exists(self.host, username)
@@ -210,10 +244,11 @@ class Users:
         source: str = "core",
         session: Session | None = None,
         details: dict[str, Any] | None = None,
+        within: Sequence[Callable[[Transaction], Awaitable[None]]] = (),
     ) -> bool:
-        """Create the account (with ``details`` in the ``account_details`` store, atomically);
-        False if it exists. ``user-created`` fires after."""
-        if not await self.accounts.create(self.host, username, password, details):
+        """Create the account (with ``details`` in the ``account_details`` store and the
+        ``within`` steps, atomically); False if it exists. ``user-created`` fires after."""
+        if not await self.accounts.create(self.host, username, password, details, within):
             return False
         await self.events.fire(USER_CREATED, UserEvent(username, self.host, source, session))
         return True
@@ -247,5 +282,6 @@ class Users:
         await self.events.fire(USER_DELETING, event)
         if not await self.accounts.delete(self.host, username):
             return False
+        self.admins.discard(username)
         await self.events.fire(USER_DELETED, event)
         return True

@@ -128,6 +128,8 @@ async def dispatch(server: Server, command: str, args: dict[str, Any]) -> Any:
     for item in host.items.get("admin-command", ()):
         if item.name == command:
             return await item.handler(host, args)
+    if command.startswith("invite."):
+        raise AdminError(f'invites are not enabled on {host.name}: add "invites" to its modules')
     raise AdminError(f"unknown command {command!r} for {host.name}")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import getpass
 import logging
 import sys
@@ -62,7 +63,65 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("password", metavar="PASSWORD", nargs="?", help="asked for when omitted")
     listing = user.add_parser("list", parents=[common], help="list the accounts of a host")
     listing.add_argument("host", metavar="HOST")
+    _invite_parsers(commands, common)
     return parser
+
+
+def _invite_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    expires = argparse.ArgumentParser(add_help=False)
+    expires.add_argument(
+        "--expires-after",
+        metavar="DURATION",
+        help="validity, e.g. 3600, 12h, '7 days', '1 week' (default: invite_expiry; resets 1 day)",
+    )
+    roles = argparse.ArgumentParser(add_help=False)
+    roles.add_argument("--admin", action="store_true", help="the new account is an admin")
+    roles.add_argument("--role", action="append", default=[], metavar="ROLE", help="(repeatable)")
+    roles.add_argument(
+        "--group", "-g", action="append", default=[], metavar="GROUP", help="(repeatable)"
+    )
+
+    prosodyctl = commands.add_parser(
+        "mod_invites", help="invites as prosodyctl mod_invites does them"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    generate = prosodyctl.add_parser(
+        "generate",
+        parents=[common, roles],
+        help="create an account invite (or with --reset a password reset) and print its link",
+    )
+    generate.add_argument("host", metavar="HOST")
+    generate.add_argument("--reset", metavar="USER", help="a password-reset invite for USER")
+
+    invite = commands.add_parser("invite", help="manage invites").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    account = invite.add_parser(
+        "create-account",
+        parents=[common, roles, expires],
+        help="invite to create an account (any name on HOST, or the name in JID)",
+    )
+    account.add_argument("target", metavar="HOST|JID")
+    account.add_argument(
+        "--reusable", action="store_true", help="can be used again until it expires"
+    )
+    account.add_argument("--max-uses", type=int, metavar="N", help="with --reusable: at most N")
+    contact = invite.add_parser(
+        "create-contact", parents=[common, expires], help="invite to become JID's contact"
+    )
+    contact.add_argument("jid", metavar="JID")
+    contact.add_argument(
+        "--allow-registration", action="store_true", help="the invitee may create an account"
+    )
+    reset = invite.add_parser(
+        "create-reset", parents=[common, expires], help="invite to set a new password for JID"
+    )
+    reset.add_argument("jid", metavar="JID")
+    listing = invite.add_parser("list", parents=[common], help="list the usable invites of HOST")
+    listing.add_argument("host", metavar="HOST")
+    for name, text in (("show", "show an invite"), ("delete", "revoke an invite")):
+        sub = invite.add_parser(name, parents=[common], help=text)
+        sub.add_argument("host", metavar="HOST")
+        sub.add_argument("token", metavar="TOKEN")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(config)
         if args.command == "check-config":
             return _check(config)
+        if args.command in ("invite", "mod_invites"):
+            return _run_invite(config, args)
         return _run_admin(config, args)
     except (ConfigError, ModuleError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
@@ -215,3 +276,68 @@ async def run_command(config: Config, command: str, args: dict[str, Any]) -> Any
         return await admin.dispatch(server, command, args)
     finally:
         await server.stop()
+
+
+def _domain(jid: str) -> str:
+    return jid.rpartition("@")[2].split("/", 1)[0].lower()
+
+
+def _run_invite(config: Config, args: argparse.Namespace) -> int:
+    action = args.action
+    request: dict[str, Any]
+    if action in ("generate", "create-account"):
+        target = args.host if action == "generate" else args.target
+        host = _domain(target)
+        roles = (["prosody:admin"] if args.admin else []) + args.role
+        if action == "generate" and args.reset:
+            if roles:
+                return _fail("--reset cannot be combined with --admin or --role", EXIT_CONFIG)
+            if args.group:
+                print("minixmpp: --group is ignored for a password reset", file=sys.stderr)
+            request = {"host": host, "kind": "reset", "jid": f"{args.reset}@{host}"}
+        else:
+            request = {"host": host, "kind": "account", "jid": target, "roles": roles}
+            request["groups"] = args.group
+            if action == "create-account":
+                if args.max_uses is not None and not args.reusable:
+                    return _fail("--max-uses needs --reusable", EXIT_CONFIG)
+                request.update(reusable=args.reusable, max_uses=args.max_uses)
+    elif action == "create-contact":
+        request = {"host": _domain(args.jid), "kind": "contact", "jid": args.jid}
+        request["allow_registration"] = args.allow_registration
+    elif action == "create-reset":
+        request = {"host": _domain(args.jid), "kind": "reset", "jid": args.jid}
+    elif action == "list":
+        request = {"host": args.host}
+    else:
+        request = {"host": args.host, "token": args.token}
+    if getattr(args, "expires_after", None):
+        request["expires_after"] = args.expires_after
+    command = {"list": "invite.list", "show": "invite.show", "delete": "invite.delete"}.get(
+        action, "invite.create"
+    )
+    try:
+        result = asyncio.run(run_command(config, command, request))
+    except admin.AdminError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    if command == "invite.create":
+        print(result["link"])
+        if result["kind"] == "password-reset":
+            until = _when(result["expires"])
+            print(f"Password reset link for {result['jid']} valid until {until}")
+    elif command == "invite.list":
+        print(f"{'Token':<26}{'Expires':<22}Description")
+        for invite in result:
+            print(f"{invite['token']:<26}{_when(invite['expires']):<22}{invite['description']}")
+    elif command == "invite.show":
+        for key in ("token", "kind", "jid", "description", "uri", "landing_page", "expires"):
+            if key in result:
+                value = _when(result[key]) if key == "expires" else result[key]
+                print(f"{key}: {value}")
+    else:
+        print(f"deleted invite {result}")
+    return EXIT_OK
+
+
+def _when(timestamp: int) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from minixmpp.jid import JID
     from minixmpp.session import Session
+    from minixmpp.storage import Transaction
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -184,6 +185,9 @@ class Registration:
     session: Session | None = None
     allow_reset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Run inside the transaction that creates the account (e.g. using up an invite): one that
+    # raises StanzaError undoes it all, so both happen or neither does.
+    in_transaction: list[Callable[[Transaction], Awaitable[None]]] = field(default_factory=list)
 
 
 # -- server lifecycle -----------------------------------------------------------------------

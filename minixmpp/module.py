@@ -194,7 +194,10 @@ class Module:
             bare = (jid if isinstance(jid, JID) else JID.parse(jid)).bare
         except InvalidJID:
             return False
-        return bare in self._host.admins
+        if bare in self._host.admins:
+            return True
+        node, _, domain = bare.partition("@")
+        return bool(domain) and domain == self.host and node in self._host.users.admins
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -119,6 +119,7 @@ class Server:
                 )
                 self.hosts[host.name] = host
                 self.router.hosts[host.name] = host
+                await host.users.load_roles()
             for host in self.hosts.values():
                 for name in enabled_modules(host.config):
                     self.loader.load(host, name)

@@ -45,16 +45,13 @@ def problem(password: str, username: str | None, policy: Policy) -> str | None:
 
 def load(module: Module) -> None:
     policy = module.options(Options).password_policy
-    require_encryption = module.host_options.c2s_require_encryption
-    registration = module.host_options.allow_registration
+    register = module.depends("register")
 
     async def check(event: StanzaEvent) -> None:
         session, stanza = event.session, event.stanza
         if stanza.get("type") != "set" or not isinstance(session, Session):
             return
-        if not session.authenticated and not (
-            registration and (session.secure or not require_encryption)
-        ):
+        if not session.authenticated and not register.may_register(session):
             return  # mod_register refuses this stream whatever the password
         query = stanza[0]
         fields = query.iterfind(f"{{{NS_DATA}}}x/{{{NS_DATA}}}field[@var='password']")

@@ -170,19 +170,36 @@ def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], l
     return values, problems
 
 
-def load(module: Module) -> None:
+class RegisterApi:
+    """What other modules see of mod_register: whether new accounts may be made in-band
+    (``allow_registration``, or turned on by mod_invites_register for invite-only sign-up)."""
+
+    def __init__(self, module: Module) -> None:
+        self._module = module
+        self.open = False
+        self.require_encryption = module.host_options.c2s_require_encryption
+        if module.host_options.allow_registration:
+            self.allow()
+
+    def allow(self) -> None:
+        if not self.open:
+            self.open = True
+            self._module.depends("register_limits")
+
+    def may_register(self, session: Session) -> bool:
+        """This stream may create an account (open, and over TLS if that is required)."""
+        return self.open and (session.secure or not self.require_encryption)
+
+
+def load(module: Module) -> RegisterApi:
     opts = module.options(Options)
     fields = [*BASE_FIELDS, *extra_fields(opts.additional_registration_fields, module.name)]
     form = registration_form(opts, fields)
-    require_encryption = module.host_options.c2s_require_encryption
-    registration = module.host_options.allow_registration
+    api = RegisterApi(module)
+    require_encryption = api.require_encryption
     users = module.users
     module.add_feature(NS_REGISTER)
-    if registration:
-        module.depends("register_limits")
-
-    def may_register(session: Session) -> bool:
-        return registration and (session.secure or not require_encryption)
+    may_register = api.may_register
 
     @module.hook(STREAM_FEATURES, priority=10)  # before the SASL mechanisms, as Prosody
     async def features(event: StreamFeatures) -> None:
@@ -194,7 +211,7 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/iq/{NS_REGISTER}:query")
     async def unauthenticated(event: StanzaEvent) -> bool | None:
         session, stanza = event.session, event.stanza
-        if not registration:
+        if not api.open:
             return None  # nobody handles it: service-unavailable
         assert isinstance(session, Session)
         if session.authenticated:
@@ -237,7 +254,12 @@ def load(module: Module) -> None:
             return True
         details: dict[str, Any] = {**values, "registered": int(time.time())}
         created = await users.create(
-            username, request.password, source=module.name, session=session, details=details
+            username,
+            request.password,
+            source=module.name,
+            session=session,
+            details=details,
+            within=request.in_transaction,
         )
         if not created:  # someone else took the name meanwhile
             raise StanzaError("conflict", "The requested username already exists.")
@@ -308,3 +330,5 @@ def load(module: Module) -> None:
         module.hook(f"iq-{kind}/self/{NS_REGISTER}:query")(account)
         if opts.registration_compat:
             module.hook(f"iq-{kind}/host/{NS_REGISTER}:query")(account)
+
+    return api

@@ -319,6 +319,22 @@ def _compare(a: etree._Element, e: etree._Element, ignore: frozenset[str], path:
 SLIX_CLIENTS: list[SlixClient] = []  # disconnected after each test (conftest)
 
 
+def register_preauth_stanza() -> None:
+    """Teach slixmpp ``<preauth xmlns='urn:xmpp:pars:0' token='…'/>`` (XEP-0379), on IQs
+    (XEP-0401 preauth) and on presence (subscription with a token)."""
+    from slixmpp import Iq, Presence
+    from slixmpp.xmlstream import ElementBase, register_stanza_plugin
+
+    class Preauth(ElementBase):  # type: ignore[misc]
+        name = "preauth"
+        namespace = "urn:xmpp:pars:0"
+        plugin_attrib = "preauth"
+        interfaces = {"token"}
+
+    register_stanza_plugin(Iq, Preauth)
+    register_stanza_plugin(Presence, Preauth)
+
+
 class SlixClient:
     """A slixmpp ClientXMPP connected to a test server, with bounded waits."""
 
@@ -328,6 +344,7 @@ class SlixClient:
         client.add_event_handler("message", self.messages.put_nowait)
         self._events: dict[str, asyncio.Queue[Any]] = {}
         self._disconnected = asyncio.Event()
+        self.features_seen: list[list[str]] = []  # the tags of each <stream:features/>
         client.add_event_handler("disconnected", lambda _e: self._disconnected.set())
         for name in watch:
             queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -395,6 +412,7 @@ async def slix_login(
     roster_db: Any = None,
     watch: Iterable[str] = (),
     register: bool = False,
+    preauth: str | None = None,
 ) -> SlixClient:
     """Log a slixmpp client in; raises AssertionError if it fails to start a session.
 
@@ -413,6 +431,22 @@ async def slix_login(
             client.register_plugin(plugin)
 
         async def create_account(_form: Any) -> None:
+            if preauth is not None:  # XEP-0401 / XEP-0445: the invite first
+                token = client.Iq()
+                token["type"], token["to"] = "set", client.boundjid.domain
+                token["preauth"]["token"] = preauth
+                # slixmpp holds back IQs before the session unless they carry bind, session
+                # or register; a preauth IQ must go now (as in Conversations), so let it pass.
+                client._always_send_everything = True
+                try:
+                    answer = token.send(timeout=TIMEOUT)
+                finally:
+                    client._always_send_everything = False
+                try:
+                    await answer
+                except Exception as exc:
+                    settle(f"preauth failed: {exc!r}")
+                    return
             iq = client.Iq()
             iq["type"] = "set"
             iq["register"]["username"] = client.boundjid.user
@@ -451,6 +485,13 @@ async def slix_login(
     client.add_event_handler("failed_all_auth", lambda _e: settle("failed_all_auth"))
     client.add_event_handler("connection_failed", lambda _e: settle("connection_failed"))
     wrapper = SlixClient(client, watch)
+
+    def record_features(stanza: Any) -> Any:
+        if stanza.name == "features":
+            wrapper.features_seen.append([child.tag for child in stanza.xml])
+        return stanza
+
+    client.add_filter("in", record_features)
     client.connect("127.0.0.1", port)
     try:
         result = await asyncio.wait_for(outcome, TIMEOUT)

@@ -1,0 +1,476 @@
+"""Invites over the wire: features, preauth, invite-only registration, contact invites,
+server-side XEP-0379, resets, bound and reusable invites, expiry, races.
+
+Expected stanzas are Prosody 0.12.3's (shared transcripts 00-09, protocol.md §2-3 and the
+checklist), except where Prosody 0.12 is wrong (named in the tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from minixmpp.testing import TestServer, running_server
+from tests.xmpp import NS_SASL, RawClient, login, receives, same_xml
+
+MODULES = ["register", "invites", "invites_register"]
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+R = "xmlns='jabber:iq:roster'"
+INVALID = (
+    "<iq type='error' id='p'{extra}><error type='cancel'><forbidden xmlns='" + STANZAS + "'/>"
+    "<text xmlns='" + STANZAS + "'>The invite token is invalid or expired</text></error></iq>"
+)
+INVITE_ONLY = (
+    "<iq type='error' id='r'><error type='modify'><not-acceptable xmlns='" + STANZAS + "'/>"
+    "<text xmlns='" + STANZAS + "'>Registration on this server is through invitation only"
+    "</text></error></iq>"
+)
+OK = "<iq type='result' id='r'/>"
+
+
+def invites_of(server: TestServer) -> Any:
+    return server.server.hosts["localhost"].modules["invites"].api
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    async with running_server(tmp_path, modules=MODULES) as srv:
+        for name in ("alice", "bob"):
+            await srv.create_user(name, f"{name}-secret")
+        yield srv
+
+
+async def fresh(server: TestServer) -> tuple[RawClient, etree._Element]:
+    client = await RawClient.connect(server.c2s_port)
+    await client.open()
+    return client, await client.starttls(server.ca_file)
+
+
+async def preauth(client: RawClient, token: str | None, **attrs: str) -> etree._Element:
+    kind = attrs.pop("type", "set")
+    extra = "".join(f" {k}='{v}'" for k, v in attrs.items())
+    token_attr = "" if token is None else f" token='{token}'"
+    await client.send(
+        f"<iq type='{kind}' id='p'{extra}><preauth xmlns='urn:xmpp:pars:0'{token_attr}/></iq>"
+    )
+    return await client.expect("iq")
+
+
+async def register(client: RawClient, username: str, password: str = "pw") -> etree._Element:
+    await client.send(
+        "<iq type='set' id='r'><query xmlns='jabber:iq:register'>"
+        f"<username>{username}</username><password>{password}</password></query></iq>"
+    )
+    return await client.expect("iq")
+
+
+async def settle(client: RawClient) -> None:
+    """Stanzas of a stream are handled in order: once this is answered, what the registration
+    set in motion (user-registered) is done."""
+    await client.send("<iq type='get' id='settle'><query xmlns='jabber:iq:register'/></iq>")
+    assert (await client.expect("iq")).get("id") == "settle"
+
+
+async def exists(server: TestServer, username: str) -> bool:
+    return await server.server.hosts["localhost"].users.exists(username)
+
+
+# -- tokens, URIs ---------------------------------------------------------------------------
+
+
+async def test_tokens_and_uris(server: TestServer) -> None:
+    api = invites_of(server)
+    account = await api.create_account()
+    named = await api.create_account("carol")
+    reset = await api.create_reset("bob")
+    contact = await api.create_contact("alice")
+    both = await api.create_contact("alice", allow_registration=True)
+    for invite in (account, named, reset, contact, both):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{24}", invite.token)
+    assert len({i.token for i in (account, named, reset, contact, both)}) == 5
+    assert account.uri == f"xmpp:localhost?register;preauth={account.token}"
+    assert named.uri == f"xmpp:carol@localhost?register;preauth={named.token}"
+    assert reset.uri == f"xmpp:bob@localhost?register;preauth={reset.token}"
+    assert contact.uri == f"xmpp:alice@localhost?roster;preauth={contact.token}"
+    assert both.uri == f"xmpp:alice@localhost?roster;preauth={both.token};ibr=y"
+    assert account.expires - account.created_at == 7 * 86400  # invite_expiry's default
+    assert reset.expires - reset.created_at == 86400
+    assert (account.link, account.landing_page) == (account.uri, None)  # no invites_page
+
+
+async def test_landing_pages_from_the_template(tmp_path: Path) -> None:
+    options = {"invites_page": "https://example.com/invite/{invite.token}/?u={invite.uri}&h={host}"}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", "pw")
+        api = invites_of(srv)
+        account = await api.create_account()
+        escaped = account.uri.replace(":", "%3a").replace("?", "%3f").replace(";", "%3b")
+        escaped = escaped.replace("=", "%3d")
+        assert account.landing_page == (
+            f"https://example.com/invite/{account.token}/?u={escaped}&h=localhost"
+        )
+        assert account.link == account.landing_page
+        both = await api.create_contact("alice", allow_registration=True)
+        assert both.landing_page is not None
+        # Prosody 13's default invites_page_supports: no page for contact-only or resets
+        assert (await api.create_contact("alice")).landing_page is None
+        assert (await api.create_reset("alice")).landing_page is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(3600, 3600), ("90", 90), ("12h", 43200), ("2 days", 172800), ("1 week", 604800)],
+)
+async def test_invite_expiry_option(tmp_path: Path, value: int | str, seconds: int) -> None:
+    async with running_server(tmp_path, modules=MODULES, options={"invite_expiry": value}) as srv:
+        invite = await invites_of(srv).create_account()
+        assert invite.expires - invite.created_at == seconds
+
+
+async def test_a_bad_expiry_stops_start_up(tmp_path: Path) -> None:
+    for value in ("1m", "soon", 0):
+        with pytest.raises(Exception, match="duration"):
+            async with running_server(tmp_path, modules=MODULES, options={"invite_expiry": value}):
+                pass
+
+
+# -- stream features and preauth --------------------------------------------------------------
+
+
+async def test_features(server: TestServer) -> None:
+    client = await RawClient.connect(server.c2s_port)
+    plain = await client.open()
+    assert [etree.QName(el).namespace for el in plain] == ["urn:ietf:params:xml:ns:xmpp-tls"]
+    features = await client.starttls(server.ca_file)
+    assert [etree.QName(el).namespace for el in features][:4] == [
+        "urn:xmpp:invite",
+        "urn:xmpp:ibr-token:0",
+        "http://jabber.org/features/iq-register",
+        NS_SASL,
+    ]
+    for el in features[:3]:
+        assert etree.QName(el).localname == "register" and len(el) == 0 and not el.attrib
+    assert (await client.scram("alice", "alice-secret")).tag == f"{{{NS_SASL}}}success"
+    after = await client.open()
+    assert all(etree.QName(el).localname != "register" for el in after)
+
+
+async def test_invalid_tokens_are_all_alike(server: TestServer) -> None:
+    api = invites_of(server)
+    used = await api.create_account()
+    assert await api.use(used.token)
+    revoked = await api.create_account()
+    assert await api.revoke(revoked.token)
+    expired = await api.create_account()
+    api.clock = lambda: expired.expires + 1.0
+    contact_only = await api.create_contact("alice")
+    client, _ = await fresh(server)
+    tokens = ["not-a-token", used.token, revoked.token, expired.token, contact_only.token, None]
+    for token in tokens:
+        same_xml(await preauth(client, token), INVALID.format(extra=""))
+    reply = await preauth(client, "nope", to="localhost")
+    same_xml(reply, INVALID.format(extra=" from='localhost'"))
+
+
+async def test_valid_preauth_then_registration(server: TestServer) -> None:
+    invite = await invites_of(server).create_account()
+    client, _ = await fresh(server)
+    same_xml(await register(client, "newbie"), INVITE_ONLY)  # no invite yet
+    same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
+    same_xml(await preauth(client, "bad"), INVALID.format(extra=""))  # keeps the valid one
+    same_xml(await register(client, "newbie"), OK, ())
+    assert (await client.scram("newbie", "pw")).tag == f"{{{NS_SASL}}}success"
+    # used: a new stream cannot use it again
+    other, _ = await fresh(server)
+    same_xml(await preauth(other, invite.token), INVALID.format(extra=""))
+
+
+async def test_preauth_forms(server: TestServer) -> None:
+    api = invites_of(server)
+    client, _ = await fresh(server)
+    invite = await api.create_account()
+    reply = await preauth(client, invite.token, to="localhost")
+    same_xml(reply, "<iq type='result' id='p' from='localhost'/>", ())
+    same_xml(await preauth(client, invite.token, type="get"), "<iq type='result' id='p'/>", ())
+
+
+async def test_preauth_when_logged_in_is_not_available(server: TestServer) -> None:
+    invite = await invites_of(server).create_account()
+    alice, jid = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
+    reply = await preauth(alice, invite.token)
+    same_xml(
+        reply,
+        f"<iq type='error' id='p' to='{jid}'><error type='cancel'>"
+        f"<service-unavailable xmlns='{STANZAS}'/></error></iq>",
+    )
+
+
+async def test_item_not_found_option(tmp_path: Path) -> None:
+    options = {"invite_error_condition": "item-not-found"}  # XEP-0445, new Conversations
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        client, _ = await fresh(srv)
+        same_xml(
+            await preauth(client, "nope"),
+            INVALID.format(extra="").replace("forbidden", "item-not-found"),
+        )
+
+
+# -- using invites ----------------------------------------------------------------------------
+
+
+async def test_one_invite_one_account_per_stream(server: TestServer) -> None:
+    invite = await invites_of(server).create_account()
+    client, _ = await fresh(server)
+    await preauth(client, invite.token)
+    same_xml(await register(client, "first"), OK, ())
+    # Prosody 0.12 would create a second account here from the same single-use token
+    same_xml(await register(client, "second"), INVITE_ONLY)
+    assert not await exists(server, "second")
+
+
+async def test_a_failed_registration_does_not_use_the_invite(server: TestServer) -> None:
+    invite = await invites_of(server).create_account()
+    client, _ = await fresh(server)
+    await preauth(client, invite.token)
+    assert (await register(client, "alice")).get("type") == "error"  # taken: conflict
+    assert (await register(client, "a b")).get("type") == "error"  # invalid
+    same_xml(await register(client, "free"), OK, ())
+
+
+async def test_expiry_is_checked_at_preauth_only(server: TestServer) -> None:
+    api = invites_of(server)
+    invite = await api.create_account()
+    client, _ = await fresh(server)
+    api.clock = lambda: float(invite.expires)  # the last valid second
+    same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
+    api.clock = lambda: invite.expires + 3600.0  # expired while the user typed
+    same_xml(await register(client, "late"), OK, ())  # XEP-0401: still registers
+    other, _ = await fresh(server)
+    late = await api.create_account()
+    api.clock = lambda: late.expires + 1.0
+    same_xml(await preauth(other, late.token), INVALID.format(extra=""))
+
+
+async def test_contact_invite_with_registration(server: TestServer) -> None:
+    invite = await invites_of(server).create_contact("alice", allow_registration=True)
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret", "desk")
+    await alice.send(f"<iq type='get' id='g'><query {R}/></iq><presence/>")
+    assert len(await alice.drain()) == 2
+    client, _ = await fresh(server)
+    await preauth(client, invite.token)
+    same_xml(await register(client, "nurse"), OK, ())
+    # both rosters say 'both'; the inviter's interested resources get the push; no presence
+    await receives(
+        alice,
+        f"<iq type='set'><query {R} ver='1'><item jid='nurse@localhost'"
+        " subscription='both'/></query></iq>",
+    )
+    nurse, jid = await login(server.c2s_port, server.ca_file, "nurse", "pw")
+    same_xml(
+        await nurse.iq(f"<query {R}/>", id="g"),
+        f"<iq type='result' id='g' to='{jid}'><query {R} ver='1'>"
+        "<item jid='alice@localhost' subscription='both'/></query></iq>",
+    )
+
+
+async def test_roles_and_groups_are_applied(server: TestServer) -> None:
+    invite = await invites_of(server).create_account(
+        roles=["prosody:admin", "prosody:member"], groups=["team"]
+    )
+    client, _ = await fresh(server)
+    await preauth(client, invite.token)
+    same_xml(await register(client, "boss"), OK, ())
+    await settle(client)
+    users = server.server.hosts["localhost"].users
+    assert await users.roles("boss") == ["prosody:admin", "prosody:member"]
+    assert server.server.hosts["localhost"].modules["invites"].is_admin("boss@localhost")
+    groups = server.server.storage.keyval("localhost", "groups")  # type: ignore[union-attr]
+    assert await groups.get("boss") == ["team"]
+
+
+async def test_reset_invite(server: TestServer) -> None:
+    api = invites_of(server)
+    bob, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret")
+    invite = await api.create_reset("bob")
+    client, _ = await fresh(server)
+    await preauth(client, invite.token)
+    # Prosody 0.12 lets a reset token create any new account; 13 refuses, as we do
+    same_xml(
+        await register(client, "mallory"),
+        INVITE_ONLY.replace(
+            "Registration on this server is through invitation only",
+            "Incorrect username for password reset",
+        ),
+    )
+    same_xml(await register(client, "bob", "new-bob"), OK, ())
+    await settle(client)
+    await receives(bob)  # a reset leaves the sessions alone (Prosody)
+    assert await api.find(invite.token) is None  # used
+    other, _ = await fresh(server)
+    assert (await other.scram("bob", "new-bob")).tag == f"{{{NS_SASL}}}success"
+    assert not await exists(server, "mallory")
+
+
+async def test_invite_bound_to_a_username(server: TestServer) -> None:
+    api = invites_of(server)
+    bound = await api.create_account("carol")
+    general = await api.create_account()
+    client, _ = await fresh(server)
+    await preauth(client, bound.token)
+    # Prosody does not check the name (clients lock the field); we do
+    same_xml(
+        await register(client, "dave"),
+        INVITE_ONLY.replace(
+            "Registration on this server is through invitation only",
+            "The chosen username is not valid with this invitation",
+        ),
+    )
+    # and the name is kept for that invite until it expires
+    other, _ = await fresh(server)
+    await preauth(other, general.token)
+    same_xml(
+        await register(other, "carol"),
+        f"<iq type='error' id='r'><error type='cancel'><conflict xmlns='{STANZAS}'/>"
+        f"<text xmlns='{STANZAS}'>The requested username is reserved</text></error></iq>",
+    )
+    same_xml(await register(client, "carol"), OK, ())
+
+
+async def test_reusable_invite_with_max_uses(server: TestServer) -> None:
+    api = invites_of(server)
+    invite = await api.create_account(reusable=True, max_uses=2, groups=["club"])
+    for name in ("one", "two"):
+        client, _ = await fresh(server)
+        same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
+        same_xml(await register(client, name), OK, ())
+    client, _ = await fresh(server)
+    same_xml(await preauth(client, invite.token), INVALID.format(extra=""))
+    assert (await api.list()) == []
+
+
+async def test_fifty_streams_race_for_one_token(server: TestServer) -> None:
+    invite = await invites_of(server).create_account()
+    clients = [(await fresh(server))[0] for _ in range(50)]
+    for client in clients:
+        same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
+    for n, client in enumerate(clients):
+        await client.send(
+            "<iq type='set' id='r'><query xmlns='jabber:iq:register'>"
+            f"<username>racer{n}</username><password>pw</password></query></iq>"
+        )
+    replies = await asyncio.gather(*(client.expect("iq") for client in clients))
+    assert sorted(r.get("type") or "" for r in replies) == ["error"] * 49 + ["result"]
+    made = [n for n in range(50) if await exists(server, f"racer{n}")]
+    assert len(made) == 1 and replies[made[0]].get("type") == "result"
+
+
+async def test_registration_open_to_all_still_honours_invites(tmp_path: Path) -> None:
+    options = {"allow_registration": True, "registration_invite_only": False}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", "pw")
+        invite = await invites_of(srv).create_contact("alice", allow_registration=True)
+        client, _ = await fresh(srv)
+        same_xml(await register(client, "walkin"), OK, ())  # no invite needed
+        client, _ = await fresh(srv)
+        await preauth(client, invite.token)
+        same_xml(await register(client, "friend"), OK, ())
+        await settle(client)
+        item = await srv.server.rosters.item("localhost", "alice", "friend@localhost")
+        assert item is not None and item.subscription == "both"
+
+
+# -- XEP-0379: subscriptions approved by the server --------------------------------------------
+
+
+async def online(server: TestServer, user: str, resource: str) -> RawClient:
+    client, _ = await login(server.c2s_port, server.ca_file, user, f"{user}-secret", resource)
+    await client.send(f"<iq type='get' id='g'><query {R}/></iq><presence/>")
+    await client.drain()
+    return client
+
+
+async def test_subscription_with_a_contact_token(server: TestServer) -> None:
+    invite = await invites_of(server).create_contact("alice")  # contact-only
+    alice = await online(server, "alice", "desk")
+    bob = await online(server, "bob", "phone")
+    await bob.send(
+        "<presence to='alice@localhost' type='subscribe' id='s1'>"
+        f"<preauth xmlns='urn:xmpp:pars:0' token='{invite.token}'/></presence>"
+    )
+    # Prosody's order: 'subscribe' before 'subscribed'; alice's clients never see the request
+    await receives(
+        bob,
+        f"<iq type='set'><query {R} ver='1'><item jid='alice@localhost' ask='subscribe'"
+        " subscription='none'/></query></iq>",
+        "<presence type='subscribe' from='alice@localhost' to='bob@localhost'/>",
+        "<presence type='subscribed' from='alice@localhost' to='bob@localhost'/>",
+        f"<iq type='set'><query {R} ver='2'><item jid='alice@localhost'"
+        " subscription='to'/></query></iq>",
+        "<presence xml:lang='en' from='alice@localhost/desk' to='bob@localhost'>"
+        "<delay xmlns='urn:xmpp:delay' from='localhost' stamp=''/></presence>",
+    )
+    await receives(
+        alice,
+        f"<iq type='set'><query {R} ver='1'><item jid='bob@localhost'"
+        " subscription='from'/></query></iq>",
+        f"<iq type='set'><query {R} ver='2'><item jid='bob@localhost' ask='subscribe'"
+        " subscription='from'/></query></iq>",
+        "<presence type='unavailable' from='bob@localhost' to='alice@localhost'/>",
+    )
+    assert await invites_of(server).find(invite.token) is None  # used
+
+
+@pytest.mark.parametrize("kind", ["unknown", "account", "someone else's"])
+async def test_subscription_with_a_token_that_does_not_fit(server: TestServer, kind: str) -> None:
+    api = invites_of(server)
+    token = {
+        "unknown": "not-a-token",
+        "account": (await api.create_account()).token,
+        "someone else's": (await api.create_contact("bob")).token,
+    }[kind]
+    alice = await online(server, "alice", "desk")
+    bob = await online(server, "bob", "phone")
+    await bob.send(
+        "<presence to='alice@localhost' type='subscribe' id='s1'>"
+        f"<preauth xmlns='urn:xmpp:pars:0' token='{token}'/></presence>"
+    )
+    # normal handling: the request reaches alice, <preauth/> and all
+    request = await alice.expect("presence")
+    same_xml(
+        request,
+        "<presence to='alice@localhost' type='subscribe' id='s1' from='bob@localhost'"
+        f" xml:lang='en'><preauth xmlns='urn:xmpp:pars:0' token='{token}'/></presence>",
+        (),
+    )
+
+
+# -- housekeeping -----------------------------------------------------------------------------
+
+
+async def test_expired_invites_are_purged_after_the_grace_period(server: TestServer) -> None:
+    api = invites_of(server)
+    old = await api.create_account()
+    fresh_one = await api.create_account(ttl=30 * 86400)
+    api.clock = lambda: old.expires + 3600.0  # expired, within the day of grace
+    assert await api.purge() == 0
+    assert await api.find(old.token, check_expiry=False) is not None
+    api.clock = lambda: old.expires + 86400 + 1.0
+    assert await api.purge() == 1
+    assert await api.find(old.token, check_expiry=False) is None
+    assert await api.find(fresh_one.token) is not None
+
+
+async def test_a_deleted_inviter_takes_its_invites_along(server: TestServer) -> None:
+    api = invites_of(server)
+    contact = await api.create_contact("alice", allow_registration=True)
+    reset = await api.create_reset("alice")
+    kept = await api.create_contact("bob")
+    assert await server.server.hosts["localhost"].users.delete("alice")
+    assert await api.find(contact.token) is None and await api.find(reset.token) is None
+    assert await api.find(kept.token) is not None
