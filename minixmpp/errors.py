@@ -77,8 +77,9 @@ STREAM_CONDITIONS = frozenset(
 class StanzaError(Exception):
     """A stanza-level error: the router answers the offending stanza with it.
 
-    ``extra`` elements are appended to the error reply after ``<error/>`` (XEP-0050 sends a
-    canceled ``<command/>`` there).
+    ``app`` is an application-specific condition placed inside ``<error/>`` (XEP-0050's
+    ``<bad-sessionid/>``); ``extra`` elements are appended to the error reply after
+    ``<error/>`` (Prosody sends a canceled ``<command/>`` there).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class StanzaError(Exception):
         text: str | None = None,
         type: ErrorType | None = None,
         *,
+        app: etree._Element | None = None,
         extra: Sequence[etree._Element] = (),
     ) -> None:
         if condition not in DEFAULT_TYPES:
@@ -95,6 +97,7 @@ class StanzaError(Exception):
         self.condition = condition
         self.text = text
         self.type: ErrorType = type or DEFAULT_TYPES[condition]
+        self.app = app
         self.extra = tuple(extra)
 
 

@@ -105,8 +105,10 @@ def load(module: Module) -> None:
 
     @module.hook(f"iq-get/bare/{NS_INFO}:query")
     async def account_info(event: StanzaEvent) -> bool | None:
-        if event.stanza[0].get("node") or not await account_allowed(event):
+        if not await account_allowed(event):
             return None  # service-unavailable
+        if event.stanza[0].get("node"):
+            raise StanzaError("item-not-found", "Node does not exist")
         reply = account_reply(event)
         add_features(
             info_query(reply, None),
@@ -118,8 +120,10 @@ def load(module: Module) -> None:
 
     @module.hook(f"iq-get/bare/{NS_ITEMS}:query")
     async def account_items(event: StanzaEvent) -> bool | None:
-        if event.stanza[0].get("node") or not await account_allowed(event):
+        if not await account_allowed(event):
             return None
+        if event.stanza[0].get("node"):
+            raise StanzaError("item-not-found", "Node does not exist")
         reply = account_reply(event)
         st.sub(reply, f"{{{NS_ITEMS}}}query")
         event.session.send(reply)

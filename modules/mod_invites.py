@@ -255,14 +255,16 @@ class InvitesApi:
         inviter: str,
         *,
         allow_registration: bool = False,
+        username: str | None = None,
         ttl: int | None = None,
         source: str | None = None,
     ) -> Invite:
         """An invite to become ``inviter``'s contact (and, with ``allow_registration``, to
-        create an account for that first)."""
+        create an account for that first, named ``username`` if given)."""
         invite = Invite(
             token=new_token(), type="roster", jid=f"{inviter}@{self.host}", inviter=inviter,
-            allow_registration=allow_registration, source=source or f"{inviter}@{self.host}",
+            subject=username, allow_registration=allow_registration,
+            source=source or f"{inviter}@{self.host}",
         )  # fmt: skip
         return await self._store(invite, "roster", ttl)
 

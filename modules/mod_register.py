@@ -41,6 +41,7 @@ from minixmpp.events import (
 from minixmpp.jid import InvalidJID, nodeprep
 from minixmpp.module import Module
 from minixmpp.session import Session
+from minixmpp.xml import dataforms
 from minixmpp.xml import stanza as st
 
 NS_REGISTER = "jabber:iq:register"
@@ -123,15 +124,16 @@ def registration_form(opts: Options, fields: list[Field]) -> etree._Element:
     for f in fields:
         if f.legacy:
             st.sub(query, f"{{{NS_REGISTER}}}{f.name}")
-    form = st.sub(query, f"{{{NS_DATA}}}x", {"type": "form"})
-    st.sub(form, f"{{{NS_DATA}}}title", text=opts.registration_title)
-    st.sub(form, f"{{{NS_DATA}}}instructions", text=opts.registration_instructions)
-    hidden = st.sub(form, f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"})
-    st.sub(hidden, f"{{{NS_DATA}}}value", text=NS_REGISTER)
-    for f in fields:
-        el = st.sub(form, f"{{{NS_DATA}}}field", {"var": f.name, "label": f.label, "type": f.type})
-        if f.required:
-            st.sub(el, f"{{{NS_DATA}}}required")
+    form = dataforms.Form(
+        "form",
+        opts.registration_title,
+        opts.registration_instructions,
+        [
+            dataforms.hidden("FORM_TYPE", NS_REGISTER),
+            *(dataforms.Field(f.name, f.type, f.label, required=f.required) for f in fields),
+        ],
+    )
+    query.append(form.element())
     return query
 
 

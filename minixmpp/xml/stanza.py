@@ -126,7 +126,10 @@ def error_reply(stanza: Element, error: StanzaError) -> Element:
     """The error reply to ``stanza`` (Prosody's st.error_reply: no payload is echoed)."""
     out = reply(stanza)
     out.set("type", "error")
-    out.append(error_element(error.type, error.condition, error.text))
+    element = error_element(error.type, error.condition, error.text)
+    if error.app is not None:
+        element.append(error.app)
+    out.append(element)
     for extra in error.extra:
         out.append(extra)
     return out

@@ -1,0 +1,109 @@
+"""Ad-hoc commands with an unmodified slixmpp client (its xep_0050 plugin): an admin and a user
+list and run the invite commands, the URI they get signs up a new account, and an admin
+provisions accounts with XEP-0133."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slixmpp.exceptions import IqError
+
+from minixmpp.testing import TestServer, running_server
+from tests.xmpp import SlixClient, register_preauth_stanza, slix_login
+
+MODULES = ["disco", "register", "invites", "invites_register", "invites_adhoc", "admin_adhoc"]
+PLUGINS = ("xep_0030", "xep_0199", "xep_0004", "xep_0050")
+ADMIN_NS = "http://jabber.org/protocol/admin"
+
+register_preauth_stanza()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    async with running_server(
+        tmp_path, modules=MODULES, options={"admins": ["admin@localhost"]}
+    ) as srv:
+        for name in ("admin", "alice"):
+            await srv.create_user(name, f"{name}-pw")
+        yield srv
+
+
+async def connect(server: TestServer, user: str) -> SlixClient:
+    return await slix_login(
+        server.c2s_port, server.ca_file, f"{user}@localhost/app", f"{user}-pw", plugins=PLUGINS
+    )
+
+
+async def commands(client: SlixClient) -> list[str]:
+    reply = await client.client.plugin["xep_0050"].get_commands(jid="localhost", timeout=10)
+    return [item.get("node") for item in reply.xml.iterfind(".//{*}item")]  # in the order sent
+
+
+async def run(client: SlixClient, node: str, **kw: Any) -> Any:
+    return await client.client.plugin["xep_0050"].send_command("localhost", node, timeout=10, **kw)
+
+
+def fields(reply: Any) -> dict[str, Any]:
+    return dict(reply["command"]["form"].get_values())
+
+
+async def test_admin_invites_a_new_user(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    listed = await commands(admin)
+    assert "urn:xmpp:invite#create-account" in listed and f"{ADMIN_NS}#add-user" in listed
+    assert listed == sorted(listed)
+    reply = await run(admin, "urn:xmpp:invite#create-account")
+    assert reply["command"]["status"] == "completed"
+    uri = fields(reply)["uri"]
+    assert uri.startswith("xmpp:localhost?register;preauth=")
+    token = uri.rpartition("=")[2]
+    newbie = await slix_login(
+        server.c2s_port, server.ca_file, "newbie@localhost/app", "pw",
+        register=True, preauth=token,
+    )  # fmt: skip
+    assert newbie.jid == "newbie@localhost/app"
+
+
+async def test_user_invites_a_contact(server: TestServer) -> None:
+    alice = await connect(server, "alice")
+    assert await commands(alice) == ["urn:xmpp:invite#invite"]
+    reply = await run(alice, "urn:xmpp:invite#invite")
+    uri = fields(reply)["uri"]
+    assert uri.startswith("xmpp:alice@localhost?roster;preauth=") and not uri.endswith("ibr=y")
+    with pytest.raises(IqError) as refused:
+        await run(alice, "urn:xmpp:invite#create-account")
+    error = refused.value.iq["error"]
+    assert (error["type"], error["condition"]) == ("auth", "forbidden")
+    assert error["text"] == "You don't have permission to execute this command"
+    with pytest.raises(IqError):
+        await run(alice, f"{ADMIN_NS}#add-user")
+
+
+async def test_admin_provisions_accounts(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    adhoc = admin.client.plugin["xep_0050"]
+    first = await run(admin, f"{ADMIN_NS}#add-user")
+    assert first["command"]["status"] == "executing"
+    form = first["command"]["form"]
+    form["type"] = "submit"
+    values = {"FORM_TYPE": ADMIN_NS, "accountjid": "bob@localhost"}
+    form.set_values({**values, "password": "bob-pw", "password-verify": "bob-pw"})
+    done = await adhoc.send_command(
+        "localhost", f"{ADMIN_NS}#add-user", sessionid=first["command"]["sessionid"],
+        payload=form, action="complete", timeout=10,
+    )  # fmt: skip
+    assert done["command"]["status"] == "completed"
+    assert done["command"]["notes"] == [("info", "Account successfully created")]
+    bob = await slix_login(server.c2s_port, server.ca_file, "bob@localhost/x", "bob-pw")
+    assert bob.jid == "bob@localhost/x"
+    count = await run(admin, f"{ADMIN_NS}#get-registered-users-num")
+    assert fields(count)["registeredusersnum"] == "3"
+    listed = await run(admin, f"{ADMIN_NS}#get-registered-users-list")
+    assert fields(listed)["registereduserjids"] == [
+        "admin@localhost",
+        "alice@localhost",
+        "bob@localhost",
+    ]

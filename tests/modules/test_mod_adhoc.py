@@ -1,0 +1,447 @@
+"""Ad-hoc commands (XEP-0050) and the invite commands, over the wire.
+
+Expected stanzas are Prosody's (protocol.md §4; the result form as Prosody >= 0.12.5 sends it,
+type 'result'); sessions follow XEP-0050 where Prosody does not check them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from minixmpp.testing import TestServer, running_server
+from tests.xmpp import RawClient, login, same_xml
+
+CMD = "http://jabber.org/protocol/commands"
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+MODULES = ["disco", "register", "invites", "invites_register", "invites_adhoc"]
+ADMIN = "admin@localhost/desk"
+USER = "alice@localhost/desk"
+UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    async with running_server(
+        tmp_path, modules=MODULES, options={"admins": ["admin@localhost"]}
+    ) as srv:
+        for name in ("admin", "alice"):
+            await srv.create_user(name, "pw")
+        yield srv
+
+
+async def connect(server: TestServer, user: str) -> RawClient:
+    client, _ = await login(server.c2s_port, server.ca_file, user, "pw", "desk")
+    return client
+
+
+async def run(client: RawClient, node: str, body: str = "", **attrs: str) -> etree._Element:
+    extra = "".join(f" {k}='{v}'" for k, v in attrs.items())
+    await client.send(
+        f"<iq type='set' id='c' to='localhost'><command xmlns='{CMD}' node='{node}'{extra}>"
+        f"{body}</command></iq>"
+    )
+    return await client.expect("iq")
+
+
+async def items(client: RawClient) -> etree._Element:
+    await client.send(
+        "<iq type='get' id='d' to='localhost'><query"
+        f" xmlns='http://jabber.org/protocol/disco#items' node='{CMD}'/></iq>"
+    )
+    return await client.expect("iq")
+
+
+def result_form(reply: etree._Element) -> dict[str, str | None]:
+    x = reply.find(f"{{{CMD}}}command/{{jabber:x:data}}x")
+    assert x is not None, etree.tostring(reply)
+    return {
+        f.get("var", ""): f.findtext("{jabber:x:data}value")
+        for f in x.iterchildren("{jabber:x:data}field")
+    }
+
+
+async def test_host_lists_commands(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    await admin.send(
+        "<iq type='get' id='i' to='localhost'><query"
+        " xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+    )
+    features = [f.get("var") for f in (await admin.expect("iq")).iter("{*}feature")]
+    assert CMD in features
+
+
+async def test_disco_items_by_permission(server: TestServer) -> None:
+    items_ns = "http://jabber.org/protocol/disco#items"
+    same_xml(
+        await items(await connect(server, "admin")),
+        f"<iq type='result' id='d' from='localhost' to='{ADMIN}'>"
+        f"<query xmlns='{items_ns}' node='{CMD}'>"
+        "<item node='urn:xmpp:invite#create-account' name='Create new account invite'"
+        " jid='localhost'/>"
+        "<item node='urn:xmpp:invite#invite' name='Create new contact invite' jid='localhost'/>"
+        "<item node='xmpp:prosody.im/mod_invites_adhoc#password-reset'"
+        " name='Create password reset invite' jid='localhost'/>"
+        "</query></iq>",
+        (),
+    )
+    same_xml(
+        await items(await connect(server, "alice")),
+        f"<iq type='result' id='d' from='localhost' to='{USER}'>"
+        f"<query xmlns='{items_ns}' node='{CMD}'>"
+        "<item node='urn:xmpp:invite#invite' name='Create new contact invite' jid='localhost'/>"
+        "</query></iq>",
+        (),
+    )
+
+
+async def test_disco_info_of_a_command_node(server: TestServer) -> None:
+    info = "http://jabber.org/protocol/disco#info"
+    admin = await connect(server, "admin")
+    await admin.send(
+        f"<iq type='get' id='n' to='localhost'><query xmlns='{info}'"
+        " node='urn:xmpp:invite#create-account'/></iq>"
+    )
+    same_xml(
+        await admin.expect("iq"),
+        f"<iq type='result' id='n' from='localhost' to='{ADMIN}'><query xmlns='{info}'"
+        " node='urn:xmpp:invite#create-account'><identity category='automation'"
+        " type='command-node' name='Create new account invite'/>"
+        f"<feature var='{CMD}'/><feature var='jabber:x:data'/></query></iq>",
+        (),
+    )
+    alice = await connect(server, "alice")
+    await alice.send(
+        f"<iq type='get' id='n' to='localhost'><query xmlns='{info}'"
+        " node='urn:xmpp:invite#create-account'/></iq>"
+    )
+    same_xml(
+        await alice.expect("iq"),
+        f"<iq type='error' id='n' from='localhost' to='{USER}'><error type='auth'>"
+        f"<forbidden xmlns='{STANZAS}'/><text xmlns='{STANZAS}'>This item is not available"
+        " to you</text></error></iq>",
+        (),
+    )
+
+
+def check_result(
+    reply: etree._Element, node: str, uri: re.Pattern[str], to: str, days: int = 7
+) -> None:
+    command = reply.find(f"{{{CMD}}}command")
+    assert command is not None
+    sessionid = command.get("sessionid", "")
+    assert re.fullmatch(UUID4, sessionid)
+    fields = result_form(reply)
+    assert uri.fullmatch(fields["uri"] or ""), fields["uri"]
+    expire = datetime.datetime.strptime(fields["expire"] or "", "%Y-%m-%dT%H:%M:%SZ")
+    same_xml(
+        reply,
+        f"<iq type='result' id='c' from='localhost' to='{to}'><command xmlns='{CMD}'"
+        f" sessionid='{sessionid}' status='completed' node='{node}'>"
+        "<x xmlns='jabber:x:data' type='result'><title>Your invite has been created</title>"
+        "<field var='landing-url' label='Invite web page' type='text-single'>"
+        "<desc>Share this link</desc></field>"
+        "<field var='uri' label='Invite URI' type='text-single'><desc>This alternative link"
+        f" can be opened with some XMPP clients</desc><value>{fields['uri']}</value></field>"
+        "<field var='expire' label='Invite valid until' type='text-single'>"
+        f"<value>{fields['expire']}</value></field></x></command></iq>",
+        (),
+    )
+    valid = datetime.timedelta(days=days)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    assert abs(expire - now - valid) < datetime.timedelta(minutes=1)
+
+
+async def test_contact_invite_for_a_user_and_an_admin(server: TestServer) -> None:
+    reply = await run(await connect(server, "alice"), "urn:xmpp:invite#invite", action="execute")
+    check_result(
+        reply, "urn:xmpp:invite#invite",
+        re.compile(r"xmpp:alice@localhost\?roster;preauth=[\w-]{24}"), USER,
+    )  # fmt: skip
+    reply = await run(await connect(server, "admin"), "urn:xmpp:invite#invite")
+    check_result(
+        reply, "urn:xmpp:invite#invite",
+        re.compile(r"xmpp:admin@localhost\?roster;preauth=[\w-]{24};ibr=y"), ADMIN,
+    )  # fmt: skip
+
+
+async def test_account_invite_for_an_admin(server: TestServer) -> None:
+    reply = await run(await connect(server, "admin"), "urn:xmpp:invite#create-account")
+    check_result(
+        reply, "urn:xmpp:invite#create-account",
+        re.compile(r"xmpp:localhost\?register;preauth=[\w-]{24}"), ADMIN,
+    )  # fmt: skip
+    invites = server.server.hosts["localhost"].modules["invites"].api
+    token = result_form(reply)["uri"].rpartition("=")[2]  # type: ignore[union-attr]
+    invite = await invites.find(token)
+    assert invite is not None and invite.source == ADMIN
+
+
+async def test_permission_error(server: TestServer) -> None:
+    reply = await run(await connect(server, "alice"), "urn:xmpp:invite#create-account")
+    text = "You don&apos;t have permission to execute this command"
+    same_xml(
+        reply,
+        f"<iq type='error' id='c' from='localhost' to='{USER}'><error type='auth'>"
+        f"<forbidden xmlns='{STANZAS}'/><text xmlns='{STANZAS}'>{text}</text></error>"
+        f"<command xmlns='{CMD}' status='canceled' node='urn:xmpp:invite#create-account'>"
+        f"<note type='error'>{text}</note></command></iq>",
+        (),
+    )
+
+
+async def test_landing_page_in_the_result(tmp_path: Path) -> None:
+    options = {
+        "admins": ["admin@localhost"],
+        "invites_page": "https://example.com/i/{invite.token}",
+    }
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("admin", "pw")
+        reply = await run(await connect(srv, "admin"), "urn:xmpp:invite#create-account")
+        fields = result_form(reply)
+        token = (fields["uri"] or "").rpartition("=")[2]
+        assert fields["landing-url"] == f"https://example.com/i/{token}"
+
+
+async def test_options_for_who_may_invite(tmp_path: Path) -> None:
+    options = {"allow_user_invites": True, "admins": []}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", "pw")
+        fields = result_form(await run(await connect(srv, "alice"), "urn:xmpp:invite#invite"))
+        assert (fields["uri"] or "").endswith(";ibr=y")
+    options = {"allow_contact_invites": False, "admins": []}
+    async with running_server(tmp_path / "2", modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", "pw")
+        alice = await connect(srv, "alice")
+        assert len((await items(alice))[0]) == 0
+        reply = await run(alice, "urn:xmpp:invite#invite")
+        assert reply.find("{*}error/{*}forbidden") is not None
+
+
+async def test_password_reset_command(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    node = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
+    first = await run(admin, node)
+    command = first.find(f"{{{CMD}}}command")
+    assert command is not None and command.get("status") == "executing"
+    sessionid = command.get("sessionid", "")
+    same_xml(
+        command,
+        f"<command xmlns='{CMD}' node='{node}' sessionid='{sessionid}' status='executing'>"
+        "<actions execute='complete'><next/><complete/></actions>"
+        "<x xmlns='jabber:x:data' type='form'><title>Generate Password Reset Invite</title>"
+        "<field var='accountjid' label='The XMPP ID for the account to generate a password"
+        " reset invite for' type='jid-single'><required/></field></x></command>",
+        (),
+    )
+    form = (
+        "<x xmlns='jabber:x:data' type='submit'><field var='accountjid'>"
+        "<value>{}</value></field></x>"
+    )
+    done = await run(admin, node, form.format("alice@localhost"), sessionid=sessionid)
+    reset_uri = re.compile(r"xmpp:alice@localhost\?register;preauth=[\w-]{24}")
+    check_result(done, node, reset_uri, ADMIN, days=1)
+    # the session is over
+    again = await run(admin, node, form.format("alice@localhost"), sessionid=sessionid)
+    assert again.find(f"{{*}}error/{{{CMD}}}bad-sessionid") is not None
+    # a bad form completes with a note
+    second = await run(admin, node)
+    sid = second.find(f"{{{CMD}}}command").get("sessionid", "")  # type: ignore[union-attr]
+    bad = await run(admin, node, form.format("nobody@localhost"), sessionid=sid)
+    note = bad.find(f"{{{CMD}}}command/{{{CMD}}}note")
+    assert note is not None and (note.get("type"), note.text) == (
+        "error",
+        "Fill in the form correctly",
+    )
+
+
+async def test_sessions(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    alice = await connect(server, "alice")
+    node = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
+    started = await run(admin, node)
+    sid = started.find(f"{{{CMD}}}command").get("sessionid", "")  # type: ignore[union-attr]
+    bad_sessionid = (
+        "<iq type='error' id='c' from='localhost' to='{}'><error type='modify'>"
+        f"<bad-request xmlns='{STANZAS}'/><bad-sessionid xmlns='{CMD}'/></error></iq>"
+    )
+    # unknown, another user's, or a plain next without a session: bad-sessionid (XEP-0050)
+    reply = await run(admin, node, sessionid="nope", action="next")
+    same_xml(reply, bad_sessionid.format(ADMIN), ())
+    reply = await run(alice, "urn:xmpp:invite#invite", sessionid=sid, action="complete")
+    same_xml(reply, bad_sessionid.format(USER), ())
+    same_xml(await run(admin, node, action="next"), bad_sessionid.format(ADMIN), ())
+    # cancel ends it
+    same_xml(
+        await run(admin, node, sessionid=sid, action="cancel"),
+        f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+        f" node='{node}' sessionid='{sid}' status='canceled'/></iq>",
+        (),
+    )
+    reply = await run(admin, node, sessionid=sid, action="next")
+    same_xml(reply, bad_sessionid.format(ADMIN), ())
+    reply = await run(admin, node, action="bogus")
+    assert reply.find("{*}error/{*}bad-request") is not None
+    unknown = await run(admin, "urn:example:nothing")
+    assert unknown.find("{*}error/{*}service-unavailable") is not None
+
+
+# -- XEP-0133 (mod_admin_adhoc) -------------------------------------------------------------
+
+ADMIN_NS = "http://jabber.org/protocol/admin"
+
+
+@pytest.fixture
+async def admin_server(tmp_path: Path) -> AsyncIterator[TestServer]:
+    async with running_server(
+        tmp_path, modules=["disco", "admin_adhoc"], options={"admins": ["admin@localhost"]}
+    ) as srv:
+        for name in ("admin", "alice"):
+            await srv.create_user(name, "pw")
+        yield srv
+
+
+def submit(**values: str | list[str]) -> str:
+    fields = "".join(
+        f"<field var='{var}'>"
+        + "".join(f"<value>{v}</value>" for v in ([value] if isinstance(value, str) else value))
+        + "</field>"
+        for var, value in values.items()
+    )
+    return (
+        "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+        f"<value>{ADMIN_NS}</value></field>{fields}</x>"
+    )
+
+
+async def two_steps(client: RawClient, command: str, form: str) -> etree._Element:
+    node = f"{ADMIN_NS}#{command}"
+    first = await run(client, node, action="execute")
+    sid = first.find(f"{{{CMD}}}command").get("sessionid", "")  # type: ignore[union-attr]
+    return await run(client, node, form, sessionid=sid, action="complete")
+
+
+def note_of(reply: etree._Element) -> tuple[str | None, str | None]:
+    note = reply.find(f"{{{CMD}}}command/{{{CMD}}}note")
+    assert note is not None, etree.tostring(reply)
+    return note.get("type"), note.text
+
+
+async def test_add_user_form_and_result(admin_server: TestServer) -> None:
+    admin = await connect(admin_server, "admin")
+    node = f"{ADMIN_NS}#add-user"
+    first = await run(admin, node, action="execute")
+    sid = first.find(f"{{{CMD}}}command").get("sessionid", "")  # type: ignore[union-attr]
+    same_xml(
+        first,
+        f"<iq type='result' id='c' to='{ADMIN}' from='localhost'><command xmlns='{CMD}'"
+        f" sessionid='{sid}' node='{node}' status='executing'>"
+        "<actions execute='complete'><next/><complete/></actions>"
+        "<x xmlns='jabber:x:data' type='form'><title>Adding a User</title><instructions>Fill"
+        " out this form to add a user.</instructions><field var='FORM_TYPE' type='hidden'>"
+        f"<value>{ADMIN_NS}</value></field><field var='accountjid' label='The Jabber ID for the"
+        " account to be added' type='jid-single'><required/></field><field var='password'"
+        " label='The password for this account' type='text-private'/><field"
+        " var='password-verify' label='Retype password' type='text-private'/></x>"
+        "</command></iq>",
+        (),
+    )
+    form = submit(**{"accountjid": "sess1@localhost", "password": "p1", "password-verify": "p1"})
+    done = await run(admin, node, form, sessionid=sid, action="complete")
+    same_xml(
+        done,
+        f"<iq type='result' id='c' to='{ADMIN}' from='localhost'><command xmlns='{CMD}'"
+        f" sessionid='{sid}' node='{node}' status='completed'><note type='info'>Account"
+        " successfully created</note></command></iq>",
+        (),
+    )
+    assert await admin_server.server.hosts["localhost"].users.exists("sess1")
+
+
+def account(
+    jid: str | None, password: str | None = "x", verify: str | None = "x"
+) -> dict[str, str]:
+    values = {"accountjid": jid, "password": password, "password-verify": verify}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+MISMATCH = "Invalid data.\nPassword mismatch, or empty username"
+ELSEWHERE = "Trying to add a user on other.example but command was sent to localhost"
+
+
+@pytest.mark.parametrize(
+    ("values", "note"),
+    [
+        (account("alice@localhost"), "Account already exists"),
+        (account("new@localhost", verify="y"), MISMATCH),
+        (account("new@localhost", None, None), MISMATCH),
+        (account("bad@@jid"), "accountjid: Invalid JID: bad@@jid"),
+        (account(None), "accountjid: Required value missing"),
+        (account("new@other.example"), ELSEWHERE),
+    ],
+)
+async def test_add_user_problems(
+    admin_server: TestServer, values: dict[str, str], note: str
+) -> None:
+    reply = await two_steps(await connect(admin_server, "admin"), "add-user", submit(**values))
+    assert note_of(reply) == ("error", note)
+    assert not await admin_server.server.hosts["localhost"].users.exists("new")
+
+
+async def test_change_password_delete_and_end_sessions(admin_server: TestServer) -> None:
+    admin = await connect(admin_server, "admin")
+    alice = await connect(admin_server, "alice")
+    form = submit(accountjid="alice@localhost", password="new-pw")
+    reply = await two_steps(admin, "change-user-password", form)
+    assert note_of(reply) == ("info", "Password successfully changed")
+    assert await alice.stream_error() == ("reset", "Password changed")
+    form = submit(accountjid="nobody@localhost", password="x")
+    assert note_of(await two_steps(admin, "change-user-password", form)) == (
+        "error",
+        "User does not exist",
+    )
+    alice, _ = await login(admin_server.c2s_port, admin_server.ca_file, "alice", "new-pw", "x")
+    reply = await two_steps(
+        admin, "end-user-session", submit(accountjids=["alice@localhost", "nobody@localhost"])
+    )
+    assert note_of(reply) == (
+        "info",
+        "The following accounts were successfully disconnected:\nalice@localhost\n"
+        "The following accounts could not be disconnected:\nnobody@localhost",
+    )
+    await alice.closed()
+    reply = await two_steps(
+        admin, "delete-user", submit(accountjids=["alice@localhost", "nobody@localhost"])
+    )
+    assert note_of(reply) == (
+        "info",
+        "The following accounts were successfully deleted:\nalice@localhost\n"
+        "The following accounts could not be deleted:\nnobody@localhost",
+    )
+    assert not await admin_server.server.hosts["localhost"].users.exists("alice")
+
+
+async def test_counts_and_lists(admin_server: TestServer) -> None:
+    admin = await connect(admin_server, "admin")
+    await connect(admin_server, "alice")
+    registered = await run(admin, f"{ADMIN_NS}#get-registered-users-num")
+    assert result_form(registered) == {"FORM_TYPE": ADMIN_NS, "registeredusersnum": "2"}
+    online = await run(admin, f"{ADMIN_NS}#get-online-users-num")
+    assert result_form(online)["onlineusersnum"] == "2"
+    listed = await two_steps(admin, "get-online-users-list", submit(max_items="all"))
+    x = listed.find(f"{{{CMD}}}command/{{jabber:x:data}}x")
+    values = [v.text for v in x.iterfind("{*}field[@var='onlineuserjids']/{*}value")]  # type: ignore[union-attr]
+    assert values == ["admin@localhost", "alice@localhost"]
+
+
+async def test_a_user_may_not(admin_server: TestServer) -> None:
+    alice = await connect(admin_server, "alice")
+    assert len((await items(alice))[0]) == 0
+    reply = await run(alice, f"{ADMIN_NS}#add-user")
+    assert reply.find("{*}error/{*}forbidden") is not None
+    assert reply.find(f"{{{CMD}}}command").get("status") == "canceled"  # type: ignore[union-attr]
