@@ -107,3 +107,32 @@ async def test_admin_provisions_accounts(server: TestServer) -> None:
         "alice@localhost",
         "bob@localhost",
     ]
+
+
+async def test_every_invite_command_ends_in_a_working_invite(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    contact = fields(await run(admin, "urn:xmpp:invite#invite"))["uri"]
+    assert contact.endswith(";ibr=y")  # an admin's contact invite allows registration
+    friend = await slix_login(
+        server.c2s_port, server.ca_file, "friend@localhost/app", "pw",
+        register=True, preauth=contact.split("preauth=")[1].split(";")[0], roster=True,
+    )  # fmt: skip
+    assert friend.roster["admin@localhost"]["subscription"] == "both"
+
+    node = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
+    first = await run(admin, node)
+    form = first["command"]["form"]
+    form["type"] = "submit"
+    form.set_values({"accountjid": "alice@localhost"})
+    done = await admin.client.plugin["xep_0050"].send_command(
+        "localhost", node, sessionid=first["command"]["sessionid"], payload=form,
+        action="complete", timeout=10,
+    )  # fmt: skip
+    reset = fields(done)["uri"]
+    assert reset.startswith("xmpp:alice@localhost?register;preauth=")
+    await slix_login(
+        server.c2s_port, server.ca_file, "alice@localhost/new", "new-alice-pw",
+        register=True, preauth=reset.rpartition("=")[2],
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match="failed_all_auth"):
+        await slix_login(server.c2s_port, server.ca_file, "alice@localhost", "alice-pw")

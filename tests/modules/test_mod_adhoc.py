@@ -445,3 +445,32 @@ async def test_a_user_may_not(admin_server: TestServer) -> None:
     reply = await run(alice, f"{ADMIN_NS}#add-user")
     assert reply.find("{*}error/{*}forbidden") is not None
     assert reply.find(f"{{{CMD}}}command").get("status") == "canceled"  # type: ignore[union-attr]
+
+
+async def test_xep0401_forms_option(tmp_path: Path) -> None:
+    options = {"admins": ["admin@localhost"], "invites_adhoc_form": "xep0401"}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("admin", "pw")
+        admin = await connect(srv, "admin")
+        node = "urn:xmpp:invite#create-account"
+        first = await run(admin, node)
+        command = first.find(f"{{{CMD}}}command")
+        assert command is not None and command.get("status") == "executing"
+        x = command.find("{jabber:x:data}x")
+        assert x is not None
+        fields = [f.get("var") for f in x.iterchildren("{jabber:x:data}field")]
+        assert fields == ["FORM_TYPE", "username", "roster-subscription"]
+        form = (
+            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+            "<value>urn:xmpp:invite#invitation</value></field><field var='username'>"
+            "<value>Romeo</value></field><field var='roster-subscription'><value>1</value>"
+            "</field></x>"
+        )
+        done = await run(admin, node, form, sessionid=command.get("sessionid", ""))
+        values = result_form(done)
+        assert values["FORM_TYPE"] == "urn:xmpp:invite#invitation"
+        assert (values["uri"] or "").startswith("xmpp:admin@localhost?roster;preauth=")
+        assert (values["uri"] or "").endswith(";ibr=y")
+        invites = srv.server.hosts["localhost"].modules["invites"].api
+        invite = await invites.find((values["uri"] or "").split("preauth=")[1].split(";")[0])
+        assert invite is not None and invite.subject == "romeo" and invite.inviter == "admin"
