@@ -1,5 +1,6 @@
-"""Load worker: logs in XMPP clients (STARTTLS + SCRAM-SHA-1 + bind + presence), holds them,
-and runs message ping-pong between pairs. Driven by bench/run.py over stdin/stdout, one JSON
+"""Load worker: logs in XMPP clients (STARTTLS + SCRAM-SHA-1 + bind + presence, or with
+``full``: + roster get + presence + a ping awaited), holds them, and runs message ping-pong
+between pairs. Driven by bench/run.py over stdin/stdout, one JSON
 command per line; it answers one JSON line per command.
 
 The clients are deliberately lean so that the machine's CPU goes to the server under test: one
@@ -12,6 +13,7 @@ computed once (a SCRAM client may cache it).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -43,6 +45,7 @@ class Client:
         self.waiting_for: object = None
         self.handshaking = False
         self.done = False
+        self.closed = False
 
     def send(self, data: str) -> None:
         self.out += data.encode()
@@ -141,8 +144,13 @@ class Loop:
             except (BlockingIOError, ssl.SSLWantReadError):
                 break
             if not data:
+                if c.done:  # its script had finished: a closed stream is expected
+                    self.sel.unregister(c.sock)
+                    c.sock.close()
+                    c.closed = True
+                    return
                 raise ConnectionError(f"server closed the connection: {c.buf[-300:]!r}")
-            c.buf += data
+            c.buf = data if c.done else c.buf + data  # a finished client only drains
             if not isinstance(c.sock, ssl.SSLSocket) or not c.sock.pending():
                 break
         self.pump(c)
@@ -167,7 +175,9 @@ def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
     return _salted[key]
 
 
-def login_script(c: Client, host: str, user: str, password: str, result: dict[str, str]) -> Script:
+def login_script(
+    c: Client, host: str, user: str, password: str, result: dict[str, str], full: bool
+) -> Script:
     header = HEADER.format(host=host)
     c.send(header)
     yield b"</stream:features>"
@@ -214,11 +224,43 @@ def login_script(c: Client, host: str, user: str, password: str, result: dict[st
     jid = re.search(rb"<jid>([^<]+)</jid>", bound)
     assert jid is not None, bound
     result["jid"] = jid.group(1).decode()
+    if full:
+        # As an IM client does: roster, initial presence; the ping's answer comes once the
+        # server has done everything the presence caused (probes, broadcasts: one session's
+        # stanzas are handled in order).
+        c.send(
+            "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>"
+            "<iq type='get' id='logindone'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )
+        yield b"logindone"
+        return
     c.send("<presence/>")
     yield b"<presence"
     echo = yield b">"  # the echo: <presence …/> or <presence …>…</presence>
     if not echo.endswith(b"/>"):
         yield b"</presence>"
+
+
+def register_script(c: Client, host: str, user: str, password: str) -> Script:
+    """XEP-0077: STARTTLS, then a legacy registration set; the stream is then closed."""
+    header = HEADER.format(host=host)
+    c.send(header)
+    yield b"</stream:features>"
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    yield b"<proceed"
+    c.buf = b""
+    yield STARTTLS
+    c.send(header)
+    yield b"</stream:features>"
+    c.send(
+        "<iq type='set' id='regdone'><query xmlns='jabber:iq:register'>"
+        f"<username>{user}</username><password>{password}</password></query></iq>"
+    )
+    reply = yield b"regdone"
+    reply += yield b">"
+    if b"error" in reply[reply.rfind(b"<iq") :]:
+        raise RuntimeError(f"registration of {user} failed: {reply + c.buf!r}")
+    c.send("</stream:stream>")
 
 
 def pingpong_script(c: Client, peer: str, rounds: int, starts: bool) -> Script:
@@ -239,7 +281,32 @@ class Worker:
         self.clients: list[Client] = []
         self.jids: list[str] = []
 
-    def login_all(self) -> dict[str, float]:
+    def register_all(self) -> dict[str, float]:
+        """Register every user (new accounts), ``concurrency`` at a time."""
+        start = time.perf_counter()
+        pending = list(reversed(self.users))
+        in_flight: list[Client] = []
+        clients: list[Client] = []
+
+        def finished() -> bool:
+            in_flight[:] = [c for c in in_flight if not c.done]
+            while pending and len(in_flight) < self.concurrency:
+                user = pending.pop()
+                client = self.loop.connect(
+                    lambda c, u=user: register_script(c, self.host, u, self.password)
+                )
+                in_flight.append(client)
+                clients.append(client)
+            return not pending and not in_flight
+
+        self.loop.run(clients, finished)
+        for c in clients:
+            if not c.closed:
+                self.loop.sel.unregister(c.sock)
+                c.sock.close()
+        return {"seconds": time.perf_counter() - start, "registrations": len(self.users)}
+
+    def login_all(self, full: bool = False) -> dict[str, float]:
         start = time.perf_counter()
         pending = list(reversed(self.users))
         results: list[dict[str, str]] = []
@@ -251,7 +318,9 @@ class Worker:
                 user, result = pending.pop(), {}
                 results.append(result)
                 client = self.loop.connect(
-                    lambda c, u=user, r=result: login_script(c, self.host, u, self.password, r)
+                    lambda c, u=user, r=result: login_script(
+                        c, self.host, u, self.password, r, full
+                    )
                 )
                 in_flight.append(client)
                 self.clients.append(client)
@@ -282,7 +351,8 @@ class Worker:
 
     def close_all(self) -> dict[str, float]:
         for c in self.clients:
-            c.sock.close()
+            with contextlib.suppress(OSError):
+                c.sock.close()
         self.clients.clear()
         return {}
 
@@ -299,7 +369,10 @@ def main() -> None:
                 result: dict[str, float] = {}
             elif cmd["op"] == "login":
                 assert worker is not None
-                result = worker.login_all()
+                result = worker.login_all(cmd.get("full", False))
+            elif cmd["op"] == "register":
+                assert worker is not None
+                result = worker.register_all()
             elif cmd["op"] == "pingpong":
                 assert worker is not None
                 result = worker.pingpong(cmd["rounds"])

@@ -14,6 +14,12 @@ CPU time (user + system, all threads) and RSS come from /proc/<pid> at the phase
   parser after 10 s).
 * pingpong: pairs of clients send a chat message to each other's full JID and answer it,
   ``rounds`` times; CPU per routed message = server CPU during the phase / messages.
+* rosters (a second server): 50 contacts are online; then M users whose rosters are empty, and
+  M users whose rosters hold 100 contacts ('both'; the 50 online ones among them), each log in
+  as an IM client does: STARTTLS, SCRAM-SHA-1, bind, roster get, initial presence (so: probes,
+  broadcasts, the contacts' presence back), and a ping awaited; CPU per login for each kind.
+* register (a third server): M new accounts by XEP-0077 over STARTTLS (10 000 PBKDF2
+  iterations; Prosody stores them in SQLite too); registrations/s and CPU per registration.
 """
 
 from __future__ import annotations
@@ -82,7 +88,18 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30)
 # -- servers ----------------------------------------------------------------------------
 
 
-def start_minixmpp(folder: Path, users: list[str], port: int) -> subprocess.Popen[bytes]:
+Rosters = dict[str, list[str]]  # user -> contacts, every subscription 'both'
+ROSTER_ITEMS = 100
+ONLINE_CONTACTS = 50
+
+
+def start_minixmpp(
+    folder: Path,
+    users: list[str],
+    port: int,
+    rosters: Rosters | None = None,
+    registration: bool = False,
+) -> subprocess.Popen[bytes]:
     config = folder / "server.toml"
     config.write_text(
         textwrap.dedent(f"""
@@ -91,19 +108,22 @@ def start_minixmpp(folder: Path, users: list[str], port: int) -> subprocess.Pope
         c2s_direct_tls_ports = [{free_port()}]
         c2s_idle_timeout = 0
         c2s_timeout = 0
-        default_iteration_count = {ITERATIONS}
-        modules_enabled = ["disco", "ping"]
+        default_iteration_count = {ITERATIONS if not registration else 10000}
+        modules_enabled = ["disco", "ping"{', "register"' if registration else ""}]
+        allow_registration = {"true" if registration else "false"}
         log = {{ warn = "*console" }}
         [VirtualHost."localhost"]
         """)
     )
-    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", users))
+    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", users, rosters))
     command = os.environ.get("MINIXMPP_BENCH_SERVER", f"{sys.executable} -m minixmpp serve -c")
     return subprocess.Popen([*command.split(), str(config)], cwd=ROOT)
 
 
-async def _create_minixmpp_accounts(db: Path, users: list[str]) -> None:
+async def _create_minixmpp_accounts(db: Path, users: list[str], rosters: Rosters | None) -> None:
     from minixmpp.accounts import Accounts
+    from minixmpp.roster import RosterItem
+    from minixmpp.roster import Rosters as RosterStore
     from minixmpp.storage import Storage
 
     credentials = Credentials(
@@ -116,12 +136,25 @@ async def _create_minixmpp_accounts(db: Path, users: list[str]) -> None:
         async with storage.transaction() as tx:
             for user in users:
                 await accounts.insert(tx, "localhost", user, credentials)
+        store = RosterStore(storage)
+        await store.setup()
+        async with storage.transaction() as tx:
+            for user, contacts in (rosters or {}).items():
+                for contact in contacts:
+                    item = RosterItem(f"{contact}@localhost", subscription="both")
+                    await store.save_in(tx, "localhost", user, item)
     finally:
         await storage.close()
 
 
-def start_prosody(folder: Path, users: list[str], port: int) -> subprocess.Popen[bytes]:
-    """Prosody 0.12 with its internal_hashed accounts written directly (same salt)."""
+def start_prosody(
+    folder: Path,
+    users: list[str],
+    port: int,
+    rosters: Rosters | None = None,
+    registration: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Prosody 0.12 with its internal_hashed accounts (same salt) and rosters written directly."""
     from minixmpp.tls import generate_test_certificate
 
     pair = generate_test_certificate(folder / "certs", "localhost")
@@ -135,7 +168,23 @@ def start_prosody(folder: Path, users: list[str], port: int) -> subprocess.Popen
     )
     for user in users:
         (data / "localhost" / "accounts" / f"{user}.dat").write_text(record)
+    (data / "localhost" / "roster").mkdir()
+    for user, contacts in (rosters or {}).items():
+        items = "".join(
+            f'\t["{c}@localhost"] = {{ ["subscription"] = "both"; ["groups"] = {{}}; }};\n'
+            for c in contacts
+        )
+        roster = f'return {{\n\t[false] = {{ ["version"] = 1; ["pending"] = {{}}; }};\n{items}}};\n'
+        (data / "localhost" / "roster" / f"{user}.dat").write_text(roster)
     config = folder / "prosody.cfg.lua"
+    # Registrations go to SQLite, as minixmpp's do (needs lua-dbi-sqlite3); the other phases
+    # use Prosody's default file storage, with accounts and rosters written above.
+    extra_modules = ', "register"' if registration else ""
+    storage = (
+        f'storage = "sql"; sql = {{ driver = "SQLite3", database = "{data}/prosody.sqlite" }}'
+        if registration
+        else 'storage = "internal"'
+    )
     config.write_text(
         textwrap.dedent(f"""
         pidfile = "{folder}/prosody.pid"
@@ -147,10 +196,11 @@ def start_prosody(folder: Path, users: list[str], port: int) -> subprocess.Popen
         s2s_ports = {{ }}
         c2s_require_encryption = true
         authentication = "internal_hashed"
-        storage = "internal"
+        {storage}
+        allow_registration = {"true" if registration else "false"}
         log = {{ warn = "{folder}/prosody.log" }}
-        modules_enabled = {{ "saslauth", "tls", "disco", "ping" }}
-        modules_disabled = {{ "s2s", "offline" }}
+        modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{extra_modules} }}
+        modules_disabled = {{ "s2s" }}
         VirtualHost "localhost"
             ssl = {{ certificate = "{pair.certificate}", key = "{pair.key}" }}
         """)
@@ -318,6 +368,83 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def measure_rosters(name: str, args: argparse.Namespace) -> dict[str, float]:
+    """CPU per IM-client login with an empty roster and with a 100-item roster."""
+    online = [f"on{i}" for i in range(ONLINE_CONTACTS)]
+    offline = [f"off{i}" for i in range(ROSTER_ITEMS - ONLINE_CONTACTS)]
+    full = [f"full{i}" for i in range(args.roster_logins)]
+    empty = [f"empty{i}" for i in range(args.roster_logins)]
+    rosters: Rosters = {user: online + offline for user in full}
+    rosters.update({contact: list(full) for contact in online + offline})
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-rosters-"))
+    port = free_port()
+    start = start_prosody if name == "prosody" else start_minixmpp
+    proc = start(folder, online + offline + full + empty, port, rosters)
+    groups: list[Workers] = []
+    try:
+        wait_for_port(port, proc)
+        time.sleep(0.5)
+        groups.append(Workers(1, port, online, args.concurrency))
+        groups[-1].run({"op": "login"})  # the contacts who are online
+        result: dict[str, float] = {}
+        for kind, users in (("empty", empty), ("100", full)):
+            groups.append(Workers(args.workers, port, users, args.concurrency))
+            profiler = start_profiler(args, proc.pid, name, f"login-roster-{kind}")
+            cpu0 = cpu_seconds(proc.pid)
+            groups[-1].run({"op": "login", "full": True})
+            result[f"login_roster_{kind}_cpu_ms"] = (
+                1000 * (cpu_seconds(proc.pid) - cpu0) / len(users)
+            )
+            stop_profiler(profiler)
+        return result
+    finally:
+        for workers in groups:
+            workers.stop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure_registrations(name: str, args: argparse.Namespace) -> dict[str, float]:
+    """In-band registrations (XEP-0077) over STARTTLS into SQLite, 10 000 PBKDF2 iterations."""
+    users = [f"new{i}" for i in range(args.registrations)]
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-register-"))
+    port = free_port()
+    start = start_prosody if name == "prosody" else start_minixmpp
+    proc = start(folder, [], port, None, True)
+    workers: Workers | None = None
+    try:
+        wait_for_port(port, proc)
+        time.sleep(0.5)
+        workers = Workers(args.workers, port, users, args.concurrency)
+        profiler = start_profiler(args, proc.pid, name, "register")
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        workers.run({"op": "register"})
+        wall = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid) - cpu0
+        stop_profiler(profiler)
+        return {
+            "registrations_per_s": len(users) / wall,
+            "register_cpu_ms": 1000 * cpu / len(users),
+        }
+    finally:
+        if workers is not None:
+            workers.stop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -327,7 +454,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="logins in flight per worker")
     parser.add_argument("--rounds", type=int, default=100, help="ping-pong rounds per pair")
     parser.add_argument(
-        "--idle", type=float, default=3.0, help="seconds to hold before measuring RSS"
+        "--idle", type=float, default=15.0, help="seconds to hold before measuring RSS"
+    )
+    parser.add_argument(
+        "--roster-logins",
+        type=int,
+        default=200,
+        help="logins per roster phase (empty and 100-item rosters; 0 skips the phase)",
+    )
+    parser.add_argument(
+        "--registrations",
+        type=int,
+        default=500,
+        help="in-band registrations in the registration phase (0 skips it)",
     )
     parser.add_argument("--prosody", action="store_true", help="also measure Prosody (installed)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (3)")
@@ -338,7 +477,12 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(args.repeat):
         for name in names:  # alternate, so slow phases of the machine hit both alike
-            runs[name].append(measure(name, args))
+            result = measure(name, args)
+            if args.roster_logins:
+                result.update(measure_rosters(name, args))
+            if args.registrations:
+                result.update(measure_registrations(name, args))
+            runs[name].append(result)
     results = {
         name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
         for name, rs in runs.items()

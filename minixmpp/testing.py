@@ -4,6 +4,11 @@
         await server.create_user("alice", "secret")
         # connect to 127.0.0.1:server.c2s_port, trusting server.ca_file
 
+    modules = ["register", "invites", "invites_register"]
+    async with minixmpp.testing.running_server(tmp_path, modules=modules) as server:
+        invite = await server.invites().create_account()
+        # invite.uri == "xmpp:localhost?register;preauth=" + invite.token
+
 The server listens on free loopback ports (port 0), keeps its database and certificates under
 the folder you give it, and is fully stopped when the block ends.
 """
@@ -39,6 +44,15 @@ class TestServer:
         if not await h.users.create(username, password):
             raise ValueError(f"user {username}@{h.name} exists")
         return JID(username, h.name)
+
+    def invites(self, host: str | None = None) -> Any:
+        """The invites API of a host (``modules=[..., "invites"]``): ``create_account()``,
+        ``create_contact()``, ``create_reset()``, ``find()``, ``revoke()``; set its ``clock``
+        to a function returning Unix time to move time for expiry."""
+        module = self.server.hosts[host or self.host].modules.get("invites")
+        if module is None:
+            raise ValueError("the invites module is not enabled")
+        return module.api
 
     async def stop(self) -> None:
         await self.server.stop()

@@ -36,10 +36,6 @@ async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
         yield srv
 
 
-def invites(server: TestServer) -> Any:
-    return server.server.hosts["localhost"].modules["invites"].api
-
-
 async def sign_up(server: TestServer, jid: str, password: str, token: str, **kw: Any) -> SlixClient:
     return await slix_login(
         server.c2s_port, server.ca_file, jid, password, register=True, preauth=token, **kw
@@ -47,7 +43,7 @@ async def sign_up(server: TestServer, jid: str, password: str, token: str, **kw:
 
 
 async def test_invite_sign_up(server: TestServer) -> None:
-    invite = await invites(server).create_account()
+    invite = await server.invites().create_account()
     client = await sign_up(server, "newbie@localhost/app", "s3cret", invite.token)
     assert client.jid == "newbie@localhost/app"
     assert client.features_seen[1][:3] == INVITE_FEATURES  # after TLS, before SASL
@@ -61,7 +57,7 @@ async def test_invite_sign_up(server: TestServer) -> None:
 
 
 async def test_expired_and_revoked_tokens(server: TestServer) -> None:
-    api = invites(server)
+    api = server.invites()
     expired, revoked = await api.create_account(), await api.create_account()
     assert await api.revoke(revoked.token)
     api.clock = lambda: expired.expires + 1.0
@@ -77,7 +73,7 @@ async def test_without_an_invite_sign_up_is_refused(server: TestServer) -> None:
 
 
 async def test_contact_invite_makes_friends(server: TestServer) -> None:
-    invite = await invites(server).create_contact("alice", allow_registration=True)
+    invite = await server.invites().create_contact("alice", allow_registration=True)
     alice = await slix_login(
         server.c2s_port, server.ca_file, "alice@localhost/desk", "alice-secret",
         roster=True, watch=["roster_update"],
@@ -92,7 +88,7 @@ async def test_contact_invite_makes_friends(server: TestServer) -> None:
 
 
 async def test_subscription_approved_by_the_server(server: TestServer) -> None:
-    invite = await invites(server).create_contact("alice")
+    invite = await server.invites().create_contact("alice")
     watch = ["roster_subscription_request", "roster_subscription_authorized", "got_online"]
     alice = await slix_login(
         server.c2s_port, server.ca_file, "alice@localhost/desk", "alice-secret",
@@ -119,7 +115,7 @@ async def test_subscription_approved_by_the_server(server: TestServer) -> None:
 
 
 async def test_reset_bound_and_reusable_invites(server: TestServer) -> None:
-    api = invites(server)
+    api = server.invites()
     reset = await api.create_reset("bob")
     with pytest.raises(AssertionError, match="Incorrect username for password reset"):
         await sign_up(server, "mallory@localhost", "pw", reset.token)

@@ -176,7 +176,7 @@ async def test_account_invite_for_an_admin(server: TestServer) -> None:
         reply, "urn:xmpp:invite#create-account",
         re.compile(r"xmpp:localhost\?register;preauth=[\w-]{24}"), ADMIN,
     )  # fmt: skip
-    invites = server.server.hosts["localhost"].modules["invites"].api
+    invites = server.invites()
     token = result_form(reply)["uri"].rpartition("=")[2]  # type: ignore[union-attr]
     invite = await invites.find(token)
     assert invite is not None and invite.source == ADMIN
@@ -471,6 +471,6 @@ async def test_xep0401_forms_option(tmp_path: Path) -> None:
         assert values["FORM_TYPE"] == "urn:xmpp:invite#invitation"
         assert (values["uri"] or "").startswith("xmpp:admin@localhost?roster;preauth=")
         assert (values["uri"] or "").endswith(";ibr=y")
-        invites = srv.server.hosts["localhost"].modules["invites"].api
+        invites = srv.invites()
         invite = await invites.find((values["uri"] or "").split("preauth=")[1].split(";")[0])
         assert invite is not None and invite.subject == "romeo" and invite.inviter == "admin"

@@ -11,7 +11,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lxml import etree
@@ -32,10 +31,6 @@ INVITE_ONLY = (
     "</text></error></iq>"
 )
 OK = "<iq type='result' id='r'/>"
-
-
-def invites_of(server: TestServer) -> Any:
-    return server.server.hosts["localhost"].modules["invites"].api
 
 
 @pytest.fixture
@@ -85,7 +80,7 @@ async def exists(server: TestServer, username: str) -> bool:
 
 
 async def test_tokens_and_uris(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     account = await api.create_account()
     named = await api.create_account("carol")
     reset = await api.create_reset("bob")
@@ -108,7 +103,7 @@ async def test_landing_pages_from_the_template(tmp_path: Path) -> None:
     options = {"invites_page": "https://example.com/invite/{invite.token}/?u={invite.uri}&h={host}"}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         await srv.create_user("alice", "pw")
-        api = invites_of(srv)
+        api = srv.invites()
         account = await api.create_account()
         escaped = account.uri.replace(":", "%3a").replace("?", "%3f").replace(";", "%3b")
         escaped = escaped.replace("=", "%3d")
@@ -129,7 +124,7 @@ async def test_landing_pages_from_the_template(tmp_path: Path) -> None:
 )
 async def test_invite_expiry_option(tmp_path: Path, value: int | str, seconds: int) -> None:
     async with running_server(tmp_path, modules=MODULES, options={"invite_expiry": value}) as srv:
-        invite = await invites_of(srv).create_account()
+        invite = await srv.invites().create_account()
         assert invite.expires - invite.created_at == seconds
 
 
@@ -162,7 +157,7 @@ async def test_features(server: TestServer) -> None:
 
 
 async def test_invalid_tokens_are_all_alike(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     used = await api.create_account()
     assert await api.use(used.token)
     revoked = await api.create_account()
@@ -179,7 +174,7 @@ async def test_invalid_tokens_are_all_alike(server: TestServer) -> None:
 
 
 async def test_valid_preauth_then_registration(server: TestServer) -> None:
-    invite = await invites_of(server).create_account()
+    invite = await server.invites().create_account()
     client, _ = await fresh(server)
     same_xml(await register(client, "newbie"), INVITE_ONLY)  # no invite yet
     same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
@@ -192,7 +187,7 @@ async def test_valid_preauth_then_registration(server: TestServer) -> None:
 
 
 async def test_preauth_forms(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     client, _ = await fresh(server)
     invite = await api.create_account()
     reply = await preauth(client, invite.token, to="localhost")
@@ -201,7 +196,7 @@ async def test_preauth_forms(server: TestServer) -> None:
 
 
 async def test_preauth_when_logged_in_is_not_available(server: TestServer) -> None:
-    invite = await invites_of(server).create_account()
+    invite = await server.invites().create_account()
     alice, jid = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
     reply = await preauth(alice, invite.token)
     same_xml(
@@ -225,7 +220,7 @@ async def test_item_not_found_option(tmp_path: Path) -> None:
 
 
 async def test_one_invite_one_account_per_stream(server: TestServer) -> None:
-    invite = await invites_of(server).create_account()
+    invite = await server.invites().create_account()
     client, _ = await fresh(server)
     await preauth(client, invite.token)
     same_xml(await register(client, "first"), OK, ())
@@ -235,7 +230,7 @@ async def test_one_invite_one_account_per_stream(server: TestServer) -> None:
 
 
 async def test_a_failed_registration_does_not_use_the_invite(server: TestServer) -> None:
-    invite = await invites_of(server).create_account()
+    invite = await server.invites().create_account()
     client, _ = await fresh(server)
     await preauth(client, invite.token)
     assert (await register(client, "alice")).get("type") == "error"  # taken: conflict
@@ -244,7 +239,7 @@ async def test_a_failed_registration_does_not_use_the_invite(server: TestServer)
 
 
 async def test_expiry_is_checked_at_preauth_only(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     invite = await api.create_account()
     client, _ = await fresh(server)
     api.clock = lambda: float(invite.expires)  # the last valid second
@@ -258,7 +253,7 @@ async def test_expiry_is_checked_at_preauth_only(server: TestServer) -> None:
 
 
 async def test_contact_invite_with_registration(server: TestServer) -> None:
-    invite = await invites_of(server).create_contact("alice", allow_registration=True)
+    invite = await server.invites().create_contact("alice", allow_registration=True)
     alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret", "desk")
     await alice.send(f"<iq type='get' id='g'><query {R}/></iq><presence/>")
     assert len(await alice.drain()) == 2
@@ -280,7 +275,7 @@ async def test_contact_invite_with_registration(server: TestServer) -> None:
 
 
 async def test_roles_and_groups_are_applied(server: TestServer) -> None:
-    invite = await invites_of(server).create_account(
+    invite = await server.invites().create_account(
         roles=["prosody:admin", "prosody:member"], groups=["team"]
     )
     client, _ = await fresh(server)
@@ -295,7 +290,7 @@ async def test_roles_and_groups_are_applied(server: TestServer) -> None:
 
 
 async def test_reset_invite(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     bob, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret")
     invite = await api.create_reset("bob")
     client, _ = await fresh(server)
@@ -318,7 +313,7 @@ async def test_reset_invite(server: TestServer) -> None:
 
 
 async def test_invite_bound_to_a_username(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     bound = await api.create_account("carol")
     general = await api.create_account()
     client, _ = await fresh(server)
@@ -343,7 +338,7 @@ async def test_invite_bound_to_a_username(server: TestServer) -> None:
 
 
 async def test_reusable_invite_with_max_uses(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     invite = await api.create_account(reusable=True, max_uses=2, groups=["club"])
     for name in ("one", "two"):
         client, _ = await fresh(server)
@@ -355,7 +350,7 @@ async def test_reusable_invite_with_max_uses(server: TestServer) -> None:
 
 
 async def test_fifty_streams_race_for_one_token(server: TestServer) -> None:
-    invite = await invites_of(server).create_account()
+    invite = await server.invites().create_account()
     clients = [(await fresh(server))[0] for _ in range(50)]
     for client in clients:
         same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
@@ -374,7 +369,7 @@ async def test_registration_open_to_all_still_honours_invites(tmp_path: Path) ->
     options = {"allow_registration": True, "registration_invite_only": False}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         await srv.create_user("alice", "pw")
-        invite = await invites_of(srv).create_contact("alice", allow_registration=True)
+        invite = await srv.invites().create_contact("alice", allow_registration=True)
         client, _ = await fresh(srv)
         same_xml(await register(client, "walkin"), OK, ())  # no invite needed
         client, _ = await fresh(srv)
@@ -396,7 +391,7 @@ async def online(server: TestServer, user: str, resource: str) -> RawClient:
 
 
 async def test_subscription_with_a_contact_token(server: TestServer) -> None:
-    invite = await invites_of(server).create_contact("alice")  # contact-only
+    invite = await server.invites().create_contact("alice")  # contact-only
     alice = await online(server, "alice", "desk")
     bob = await online(server, "bob", "phone")
     await bob.send(
@@ -423,12 +418,12 @@ async def test_subscription_with_a_contact_token(server: TestServer) -> None:
         " subscription='from'/></query></iq>",
         "<presence type='unavailable' from='bob@localhost' to='alice@localhost'/>",
     )
-    assert await invites_of(server).find(invite.token) is None  # used
+    assert await server.invites().find(invite.token) is None  # used
 
 
 @pytest.mark.parametrize("kind", ["unknown", "account", "someone else's"])
 async def test_subscription_with_a_token_that_does_not_fit(server: TestServer, kind: str) -> None:
-    api = invites_of(server)
+    api = server.invites()
     token = {
         "unknown": "not-a-token",
         "account": (await api.create_account()).token,
@@ -454,7 +449,7 @@ async def test_subscription_with_a_token_that_does_not_fit(server: TestServer, k
 
 
 async def test_expired_invites_are_purged_after_the_grace_period(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     old = await api.create_account()
     fresh_one = await api.create_account(ttl=30 * 86400)
     api.clock = lambda: old.expires + 3600.0  # expired, within the day of grace
@@ -467,7 +462,7 @@ async def test_expired_invites_are_purged_after_the_grace_period(server: TestSer
 
 
 async def test_a_deleted_inviter_takes_its_invites_along(server: TestServer) -> None:
-    api = invites_of(server)
+    api = server.invites()
     contact = await api.create_contact("alice", allow_registration=True)
     reset = await api.create_reset("alice")
     kept = await api.create_contact("bob")
