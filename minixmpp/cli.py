@@ -76,9 +76,11 @@ def _invite_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     roles = argparse.ArgumentParser(add_help=False)
     roles.add_argument("--admin", action="store_true", help="the new account is an admin")
-    roles.add_argument("--role", action="append", default=[], metavar="ROLE", help="(repeatable)")
     roles.add_argument(
-        "--group", "-g", action="append", default=[], metavar="GROUP", help="(repeatable)"
+        "--role", action="append", default=[], metavar="ROLE", help="a role for the new account"
+    )
+    roles.add_argument(
+        "--group", "-g", action="append", default=[], metavar="GROUP", help="a group to join"
     )
 
     prosodyctl = commands.add_parser(
