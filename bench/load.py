@@ -175,9 +175,8 @@ def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
     return _salted[key]
 
 
-def login_script(
-    c: Client, host: str, user: str, password: str, result: dict[str, str], full: bool
-) -> Script:
+def secure_stream(c: Client, host: str) -> Script:
+    """Open a stream, STARTTLS, open it again; done once the new stream's features are in."""
     header = HEADER.format(host=host)
     c.send(header)
     yield b"</stream:features>"
@@ -187,6 +186,13 @@ def login_script(
     yield STARTTLS
     c.send(header)
     yield b"</stream:features>"
+
+
+def login_script(
+    c: Client, host: str, user: str, password: str, result: dict[str, str], full: bool
+) -> Script:
+    header = HEADER.format(host=host)
+    yield from secure_stream(c, host)
     nonce = base64.b64encode(os.urandom(12)).decode()
     first_bare = f"n={user},r={nonce}"
     c.send(
@@ -243,15 +249,7 @@ def login_script(
 
 def register_script(c: Client, host: str, user: str, password: str) -> Script:
     """XEP-0077: STARTTLS, then a legacy registration set; the stream is then closed."""
-    header = HEADER.format(host=host)
-    c.send(header)
-    yield b"</stream:features>"
-    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    yield b"<proceed"
-    c.buf = b""
-    yield STARTTLS
-    c.send(header)
-    yield b"</stream:features>"
+    yield from secure_stream(c, host)
     c.send(
         "<iq type='set' id='regdone'><query xmlns='jabber:iq:register'>"
         f"<username>{user}</username><password>{password}</password></query></iq>"

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -304,18 +305,45 @@ def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(30)
 
 
-def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
-    users = [f"u{i}" for i in range(args.clients)]
-    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+@contextlib.contextmanager
+def serving(
+    name: str,
+    phase: str,
+    users: list[str],
+    rosters: Rosters | None = None,
+    registration: bool = False,
+) -> Iterator[tuple[subprocess.Popen[bytes], int, list[Workers]]]:
+    """A server of its own for one phase, stopped (with the load workers the phase adds to the
+    list it yields) and removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-{phase}-"))
     port = free_port()
-    proc = (start_prosody if name == "prosody" else start_minixmpp)(folder, users, port)
-    workers: Workers | None = None
+    start = start_prosody if name == "prosody" else start_minixmpp
+    proc = start(folder, users, port, rosters, registration)
+    workers: list[Workers] = []
     try:
         wait_for_port(port, proc)
         time.sleep(0.5)
+        yield proc, port, workers
+    finally:
+        for group in workers:
+            group.stop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
+    users = [f"u{i}" for i in range(args.clients)]
+    with serving(name, "c2s", users) as (proc, port, groups):
         pid = proc.pid
         rss_before = rss_bytes(pid)
         workers = Workers(args.workers, port, users, args.concurrency)
+        groups.append(workers)
 
         profiler = start_profiler(args, pid, name, "login")
         (user0, sys0), t0 = cpu_times(pid), time.perf_counter()
@@ -355,17 +383,6 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
             result["us_system_per_message"] = 1e6 * (sys1 - sys0) / messages
             result["messages_per_s"] = messages / wall
         return result
-    finally:
-        if workers is not None:
-            workers.stop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def measure_rosters(name: str, args: argparse.Namespace) -> dict[str, float]:
@@ -376,55 +393,31 @@ def measure_rosters(name: str, args: argparse.Namespace) -> dict[str, float]:
     empty = [f"empty{i}" for i in range(args.roster_logins)]
     rosters: Rosters = {user: online + offline for user in full}
     rosters.update({contact: list(full) for contact in online + offline})
-    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-rosters-"))
-    port = free_port()
-    start = start_prosody if name == "prosody" else start_minixmpp
-    proc = start(folder, online + offline + full + empty, port, rosters)
-    groups: list[Workers] = []
-    try:
-        wait_for_port(port, proc)
-        time.sleep(0.5)
+    users = online + offline + full + empty
+    with serving(name, "rosters", users, rosters) as (proc, port, groups):
         groups.append(Workers(1, port, online, args.concurrency))
         groups[-1].run({"op": "login"})  # the contacts who are online
         result: dict[str, float] = {}
-        for kind, users in (("empty", empty), ("100", full)):
-            groups.append(Workers(args.workers, port, users, args.concurrency))
+        for kind, logins in (("empty", empty), ("100", full)):
+            groups.append(Workers(args.workers, port, logins, args.concurrency))
             profiler = start_profiler(args, proc.pid, name, f"login-roster-{kind}")
             cpu0 = cpu_seconds(proc.pid)
             groups[-1].run({"op": "login", "full": True})
             result[f"login_roster_{kind}_cpu_ms"] = (
-                1000 * (cpu_seconds(proc.pid) - cpu0) / len(users)
+                1000 * (cpu_seconds(proc.pid) - cpu0) / len(logins)
             )
             stop_profiler(profiler)
         return result
-    finally:
-        for workers in groups:
-            workers.stop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def measure_registrations(name: str, args: argparse.Namespace) -> dict[str, float]:
     """In-band registrations (XEP-0077) over STARTTLS into SQLite, 10 000 PBKDF2 iterations."""
     users = [f"new{i}" for i in range(args.registrations)]
-    folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-register-"))
-    port = free_port()
-    start = start_prosody if name == "prosody" else start_minixmpp
-    proc = start(folder, [], port, None, True)
-    workers: Workers | None = None
-    try:
-        wait_for_port(port, proc)
-        time.sleep(0.5)
-        workers = Workers(args.workers, port, users, args.concurrency)
+    with serving(name, "register", [], registration=True) as (proc, port, groups):
+        groups.append(Workers(args.workers, port, users, args.concurrency))
         profiler = start_profiler(args, proc.pid, name, "register")
         cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
-        workers.run({"op": "register"})
+        groups[-1].run({"op": "register"})
         wall = time.perf_counter() - t0
         cpu = cpu_seconds(proc.pid) - cpu0
         stop_profiler(profiler)
@@ -432,17 +425,6 @@ def measure_registrations(name: str, args: argparse.Namespace) -> dict[str, floa
             "registrations_per_s": len(users) / wall,
             "register_cpu_ms": 1000 * cpu / len(users),
         }
-    finally:
-        if workers is not None:
-            workers.stop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:

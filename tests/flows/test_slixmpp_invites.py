@@ -8,7 +8,6 @@ import asyncio
 import re
 import subprocess
 import sys
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from minixmpp.testing import TestServer, running_server
+from tests.core.test_cli import write_config
 from tests.xmpp import SlixClient, register_preauth_stanza, slix_login
 
 MODULES = ["register", "invites", "invites_register", "ping"]
@@ -137,16 +137,6 @@ async def test_reset_bound_and_reusable_invites(server: TestServer) -> None:
 
 # -- the CLI, as an operator runs it --------------------------------------------------------
 
-CONFIG = """
-interfaces = ["127.0.0.1"]
-c2s_ports = [0]
-c2s_direct_tls_ports = [0]
-default_iteration_count = 4096
-modules_enabled = {modules}
-log = {{ info = "*console" }}
-[VirtualHost."localhost"]
-"""
-
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -156,8 +146,7 @@ def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def configure(folder: Path, modules: list[str]) -> None:
-    text = CONFIG.format(modules="[" + ", ".join(f'"{m}"' for m in modules) + "]")
-    (folder / "server.toml").write_text(textwrap.dedent(text))
+    write_config(folder, modules="[" + ", ".join(f'"{m}"' for m in modules) + "]")
 
 
 def test_invite_commands_offline(tmp_path: Path) -> None:
