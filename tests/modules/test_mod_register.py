@@ -495,7 +495,9 @@ async def test_bad_limits_stop_start_up(tmp_path: Path) -> None:
 
 PLUGIN = """
 from minixmpp.errors import StanzaError
-from minixmpp.events import USER_REGISTERED, USER_REGISTERING
+from minixmpp.events import (
+    USER_DEREGISTERED, USER_PASSWORD_CHANGED, USER_REGISTERED, USER_REGISTERING
+)
 
 SEEN = []
 
@@ -509,6 +511,14 @@ def load(module):
     @module.hook(USER_REGISTERED)
     async def welcome(event):
         SEEN.append((event.username, event.source, event.extra["registration"].additional))
+
+    @module.hook(USER_PASSWORD_CHANGED)
+    async def changed(event):
+        SEEN.append(("password", event.username, event.source))
+
+    @module.hook(USER_DEREGISTERED)
+    async def gone(event):
+        SEEN.append(("deregistered", event.username, event.source))
 """
 
 
@@ -524,8 +534,26 @@ async def test_other_modules_can_refuse_and_hear_of_registrations(tmp_path: Path
         assert account_row(srv, "spammer") is None
         client, _ = await unauthenticated(srv)
         assert (await ask(client, form(username="fine", password="pw"))).get("type") == "result"
-        seen = srv.server.loader.code("vetting").SEEN
-        assert seen == [("fine", "register", {"FORM_TYPE": "jabber:iq:register"})]
+        await ask(client, EMPTY_QUERY, "get")  # handled in order: user-registered has run
+        fine, _ = await login(srv.c2s_port, srv.ca_file, "fine", "pw")
+        assert (await ask(fine, legacy("fine", "pw2"))).get("type") == "result"
+        await ask(fine, REMOVE)
+        assert await fine.stream_error() == ("not-authorized", "Account deleted")
+        assert srv.server.loader.code("vetting").SEEN == [
+            ("fine", "register", {"FORM_TYPE": "jabber:iq:register"}),
+            ("password", "fine", "register"),
+            ("deregistered", "fine", "register"),
+        ]
+
+
+async def test_the_host_says_it_does_registration(tmp_path: Path) -> None:
+    async with running_server(tmp_path, modules=["disco", "register"]) as srv:
+        await srv.create_user("alice", "pw")
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        info = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+        reply = await ask(alice, info, "get", to="localhost")
+        features = [f.get("var") for f in reply.iter("{*}feature")]
+        assert "jabber:iq:register" in features
 
 
 # -- a crash in the middle ----------------------------------------------------------------
