@@ -171,7 +171,15 @@ class Accounts:
                 await step(tx)
             return True
 
-    async def set_password(self, host: str, username: str, password: str) -> bool:
+    async def set_password(
+        self,
+        host: str,
+        username: str,
+        password: str,
+        within: Sequence[Callable[[Transaction], Awaitable[None]]] = (),
+    ) -> bool:
+        """Set the password; False if there is no such account. ``within`` run in the same
+        transaction: if one raises, the password is unchanged."""
         credentials = await self.derive(password)
         assignments = ", ".join(f"{c} = ?" for c in _COLUMNS.split(", "))
         async with self.storage.transaction() as tx:
@@ -179,7 +187,11 @@ class Accounts:
                 f"UPDATE accounts SET {assignments} WHERE host = ? AND username = ?",  # noqa: S608
                 (*self._values(credentials), host, username),
             )
-        return count == 1
+            if count != 1:
+                return False
+            for step in within:
+                await step(tx)
+        return True
 
     async def delete(self, host: str, username: str) -> bool:
         """Delete the account and every row it owns (see Storage.user_tables), atomically."""
@@ -261,10 +273,12 @@ class Users:
         source: str = "core",
         session: Session | None = None,
         close_sessions: bool = True,
+        within: Sequence[Callable[[Transaction], Awaitable[None]]] = (),
     ) -> bool:
-        """Set a new password; the user's sessions other than ``session`` are then closed
-        (``reset``), unless ``close_sessions`` is false (a reset by invite, as Prosody)."""
-        if not await self.accounts.set_password(self.host, username, password):
+        """Set a new password (with the ``within`` steps, atomically); the user's sessions
+        other than ``session`` are then closed (``reset``), unless ``close_sessions`` is false
+        (a reset by invite, as Prosody)."""
+        if not await self.accounts.set_password(self.host, username, password, within):
             return False
         event = UserEvent(username, self.host, source, session)
         event.extra["close_sessions"] = close_sessions

@@ -185,8 +185,8 @@ class Registration:
     session: Session | None = None
     allow_reset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # Run inside the transaction that creates the account (e.g. using up an invite): one that
-    # raises StanzaError undoes it all, so both happen or neither does.
+    # Run inside the transaction that creates the account or resets its password (e.g. using
+    # up an invite): one that raises StanzaError undoes it all, so both happen or neither does.
     in_transaction: list[Callable[[Transaction], Awaitable[None]]] = field(default_factory=list)
 
 

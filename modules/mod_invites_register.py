@@ -109,12 +109,12 @@ def load(module: Module) -> None:
         # Expiry was checked when the token was presented (XEP-0401), not again.
         invite = await invites.for_registration(token, check_expiry=False) if token else None
         if invite is None:
-            if await invites.reserved_for(event.username) is not None:
-                raise StanzaError("conflict", "The requested username is reserved")
-            if opts.registration_invite_only:
+            if opts.registration_invite_only:  # first: strangers learn nothing of reservations
                 raise StanzaError(
                     "not-acceptable", "Registration on this server is through invitation only"
                 )
+            if await invites.reserved_for(event.username) is not None:
+                raise StanzaError("conflict", "The requested username is reserved")
             return
         if invite.allow_reset is not None:
             if event.username != invite.allow_reset:
@@ -175,8 +175,7 @@ def load(module: Module) -> None:
     async def reset(event: Registration) -> None:
         invite = event.extra.get("invite")
         if invite is None:
-            return
-        await invites.use(invite.token)
+            return  # the invite was used with the new password (gate's step)
         if isinstance(event.session, Session):
             event.session.data.pop(VALIDATED, None)
         module.log.info("password of %s@%s reset with an invite", event.username, host)

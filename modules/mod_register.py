@@ -248,7 +248,11 @@ def load(module: Module) -> RegisterApi:
             if request.allow_reset != username:
                 raise StanzaError("conflict", "The requested username already exists.")
             if not await users.set_password(  # a reset (by invite) leaves sessions be
-                username, request.password, source=module.name, close_sessions=False
+                username,
+                request.password,
+                source=module.name,
+                close_sessions=False,
+                within=request.in_transaction,
             ):
                 raise StanzaError("internal-server-error", "Unable to reset the password")
             session.send(st.reply(stanza))

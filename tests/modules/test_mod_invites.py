@@ -312,6 +312,27 @@ async def test_reset_invite(server: TestServer) -> None:
     assert not await exists(server, "mallory")
 
 
+async def test_a_reset_invite_resets_once(server: TestServer) -> None:
+    invite = await server.invites().create_reset("bob")
+    clients = [(await fresh(server))[0] for _ in range(5)]
+    for client in clients:
+        same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
+    for n, client in enumerate(clients):
+        await client.send(
+            "<iq type='set' id='r'><query xmlns='jabber:iq:register'>"
+            f"<username>bob</username><password>new{n}</password></query></iq>"
+        )
+    replies = await asyncio.gather(*(client.expect("iq") for client in clients))
+    kinds = [r.get("type") for r in replies]
+    assert sorted(kinds) == ["error"] * 4 + ["result"]
+    for reply in replies:
+        if reply.get("type") == "error":
+            same_xml(reply, INVALID.replace("id='p'{extra}", "id='r'"))
+    winner = kinds.index("result")
+    other, _ = await fresh(server)
+    assert (await other.scram("bob", f"new{winner}")).tag == f"{{{NS_SASL}}}success"
+
+
 async def test_invite_bound_to_a_username(server: TestServer) -> None:
     api = server.invites()
     bound = await api.create_account("carol")
@@ -334,6 +355,9 @@ async def test_invite_bound_to_a_username(server: TestServer) -> None:
         f"<iq type='error' id='r'><error type='cancel'><conflict xmlns='{STANZAS}'/>"
         f"<text xmlns='{STANZAS}'>The requested username is reserved</text></error></iq>",
     )
+    # a stranger without an invite is told no more than that invites are needed
+    stranger, _ = await fresh(server)
+    same_xml(await register(stranger, "carol"), INVITE_ONLY)
     same_xml(await register(client, "carol"), OK, ())
 
 
