@@ -219,6 +219,16 @@ class Users:
         self.host = host
         self.events = events
         self.admins: set[str] = set()  # usernames holding ADMIN_ROLE (see load_roles)
+        # How often each user's credentials were revoked (password changed, account deleted)
+        # since start: a login that looked its credentials up before then may not bind.
+        self._revoked: dict[str, int] = {}
+
+    def epoch(self, username: str) -> int:
+        """Changes whenever logins made with the user's credentials so far stop counting."""
+        return self._revoked.get(username, 0)
+
+    def _revoke(self, username: str) -> None:
+        self._revoked[username] = self._revoked.get(username, 0) + 1
 
     async def load_roles(self) -> None:
         rows = await self.accounts.storage.fetchall(
@@ -280,6 +290,8 @@ class Users:
         (a reset by invite, as Prosody)."""
         if not await self.accounts.set_password(self.host, username, password, within):
             return False
+        if close_sessions:
+            self._revoke(username)
         event = UserEvent(username, self.host, source, session)
         event.extra["close_sessions"] = close_sessions
         await self.events.fire(USER_PASSWORD_CHANGED, event)
@@ -296,6 +308,7 @@ class Users:
         await self.events.fire(USER_DELETING, event)
         if not await self.accounts.delete(self.host, username):
             return False
+        self._revoke(username)
         self.admins.discard(username)
         await self.events.fire(USER_DELETED, event)
         return True

@@ -98,6 +98,7 @@ class Session(asyncio.Protocol):
         self.username: str | None = None
         self.resource: str | None = None
         self.authenticated = False
+        self._auth_epoch = 0
         self.lang = "en"
         self.stream_id = ""
         self.data: dict[str, Any] = {}
@@ -200,10 +201,12 @@ class Session(asyncio.Protocol):
         self._set_state(State.WAIT_HEADER)
         return True
 
-    def authenticated_as(self, username: str) -> None:
-        """SASL succeeded (called by mod_saslauth after sending <success/>)."""
+    def authenticated_as(self, username: str, epoch: int = 0) -> None:
+        """SASL succeeded (called by mod_saslauth after sending <success/>) with credentials
+        looked up at ``epoch`` (Users.epoch): if they are revoked before bind, bind fails."""
         self.authenticated = True
         self.username = username
+        self._auth_epoch = epoch
         self.jid = JID(username, self.host)
         self.parser.max_stanza_size = self.server.options.c2s_stanza_size_limit
         self._restart = True
@@ -219,6 +222,13 @@ class Session(asyncio.Protocol):
         if resource is None:
             resource = secrets.token_urlsafe(9)
         host = self.host_obj
+        if host.users.epoch(self.username) != self._auth_epoch:
+            # the password changed or the account went after this login checked it
+            if await host.users.exists(self.username):
+                self.close("reset", "Password changed")
+            else:
+                self.close("not-authorized", "Account deleted")
+            raise StanzaError("not-authorized")
         limit = host.config.options.max_resources
         jid = JID(self.username, self.host, resource)
         if host.sessions.get(jid.full) is None and host.sessions.count_of(self.username) >= limit:

@@ -8,7 +8,9 @@ Without TLS, and with ``c2s_require_encryption`` (the default), no mechanism is 
 from __future__ import annotations
 
 import base64
+from functools import partial
 
+from minixmpp.accounts import Credentials
 from minixmpp.events import (
     AUTHENTICATION_FAILURE,
     AUTHENTICATION_SUCCESS,
@@ -32,12 +34,17 @@ from minixmpp.xml import stanza as st
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_SASL_CB = "urn:xmpp:sasl-cb:0"
 KEY = "saslauth"  # session.data key: the mechanism in progress
+EPOCH = "saslauth_epoch"  # session.data key: Users.epoch when the credentials were looked up
 
 
 def load(module: Module) -> None:
     require_encryption = module.host_options.c2s_require_encryption
     max_failures = module.server_options.c2s_max_auth_failures
     users = module.users
+
+    async def lookup(session: Session, username: str) -> Credentials | None:
+        session.data[EPOCH] = users.epoch(username)  # before: a change meanwhile is noticed
+        return await users.credentials(username)
 
     def may_authenticate(session: Session) -> bool:
         return session.secure or not require_encryption
@@ -96,7 +103,10 @@ def load(module: Module) -> None:
             mechanism.name,
         )
         send(session, "success", step.success or b"")
-        session.authenticated_as(step.username)
+        epoch = session.data.pop(EPOCH, None)
+        session.authenticated_as(
+            step.username, users.epoch(step.username) if epoch is None else epoch
+        )
         await module.fire(AUTHENTICATION_SUCCESS, SessionEvent(session))
 
     @module.hook(f"stanza/{NS_SASL}:auth")
@@ -112,7 +122,7 @@ def load(module: Module) -> None:
             mechanism = make_mechanism(
                 event.stanza.get("mechanism", ""),
                 host=module.host,
-                lookup=users.credentials,
+                lookup=partial(lookup, session),
                 bindings=session.channel_bindings(),
                 secure=session.secure,
                 secret=module.secret,

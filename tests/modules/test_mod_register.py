@@ -24,7 +24,7 @@ from lxml import etree
 
 from minixmpp.testing import TestServer, running_server
 from tests.core.test_cli import write_config
-from tests.xmpp import NS_SASL, RawClient, login, receives, same_xml
+from tests.xmpp import NS_BIND, NS_SASL, RawClient, login, receives, same_xml
 
 FORM = (
     "<query xmlns='jabber:iq:register'><instructions>Choose a username and password for use"
@@ -350,6 +350,42 @@ async def test_password_change_closes_the_other_sessions(open_server: TestServer
     assert still.get("type") == "result"
     assert await can_log_in(open_server, "alice", "n3w-secret")
     assert not await can_log_in(open_server, "alice", "alice-secret")
+
+
+async def authenticated_not_bound(server: TestServer, user: str, password: str) -> RawClient:
+    client = await RawClient.connect(server.c2s_port)
+    await client.open()
+    await client.starttls(server.ca_file)
+    assert (await client.scram(user, password)).tag == f"{{{NS_SASL}}}success"
+    await client.open()
+    return client
+
+
+async def test_a_login_not_yet_bound_does_not_outlive_the_password(
+    open_server: TestServer,
+) -> None:
+    pending = await authenticated_not_bound(open_server, "alice", "alice-secret")
+    alice, _ = await login(open_server.c2s_port, open_server.ca_file, "alice", "alice-secret")
+    assert (await ask(alice, legacy("alice", "n3w-secret"))).get("type") == "result"
+    await pending.send(f"<iq type='set' id='b'><bind xmlns='{NS_BIND}'/></iq>")
+    assert await pending.stream_error() == ("reset", "Password changed")
+    again, _ = await login(open_server.c2s_port, open_server.ca_file, "alice", "n3w-secret")
+    await receives(again)  # a login with the new password binds
+
+
+async def test_a_login_not_yet_bound_does_not_outlive_the_account(
+    open_server: TestServer,
+) -> None:
+    pending = await authenticated_not_bound(open_server, "alice", "alice-secret")
+    alice, _ = await login(open_server.c2s_port, open_server.ca_file, "alice", "alice-secret")
+    await ask(alice, REMOVE)
+    assert await alice.stream_error() == ("not-authorized", "Account deleted")
+    # someone else takes the name; the old login must not become theirs
+    newcomer, _ = await unauthenticated(open_server)
+    assert (await ask(newcomer, form(username="alice", password="other"))).get("type") == "result"
+    await pending.send(f"<iq type='set' id='b'><bind xmlns='{NS_BIND}'/></iq>")
+    assert await pending.stream_error() == ("reset", "Password changed")
+    assert await can_log_in(open_server, "alice", "other")
 
 
 @pytest.mark.parametrize(
