@@ -84,13 +84,15 @@ def load(module: Module) -> None:
         if username not in holders:
             return
         before = stores
-        rows = await storage.fetchall(
-            "SELECT id, stanza FROM offline WHERE host = ? AND username = ? ORDER BY id",
-            (host, username),
-        )
-        sent = [row[0] for row in rows if session.send(etree.fromstring(bytes(row[1])))]
+        # Read, send and delete in one write transaction: two resources coming online at once
+        # take turns, and the second finds nothing left (sending only queues, it never waits).
+        async with storage.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT id, stanza FROM offline WHERE host = ? AND username = ? ORDER BY id",
+                (host, username),
+            )
+            sent = [row[0] for row in rows if session.send(etree.fromstring(bytes(row[1])))]
+            if sent:
+                await tx.executemany("DELETE FROM offline WHERE id = ?", [(i,) for i in sent])
         if len(sent) == len(rows) and before == stores:
             holders.discard(username)
-        if sent:
-            async with storage.transaction() as tx:
-                await tx.executemany("DELETE FROM offline WHERE id = ?", [(i,) for i in sent])

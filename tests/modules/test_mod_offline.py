@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from pathlib import Path
 
@@ -44,6 +45,20 @@ async def test_stored_and_delivered_in_order_with_delay(server: TestServer) -> N
         ("presence", bob_jid),
     }
     await bob2.nothing()
+
+
+async def test_two_resources_coming_online_at_once_get_each_message_once(
+    server: TestServer,
+) -> None:
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
+    for i in range(20):
+        await alice.send(f"<message to='bob@localhost' type='chat' id='m{i}'><body/></message>")
+    await alice.nothing()
+    one, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret", "one")
+    two, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret", "two")
+    await asyncio.gather(one.send("<presence/>"), two.send("<presence/>"))
+    got = [el for client in (one, two) for el in await client.drain() if el.tag == "message"]
+    assert sorted(m.get("id") or "" for m in got) == sorted(f"m{i}" for i in range(20))
 
 
 async def test_negative_priority_does_not_receive_them(server: TestServer) -> None:
