@@ -54,7 +54,9 @@ MIGRATIONS = (
     ) WITHOUT ROWID;
     """,
 )
-USER_TABLES = ("roster", "roster_version", "roster_pending")
+# Deleted with the account. Its roster_version row stays, one version on: a version is never
+# reused, not even by a new account of the same name (a client's cache would look current).
+USER_TABLES = ("roster", "roster_pending")
 ROSTER_ITEM_REMOVED = "roster-item-removed"  # a user removed a contact (RosterItemRemoved)
 
 
@@ -135,6 +137,7 @@ class Rosters:
     async def setup(self) -> None:
         await self.storage.migrate("roster", MIGRATIONS)
         self.storage.user_rows_deleted.append(self.forget)
+        self.storage.user_deletion_steps.append(_bump_if_versioned)
         rows = await self.storage.fetchall("SELECT DISTINCT host, username FROM roster_pending")
         self._pending_users.update((row[0], row[1]) for row in rows)
         for table in USER_TABLES:
@@ -329,3 +332,10 @@ async def _bump(tx: Transaction, host: str, username: str) -> int:
     )
     assert row is not None
     return int(row[0])
+
+
+async def _bump_if_versioned(tx: Transaction, host: str, username: str) -> None:
+    await tx.execute(
+        "UPDATE roster_version SET version = version + 1 WHERE host = ? AND username = ?",
+        (host, username),
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ class Storage:
         # Tables holding per-account rows, as (table, host column, user column): deleting an
         # account deletes its rows in all of them, in the same transaction.
         self.user_tables: list[tuple[str, str, str]] = [("kv", "host", "user")]
+        # Further steps of that transaction, called with (tx, host, username).
+        self.user_deletion_steps: list[Callable[[Transaction, str, str], Awaitable[None]]] = []
         # Called with (host, username) once an account's rows are deleted and committed.
         self.user_rows_deleted: list[Callable[[str, str], None]] = []
 
@@ -175,6 +177,8 @@ class Storage:
                 f"DELETE FROM {table} WHERE {host_col} = ? AND {user_col} = ?",  # noqa: S608
                 (host, username),
             )
+        for step in self.user_deletion_steps:
+            await step(tx, host, username)
 
     async def meta(self, key: str, default: bytes) -> bytes:
         """A server-wide value, created with ``default`` on first use (e.g. secrets)."""

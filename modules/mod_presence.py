@@ -120,6 +120,8 @@ def load(module: Module) -> None:
                 raise StanzaError("bad-request", "Invalid presence type")
             return True
         if kind in SUBSCRIPTION:
+            if event.to.bare == origin.jid.bare:  # own full JID: still oneself
+                raise StanzaError("bad-request", "Invalid presence type")
             await outbound_subscription(origin.username, event.to.bare, kind, stanza)
             return True
         if kind in (None, "unavailable", "error"):
@@ -153,20 +155,21 @@ def load(module: Module) -> None:
             await roster.update(username, contact, _with(to=False, ask=False))
             await module.send(stanza)
         elif kind == "subscribed":
-            if await roster.remove_pending(username, contact):
-
-                def approve(item: RosterItem | None) -> RosterItem | None:
-                    return _with(from_=True, approved=False)(item or RosterItem(contact))
-
-                await roster.update(username, contact, approve)
-            else:  # no request yet: a pre-approval (§3.4), kept, not routed
+            if not await roster.remove_pending(username, contact):
+                # No request: a pre-approval (§3.4), or already subscribed; not routed (A.2.2,
+                # where Prosody routes it again and resends presence to a subscriber).
 
                 def preapprove(item: RosterItem | None) -> RosterItem:
                     item = item or RosterItem(contact)
                     return item if item.from_ else item.with_(approved=True)
 
                 await roster.update(username, contact, preapprove)
-            item = await roster.item(username, contact)
+                return
+
+            def approve(item: RosterItem | None) -> RosterItem | None:
+                return _with(from_=True, approved=False)(item or RosterItem(contact))
+
+            item = (await roster.update(username, contact, approve)).new
             if item is not None and item.from_:
                 await module.send(stanza)
                 await send_presence(username, contact)

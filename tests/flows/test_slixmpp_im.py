@@ -91,8 +91,8 @@ INBOUND = {
 def routed(action: str, state: str) -> bool:
     """Whether the user's server routes the stanza to the contact (RFC 6121 §3)."""
     subscription, _out, pending_in = STATES[state]
-    if action == "subscribed":  # without a request it is a pre-approval, kept by the server
-        return pending_in or subscription in ("from", "both")
+    if action == "subscribed":  # only an answer to a request (else a pre-approval, or nothing)
+        return pending_in
     if action == "unsubscribed":
         return pending_in or subscription in ("from", "both")
     return True

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
 from tests.xmpp import RawClient, login, receives
@@ -141,6 +143,16 @@ async def test_probe_answers(server: TestServer) -> None:
         "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Invalid presence type</text>"
         "</error></presence>",
     )
+    # nor through one's own full JID: no roster item for oneself, no request to oneself
+    await alice.send("<presence type='subscribe' to='alice@localhost/r1' id='pr7'/>")
+    await receives(
+        alice,
+        "<presence type='error' id='pr7' to='alice@localhost/r1' from='alice@localhost/r1'>"
+        "<error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Invalid presence type</text>"
+        "</error></presence>",
+    )
+    assert await server.server.rosters.item("localhost", "alice", "alice@localhost") is None
 
 
 async def test_subscribing_to_the_server_and_to_nobody(server: TestServer) -> None:
@@ -365,13 +377,37 @@ async def test_a_recreated_account_starts_afresh(server: TestServer) -> None:
     await carol.send("<presence to='alice@localhost' type='subscribe'/>")  # pending for alice
     await carol.drain()
     users = server.server.hosts["localhost"].users
+    cached = await server.server.rosters.version("localhost", "alice")
+    assert cached > 0
     assert await users.delete("alice")
     await users.create("alice", "new-secret")
     alice = await connect(server, "alice", "new", password="new-secret")
-    await alice.send("<iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>")
+    # a client that cached the old account's roster is sent the new one, whole
+    await alice.send(f"<iq type='get' id='r'><query xmlns='jabber:iq:roster' ver='{cached}'/></iq>")
     await alice.send("<presence/>")
     await receives(
         alice,
-        f"<iq type='result' id='r' to='alice@localhost/new'><query {R} ver='0'/></iq>",
+        f"<iq type='result' id='r' to='alice@localhost/new'><query {R} ver='{cached + 1}'/></iq>",
         "<presence from='alice@localhost/new' xml:lang='en'/>",
     )  # no old contacts, no old request
+
+
+@pytest.mark.parametrize("subscription", ["from", "both"])
+async def test_approving_a_subscriber_again_is_not_routed(
+    server: TestServer, subscription: str
+) -> None:
+    rosters = server.server.rosters
+    reverse = {"from": "to", "both": "both"}[subscription]
+    await rosters.save("localhost", "alice", RosterItem("bob@localhost", subscription=subscription))
+    await rosters.save("localhost", "bob", RosterItem("alice@localhost", subscription=reverse))
+    alice = await connect(server, "alice", "a")
+    bob = await connect(server, "bob", "b")
+    for client in (bob, alice):
+        await client.send("<presence/>")
+    for client in (bob, alice):
+        await client.drain()
+    await alice.send("<presence to='bob@localhost' type='subscribed'/>")
+    # RFC 6121 A.2.2: no state change, not routed (Prosody routes it and sends presence again)
+    await receives(bob)
+    await receives(alice)
+    assert (await rosters.item("localhost", "alice", "bob@localhost")).subscription == subscription  # type: ignore[union-attr]
