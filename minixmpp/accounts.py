@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from scramp.utils import saslprep
+from scramp.utils import ScramException, saslprep
 
 from minixmpp.events import (
     USER_CREATED,
@@ -54,12 +54,27 @@ class Credentials:
         return self.sha1 if name == "sha1" else self.sha256
 
 
+class BadPassword(ValueError):
+    """A password SASLprep refuses (RFC 4013: control characters, bad bidi, unassigned code
+    points) or that it maps to nothing."""
+
+
+def prepare_password(password: str) -> bytes:
+    try:
+        prepared: str = saslprep(password)
+    except ScramException:
+        raise BadPassword("password fails SASLprep") from None
+    if not prepared:
+        raise BadPassword("password is empty")
+    return prepared.encode()
+
+
 def derive_keys(
     hash_name: str, password: str, iterations: int, salt: bytes | None = None
 ) -> ScramKeys:
-    """RFC 5802 key derivation from a SASLprep'ed password."""
+    """RFC 5802 key derivation from a SASLprep'ed password (BadPassword if it has none)."""
     salt = os.urandom(16) if salt is None else salt
-    salted = hashlib.pbkdf2_hmac(hash_name, saslprep(password).encode(), salt, iterations)
+    salted = hashlib.pbkdf2_hmac(hash_name, prepare_password(password), salt, iterations)
     client_key = hmac.digest(salted, b"Client Key", hash_name)
     return ScramKeys(
         salt=salt,
@@ -81,7 +96,7 @@ def check_password(credentials: Credentials, password: str) -> bool:
     keys = credentials.sha256
     try:
         derived = derive_keys("sha256", password, keys.iterations, keys.salt)
-    except ValueError:  # SASLprep refused the password
+    except BadPassword:
         return False
     return hmac.compare_digest(derived.stored_key, keys.stored_key)
 
@@ -269,7 +284,8 @@ class Users:
         within: Sequence[Callable[[Transaction], Awaitable[None]]] = (),
     ) -> bool:
         """Create the account (with ``details`` in the ``account_details`` store and the
-        ``within`` steps, atomically); False if it exists. ``user-created`` fires after."""
+        ``within`` steps, atomically); False if it exists, BadPassword if SASLprep refuses the
+        password. ``user-created`` fires after."""
         if not await self.accounts.create(self.host, username, password, details, within):
             return False
         await self.events.fire(USER_CREATED, UserEvent(username, self.host, source, session))
@@ -285,7 +301,8 @@ class Users:
         close_sessions: bool = True,
         within: Sequence[Callable[[Transaction], Awaitable[None]]] = (),
     ) -> bool:
-        """Set a new password (with the ``within`` steps, atomically); the user's sessions
+        """Set a new password (with the ``within`` steps, atomically; BadPassword if SASLprep
+        refuses it); the user's sessions
         other than ``session`` are then closed (``reset``), unless ``close_sessions`` is false
         (a reset by invite, as Prosody)."""
         if not await self.accounts.set_password(self.host, username, password, within):

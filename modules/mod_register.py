@@ -24,6 +24,7 @@ from typing import Any
 
 from lxml import etree
 
+from minixmpp.accounts import BadPassword
 from minixmpp.config import ConfigError
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
@@ -137,6 +138,12 @@ def registration_form(opts: Options, fields: list[Field]) -> etree._Element:
     return query
 
 
+def title(name: str) -> str:
+    """A field name as Prosody's messages start it: first letter upper-case (``favColour`` →
+    ``FavColour``), the rest as it is."""
+    return name[:1].upper() + name[1:]
+
+
 def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], list[str]]:
     """The submitted values and the problems, as Prosody reads them: the data form if there is
     one (FORM_TYPE kept among the values), else the legacy children."""
@@ -153,13 +160,13 @@ def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], l
         for f in fields:
             found = submitted.get(f.name, [])
             if len(found) > 1:
-                problems.append(f"{f.name.capitalize()}: Duplicate field")
+                problems.append(f"{title(f.name)}: Duplicate field")
                 continue
             value = found[0].findtext(f"{{{NS_DATA}}}value") if found else None
             if value:
                 values[f.name] = value
             elif f.required:
-                problems.append(f"{f.name.capitalize()}: Required value missing")
+                problems.append(f"{title(f.name)}: Required value missing")
         return values, problems
     for f in fields:
         if not f.legacy:
@@ -168,7 +175,7 @@ def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], l
         if value:
             values[f.name] = value
         elif f.required:
-            problems.append(f"{f.name.capitalize()}: Required value missing")
+            problems.append(f"{title(f.name)}: Required value missing")
     return values, problems
 
 
@@ -247,26 +254,33 @@ def load(module: Module) -> RegisterApi:
         if await users.exists(username):
             if request.allow_reset != username:
                 raise StanzaError("conflict", "The requested username already exists.")
-            if not await users.set_password(  # a reset (by invite) leaves sessions be
-                username,
-                request.password,
-                source=module.name,
-                close_sessions=False,
-                within=request.in_transaction,
-            ):
-                raise StanzaError("internal-server-error", "Unable to reset the password")
+            try:
+                reset = await users.set_password(  # a reset (by invite) leaves sessions be
+                    username,
+                    request.password,
+                    source=module.name,
+                    close_sessions=False,
+                    within=request.in_transaction,
+                )
+            except BadPassword as exc:
+                raise StanzaError("feature-not-implemented", str(exc), "cancel") from None
+            if not reset:
+                raise StanzaError("internal-server-error")
             session.send(st.reply(stanza))
             await module.fire(USER_PASSWORD_RESET, request)
             return True
         details: dict[str, Any] = {**values, "registered": int(time.time())}
-        created = await users.create(
-            username,
-            request.password,
-            source=module.name,
-            session=session,
-            details=details,
-            within=request.in_transaction,
-        )
+        try:
+            created = await users.create(
+                username,
+                request.password,
+                source=module.name,
+                session=session,
+                details=details,
+                within=request.in_transaction,
+            )
+        except BadPassword as exc:  # Prosody's reply: its storage's error, as it is
+            raise StanzaError("feature-not-implemented", str(exc), "cancel") from None
         if not created:  # someone else took the name meanwhile
             raise StanzaError("conflict", "The requested username already exists.")
         module.log.info("account %s@%s registered", username, module.host)
@@ -304,9 +318,13 @@ def load(module: Module) -> RegisterApi:
             same = False
         if not same:
             raise StanzaError("bad-request")
-        if not await users.set_password(
-            session.username, password, source=module.name, session=session
-        ):
+        try:
+            changed = await users.set_password(
+                session.username, password, source=module.name, session=session
+            )
+        except BadPassword as exc:  # Prosody: internal-server-error; say what is wrong
+            raise StanzaError("not-acceptable", str(exc)) from None
+        if not changed:
             raise StanzaError("internal-server-error")
         session.send(st.reply(stanza))
         return True

@@ -192,6 +192,17 @@ async def test_the_form_with_the_title_instructions_and_fields_configured(tmp_pa
         assert details is not None and b'"email":"n@example.org"' in details
 
 
+async def test_a_missing_custom_field_is_named_as_prosody_names_it(tmp_path: Path) -> None:
+    extra = {"name": "favColour", "label": "Favourite colour", "required": True}
+    options = {"allow_registration": True, "additional_registration_fields": [extra]}
+    async with running_server(tmp_path, modules=["register"], options=options) as srv:
+        client, _ = await unauthenticated(srv)
+        same_xml(
+            await ask(client, form(username="newbie", password="pw")),
+            error("not-acceptable", "modify", "FavColour: Required value missing"),
+        )
+
+
 async def test_unknown_extra_field_stops_start_up(tmp_path: Path) -> None:
     options = {"allow_registration": True, "additional_registration_fields": ["shoe_size"]}
     with pytest.raises(Exception, match="unknown registration field 'shoe_size'"):
@@ -234,6 +245,25 @@ async def test_register_with_the_data_form(open_server: TestServer) -> None:
 async def test_missing_values(open_server: TestServer, body: str, text: str) -> None:
     client, _ = await unauthenticated(open_server)
     same_xml(await ask(client, body), error("not-acceptable", "modify", text))
+
+
+@pytest.mark.parametrize("password", ["a&#9;b", "\u05d0a", "ab\u0221", "&#173;"])
+async def test_passwords_saslprep_refuses(open_server: TestServer, password: str) -> None:
+    # a tab, a bad bidi string, an unassigned code point, a soft hyphen (prepared to nothing)
+    text = "password is empty" if password == "&#173;" else "password fails SASLprep"
+    client, _ = await unauthenticated(open_server)
+    reply = await ask(client, legacy("newbie", password))
+    same_xml(reply, error("feature-not-implemented", "cancel", text))  # Prosody's reply
+    assert account_row(open_server, "newbie") is None
+    alice, jid = await login(open_server.c2s_port, open_server.ca_file, "alice", "alice-secret")
+    reply = await ask(alice, legacy("alice", password))
+    same_xml(reply, error("not-acceptable", "modify", text, to=jid))
+    assert await can_log_in(open_server, "alice", "alice-secret")
+    # PLAIN with such a password is a plain failure, not a crash
+    client = await RawClient.connect(open_server.c2s_port)
+    await client.open()
+    await client.starttls(open_server.ca_file)
+    assert (await client.plain("alice", "a\tb")).tag == f"{{{NS_SASL}}}failure"
 
 
 @pytest.mark.parametrize(
