@@ -104,6 +104,7 @@ class Router:
         event = StanzaEvent(session, stanza)
         if tag in STANZA_KINDS:
             typ = stanza.get("type")
+            _check_unbound_addresses(session.host, stanza)
             if tag == "iq":
                 _check_iq(stanza)
                 name = f"stanza/iq/{payload_name(stanza)}" if typ in ("get", "set") else "stanza/iq"
@@ -215,3 +216,28 @@ def _check_iq(stanza: etree._Element) -> None:
         raise StanzaError("bad-request", "Missing required 'id' attribute")
     if typ in ("get", "set") and len(stanza) != 1:
         raise StanzaError("bad-request", "Incorrect number of children for IQ stanza")
+
+
+def _check_unbound_addresses(host: str, stanza: etree._Element) -> None:
+    """Before a resource is bound only the server itself answers: a 'to' must be its host
+    (prepared in place: ``LOCALHOST`` answers as ``localhost``); a 'from' is ignored, but must
+    be a JID (Prosody's checks and texts)."""
+    to_text = stanza.get("to")
+    if to_text is not None:
+        try:
+            to = JID.parse(to_text)
+        except InvalidJID:
+            raise StanzaError(
+                "jid-malformed", f"The destination address is invalid: {to_text}"
+            ) from None
+        if to.full != host:
+            raise StanzaError("service-unavailable")
+        stanza.set("to", to.full)
+    from_text = stanza.get("from")
+    if from_text is not None:
+        try:
+            JID.parse(from_text)
+        except InvalidJID:
+            raise StanzaError(
+                "jid-malformed", f"The source address is invalid: {from_text}"
+            ) from None

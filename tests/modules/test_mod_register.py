@@ -323,6 +323,28 @@ async def test_from_is_tolerated_and_to_is_answered_with_from(open_server: TestS
     assert account_row(open_server, "convo") is not None
 
 
+async def test_addresses_before_login(open_server: TestServer) -> None:
+    client, _ = await unauthenticated(open_server)
+    # 'to' is prepared: the answer comes from the host as it is named
+    reply = await ask(client, "<query xmlns='jabber:iq:register'/>", "get", to="LOCALHOST")
+    assert reply.get("type") == "result" and reply.get("from") == "localhost"
+    bad_to = "The destination address is invalid: a@@b"
+    same_xml(
+        await ask(client, legacy("x", "pw"), to="a@@b"),
+        error("jid-malformed", "modify", bad_to, **{"from": "a@@b"}),
+    )
+    same_xml(
+        await ask(client, legacy("x", "pw"), **{"from": "a@@b"}),
+        error("jid-malformed", "modify", "The source address is invalid: a@@b", to="a@@b"),
+    )
+    for other in ("example.org", "alice@localhost", "localhost/res"):  # only the host answers
+        same_xml(
+            await ask(client, legacy("x", "pw"), to=other),
+            error("service-unavailable", "cancel", **{"from": other}),
+        )
+    assert account_row(open_server, "x") is None
+
+
 async def test_closed_registration(tmp_path: Path) -> None:
     async with running_server(tmp_path, modules=["register"]) as srv:  # allow_registration off
         client, features = await unauthenticated(srv)
