@@ -42,6 +42,7 @@ class Reply:
     actions: tuple[str, ...] = ("complete",)  # with executing: next, prev, complete
     default: str | None = None  # the action a plain execute means
     state: Any = None  # kept for the next stage
+    other: etree._Element | None = None  # sent as is instead of ``form`` (Prosody's ``other``)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,21 @@ Discovery: the host lists ``http://jabber.org/protocol/commands``; disco#items o
 the commands the requester may run, sorted by node, each with the host as ``jid``; disco#info
 on a command node gives its identity (``automation/command-node``).
 
-Where Prosody is lax this follows XEP-0050: a ``sessionid`` that is unknown, expired or another
-user's is ``bad-request`` with ``<bad-sessionid/>`` (Prosody starts the command afresh); a
-session lasts ``adhoc_session_timeout`` seconds, and each user may hold a few at a time.
+Where Prosody is lax this follows XEP-0050 (§4.6): an unknown ``action`` is ``bad-request`` with
+``<malformed-action/>``; one the stage did not offer in its ``<actions/>`` (``execute``, the
+default, and ``cancel`` always go) is ``bad-request`` with ``<bad-action/>`` and the session
+stays; a ``sessionid`` that has ended (completed, canceled, failed or timed out) is
+``not-allowed`` with ``<session-expired/>``, and one that is unknown or another requester's is
+``bad-request`` with ``<bad-sessionid/>`` (Prosody starts the command afresh). A session lasts
+``adhoc_session_timeout`` seconds; each user (all resources together) may hold a few at a
+time, and a new command beyond that is refused before it runs.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +42,11 @@ from minixmpp.xml import stanza as st
 NS_COMMANDS = "http://jabber.org/protocol/commands"
 COMMAND = f"{{{NS_COMMANDS}}}command"
 ACTIONS = ("execute", "next", "prev", "complete", "cancel")
+ALWAYS_ALLOWED = ("execute", "cancel")  # execute means the stage's default
 NO_PERMISSION = "You don't have permission to execute this command"
 MAX_SESSIONS_PER_USER = 10
+ENDED_KEPT = 4096  # ended session ids remembered, to answer session-expired
+ENDED_FOR = 3600  # seconds an ended session id is remembered
 
 
 @dataclass
@@ -48,13 +57,22 @@ class Options:
 @dataclass
 class _Session:
     node: str
-    owner: str  # full JID
+    owner: JID  # the requester, a full JID
     state: Any
     deadline: float
+    actions: tuple[str, ...] = ()  # what the last stage offered in <actions/>
 
 
-def bad_sessionid() -> etree._Element:
-    return st.element(f"{{{NS_COMMANDS}}}bad-sessionid")
+@dataclass(frozen=True)
+class _Ended:
+    node: str
+    owner: JID
+    forget_at: float
+
+
+def app_error(name: str) -> etree._Element:
+    """An XEP-0050 specific condition (``bad-sessionid``, ``bad-action``, …)."""
+    return st.element(f"{{{NS_COMMANDS}}}{name}")
 
 
 def command_element(node: str, status: str, sessionid: str | None = None) -> etree._Element:
@@ -66,6 +84,35 @@ def load(module: Module) -> None:
     module.depends("disco")  # commands are found through service discovery
     module.add_feature(NS_COMMANDS)
     sessions: dict[str, _Session] = {}
+    ended: OrderedDict[str, _Ended] = OrderedDict()  # oldest first
+
+    def end(sessionid: str, now: float) -> None:
+        held = sessions.pop(sessionid, None)
+        if held is not None:
+            ended[sessionid] = _Ended(held.node, held.owner, now + ENDED_FOR)
+            while len(ended) > ENDED_KEPT:
+                ended.popitem(last=False)
+
+    def expire(now: float) -> None:
+        for sid in [s for s, held in sessions.items() if held.deadline < now]:
+            end(sid, now)
+        while ended and next(iter(ended.values())).forget_at < now:
+            ended.popitem(last=False)
+
+    def check_session(sessionid: str, node: str, requester: JID, now: float) -> _Session:
+        held = sessions.get(sessionid)
+        if held is not None and held.owner == requester and held.node == node:
+            return held
+        gone = ended.get(sessionid) if held is None else None
+        if (
+            gone is not None
+            and (gone.owner, gone.node) == (requester, node)
+            and gone.forget_at >= now
+        ):
+            raise StanzaError(
+                "not-allowed", "The command session has ended", app=app_error("session-expired")
+            )
+        raise StanzaError("bad-request", app=app_error("bad-sessionid"))
 
     def commands() -> dict[str, Command]:
         return {c.node: c for c in module.items("adhoc")}
@@ -129,49 +176,55 @@ def load(module: Module) -> None:
             raise StanzaError("forbidden", NO_PERMISSION, "auth", extra=[canceled])
         action = element.get("action") or "execute"
         if action not in ACTIONS:
-            raise StanzaError("bad-request", f"Unknown action {action!r}")
+            raise StanzaError(
+                "bad-request", f"Unknown action {action!r}", app=app_error("malformed-action")
+            )
         now = time.monotonic()
-        for sid in [s for s, held in sessions.items() if held.deadline < now]:
-            del sessions[sid]
+        expire(now)
         sessionid = element.get("sessionid")
-        state = None
-        if sessionid is not None:
-            held = sessions.get(sessionid)
-            if held is None or held.owner != requester.full or held.node != command.node:
-                raise StanzaError("bad-request", app=bad_sessionid())
-            state = held.state
-        elif action != "execute":
-            raise StanzaError("bad-request", app=bad_sessionid())
-        sessionid = sessionid or str(uuid.uuid4())
+        if sessionid is None:
+            if action != "execute":
+                raise StanzaError("bad-request", app=app_error("bad-sessionid"))
+            owned = sum(1 for s in sessions.values() if s.owner.bare == requester.bare)
+            if owned >= MAX_SESSIONS_PER_USER:
+                raise StanzaError("resource-constraint", "Too many commands in progress")
+            sessionid = str(uuid.uuid4())
+            # held from now on, so that requests running side by side count against the limit
+            held = _Session(command.node, requester, None, now + opts.adhoc_session_timeout)
+            sessions[sessionid] = held
+        else:
+            held = check_session(sessionid, command.node, requester, now)
+            if action not in ALWAYS_ALLOWED and action not in held.actions:
+                raise StanzaError(
+                    "bad-request",
+                    f"Action {action!r} is not allowed now",
+                    app=app_error("bad-action"),
+                )
         if action == "cancel":
-            sessions.pop(sessionid, None)
             reply = Reply("canceled")
         else:
-            request = Request(
-                requester, action, element.find(dataforms.X), state, module.is_admin(requester),
-                module,
-            )  # fmt: skip
+            form = element.find(dataforms.X)
+            admin = module.is_admin(requester)
+            request = Request(requester, action, form, held.state, admin, module)
             try:
                 reply = await command.handler(request)
-            except StanzaError:
-                sessions.pop(sessionid, None)
+            except BaseException:  # the error is the reply; the session is over
+                end(sessionid, time.monotonic())
                 raise
         result = command_element(command.node, reply.status, sessionid)
         if reply.status == "executing":
-            owned = [s for s in sessions.values() if s.owner == requester.full]
-            if sessionid not in sessions and len(owned) >= MAX_SESSIONS_PER_USER:
-                raise StanzaError("resource-constraint", "Too many commands in progress")
-            sessions[sessionid] = _Session(
-                command.node, requester.full, reply.state, now + opts.adhoc_session_timeout
-            )
+            held.state, held.actions = reply.state, tuple(reply.actions)
+            held.deadline = time.monotonic() + opts.adhoc_session_timeout
             actions = st.sub(result, f"{{{NS_COMMANDS}}}actions", {"execute": reply.default})
             for name in reply.actions:
                 st.sub(actions, f"{{{NS_COMMANDS}}}{name}")
         else:
-            sessions.pop(sessionid, None)
+            end(sessionid, time.monotonic())
         for kind, text in reply.notes:
             st.sub(result, f"{{{NS_COMMANDS}}}note", {"type": kind}, text=text)
-        if reply.form is not None:
+        if reply.other is not None:
+            result.append(reply.other)
+        elif reply.form is not None:
             result.append(reply.form.element())
         answer = st.reply(stanza)
         answer.append(result)

@@ -8,9 +8,13 @@ Each is a form, then a completed reply with a note or a result form, in Prosody'
 
 from __future__ import annotations
 
+from lxml import etree
+
 from minixmpp.adhoc import Command, Reply, Request, simple
 from minixmpp.jid import JID
 from minixmpp.module import Module
+from minixmpp.roster import NS_ROSTER
+from minixmpp.xml import stanza as st
 from minixmpp.xml.dataforms import Field, Form, hidden
 
 NS_ADMIN = "http://jabber.org/protocol/admin"
@@ -127,18 +131,28 @@ def load(module: Module) -> None:
             return elsewhere("get roster for", domain)
         if not username or not await users.exists(username):
             return error("User does not exist")
-        items = await module.rosters.items(host, username)
-        lines = [f"<item jid='{c}' subscription='{i.subscription}'/>" for c, i in items.items()]
+        query = st.element(f"{{{NS_ROSTER}}}query")
+        for contact, item in (await module.rosters.items(host, username)).items():
+            attrs = {
+                "jid": contact, "subscription": item.subscription,
+                "ask": "subscribe" if item.ask else None, "name": item.name,
+            }  # fmt: skip
+            element = st.sub(query, f"{{{NS_ROSTER}}}item", attrs)
+            for group in item.groups:
+                st.sub(element, f"{{{NS_ROSTER}}}group", text=group)
+        # Prosody's text: its serialisation, a line per tag, one <value/> per line
+        lines = lua_xml(query).replace("><", ">\n<").splitlines()
         result = Form(
             "result", None, None,
             [
                 FORM_TYPE,
                 Field("accountjid", "jid-single", "This is the roster for",
                       values=(f"{username}@{host}",)),
-                Field("roster", "text-multi", "Roster XML", values=tuple(lines)),
+                Field("roster", "text-multi", "Roster XML", values=tuple(filter(None, lines))),
             ],
-        )  # fmt: skip
-        return Reply(form=result)
+        ).element()  # fmt: skip
+        result.append(query)  # and the roster itself, as Prosody adds it to the form
+        return Reply(other=result)
 
     stats_form = Form(
         "form",
@@ -177,7 +191,7 @@ def load(module: Module) -> None:
         [
             FORM_TYPE,
             Field("max_items", "list-single", "Maximum number of users",
-                  options=tuple((None, v) for v in limits)),
+                  options=tuple((v, v) for v in limits)),
             Field("details", "boolean", "Show details"),
         ],
     )  # fmt: skip
@@ -254,3 +268,18 @@ def report(done: list[str], failed: list[str], verb: str) -> str:
     if failed:
         text += f"The following accounts could not be {verb}:\n" + "\n".join(failed)
     return text
+
+
+def lua_xml(element: etree._Element, parent_ns: str | None = None) -> str:
+    """``element`` as Prosody's util.stanza writes it: ``xmlns`` as an attribute where it
+    changes, values in single quotes, empty elements closed with ``/>``."""
+    name = etree.QName(element)
+    attrs = [] if name.namespace == parent_ns else [("xmlns", name.namespace or "")]
+    attrs += [(str(k), str(v)) for k, v in element.attrib.items()]
+    head = name.localname + "".join(f" {k}='{escape(v)}'" for k, v in attrs)
+    inner = escape(element.text or "") + "".join(lua_xml(c, name.namespace) for c in element)
+    return f"<{head}>{inner}</{name.localname}>" if inner else f"<{head}/>"
+
+
+def escape(text: str) -> str:
+    return st.escape(text).replace('"', "&quot;")

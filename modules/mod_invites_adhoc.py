@@ -10,8 +10,11 @@
 Each completes in one step (the reset after its form) with Prosody's result: a ``result`` form
 titled "Your invite has been created" with ``landing-url`` (empty without a landing page),
 ``uri`` and ``expire``, in that order, no FORM_TYPE. With ``invites_adhoc_form = "xep0401"``
-the form follows XEP-0401 0.6 instead: FORM_TYPE ``urn:xmpp:invite#invitation``, and
-create-account asks first for an optional ``username`` and ``roster-subscription``.
+the form follows XEP-0401 0.6 instead: FORM_TYPE ``urn:xmpp:invite#invitation``, then ``uri``,
+``landing-url`` (only with a landing page) and ``expire``; create-account asks first for an
+optional ``username`` and ``roster-subscription``, and answers an account invite's URI
+(``xmpp:[username@]host?register;preauth=TOKEN``) either way: with ``roster-subscription`` the
+new account and the inviter subscribe to each other once it is created.
 """
 
 from __future__ import annotations
@@ -55,19 +58,20 @@ def load(module: Module) -> None:
         raise ConfigError(f"{module.name}: invites_adhoc_form must be 'prosody' or 'xep0401'")
     xep = opts.invites_adhoc_form == "xep0401"
 
-    def result(invite: Any) -> Reply:
+    def result(invite: Any, uri: str | None = None) -> Reply:
         landing = invite.landing_page
-        fields = [
-            Field("landing-url", "text-single", "Invite web page", "Share this link",
-                  values=(landing,) if landing else ()),
-            Field("uri", "text-single", "Invite URI",
-                  "This alternative link can be opened with some XMPP clients",
-                  values=(invite.uri,)),
-            Field("expire", "text-single", "Invite valid until",
-                  values=(expire_text(invite.expires),)),
-        ]  # fmt: skip
-        if xep:
-            fields.insert(0, dataforms.hidden("FORM_TYPE", NS_INVITATION))
+        page = Field("landing-url", "text-single", "Invite web page", "Share this link",
+                     values=(landing,) if landing else ())  # fmt: skip
+        link = Field("uri", "text-single", "Invite URI",
+                     "This alternative link can be opened with some XMPP clients",
+                     values=(uri or invite.uri,))  # fmt: skip
+        expire = Field("expire", "text-single", "Invite valid until",
+                       values=(expire_text(invite.expires),))  # fmt: skip
+        if xep:  # XEP-0401's order; landing-url is optional there
+            fields = [dataforms.hidden("FORM_TYPE", NS_INVITATION), link]
+            fields += [page, expire] if landing else [expire]
+        else:
+            fields = [page, link, expire]
         return Reply("completed", Form("result", "Your invite has been created", None, fields))
 
     async def contact_invite(request: Request) -> Reply:
@@ -104,12 +108,14 @@ def load(module: Module) -> None:
             except InvalidJID:
                 raise StanzaError("bad-request", "The username is invalid") from None
         if dataforms.boolean(values, "roster-subscription") and requester.node:
+            # an account invite that also befriends the inviter on sign-up; its URI is an
+            # account invite's (XEP-0401 §5.4), not the inviter's roster URI
             invite = await invites.create_contact(
                 requester.node, allow_registration=True, username=username, source=requester.full
             )
-        else:
-            invite = await invites.create_account(username, source=requester.full)
-        return result(invite)
+            account = f"{username}@{module.host}" if username else module.host
+            return result(invite, f"xmpp:{account}?register;preauth={invite.token}")
+        return result(await invites.create_account(username, source=requester.full))
 
     async def reset_invite(request: Request) -> Reply:
         if request.form is None:

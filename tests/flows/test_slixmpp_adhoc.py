@@ -1,6 +1,6 @@
 """Ad-hoc commands with an unmodified slixmpp client (its xep_0050 plugin): an admin and a user
 list and run the invite commands, the URI they get signs up a new account, and an admin
-provisions accounts with XEP-0133."""
+provisions, changes and deletes accounts with XEP-0133."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
         yield srv
 
 
-async def connect(server: TestServer, user: str) -> SlixClient:
+async def connect(server: TestServer, user: str, **kw: Any) -> SlixClient:
     return await slix_login(
-        server.c2s_port, server.ca_file, f"{user}@localhost/app", f"{user}-pw", plugins=PLUGINS
-    )
+        server.c2s_port, server.ca_file, f"{user}@localhost/app", f"{user}-pw", plugins=PLUGINS,
+        **kw,
+    )  # fmt: skip
 
 
 async def commands(client: SlixClient) -> list[str]:
@@ -48,6 +49,19 @@ async def run(client: SlixClient, node: str, **kw: Any) -> Any:
 
 def fields(reply: Any) -> dict[str, Any]:
     return dict(reply["command"]["form"].get_values())
+
+
+async def fill_in(client: SlixClient, node: str, values: dict[str, Any]) -> Any:
+    """Run a command whose first stage is a form: submit ``values`` with complete."""
+    first = await run(client, node)
+    assert first["command"]["status"] == "executing"
+    form = first["command"]["form"]
+    form["type"] = "submit"
+    form.set_values(values)
+    return await client.client.plugin["xep_0050"].send_command(
+        "localhost", node, sessionid=first["command"]["sessionid"], payload=form,
+        action="complete", timeout=10,
+    )  # fmt: skip
 
 
 async def test_admin_invites_a_new_user(server: TestServer) -> None:
@@ -136,3 +150,81 @@ async def test_every_invite_command_ends_in_a_working_invite(server: TestServer)
     )  # fmt: skip
     with pytest.raises(AssertionError, match="failed_all_auth"):
         await slix_login(server.c2s_port, server.ca_file, "alice@localhost", "alice-pw")
+
+
+async def test_admin_changes_a_password_and_deletes_a_user(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    alice = await connect(server, "alice", watch=["stream_error"])
+    online = await run(admin, f"{ADMIN_NS}#get-online-users-num")
+    assert fields(online)["onlineusersnum"] == "2"
+
+    values = {"FORM_TYPE": ADMIN_NS, "accountjid": "alice@localhost", "password": "new-pw"}
+    done = await fill_in(admin, f"{ADMIN_NS}#change-user-password", values)
+    assert done["command"]["notes"] == [("info", "Password successfully changed")]
+    reset = await alice.next_event("stream_error")
+    assert (reset["condition"], reset["text"]) == ("reset", "Password changed")
+    await alice.disconnected()
+    with pytest.raises(AssertionError, match="failed_all_auth"):
+        await slix_login(server.c2s_port, server.ca_file, "alice@localhost/x", "alice-pw")
+    alice = await slix_login(
+        server.c2s_port, server.ca_file, "alice@localhost/x", "new-pw", plugins=PLUGINS,
+        watch=["stream_error"],
+    )  # fmt: skip
+    assert fields(await run(admin, f"{ADMIN_NS}#get-online-users-num"))["onlineusersnum"] == "2"
+
+    values = {"FORM_TYPE": ADMIN_NS, "accountjids": ["alice@localhost"]}
+    done = await fill_in(admin, f"{ADMIN_NS}#delete-user", values)
+    assert done["command"]["notes"] == [
+        ("info", "The following accounts were successfully deleted:\nalice@localhost\n")
+    ]
+    gone = await alice.next_event("stream_error")
+    assert (gone["condition"], gone["text"]) == ("not-authorized", "Account deleted")
+    await alice.disconnected()
+    assert fields(await run(admin, f"{ADMIN_NS}#get-online-users-num"))["onlineusersnum"] == "1"
+    with pytest.raises(AssertionError, match="failed_all_auth"):
+        await slix_login(server.c2s_port, server.ca_file, "alice@localhost/x", "new-pw")
+
+
+async def test_a_users_contact_invite_signs_up_a_friend(tmp_path: Path) -> None:
+    options = {"admins": [], "allow_user_invites": True}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", "alice-pw")
+        alice = await connect(srv, "alice", roster=True)
+        uri = fields(await run(alice, "urn:xmpp:invite#invite"))["uri"]
+        assert uri.startswith("xmpp:alice@localhost?roster;preauth=") and uri.endswith(";ibr=y")
+        friend = await slix_login(
+            srv.c2s_port, srv.ca_file, "friend@localhost/app", "friend-pw", register=True,
+            preauth=uri.split("preauth=")[1].split(";")[0], roster=True, plugins=PLUGINS,
+        )  # fmt: skip
+        assert friend.roster["alice@localhost"]["subscription"] == "both"
+        await alice.settle()  # the roster push has arrived
+        assert alice.roster["friend@localhost"]["subscription"] == "both"
+
+
+async def test_xep0401_account_invite_with_roster_subscription(tmp_path: Path) -> None:
+    options = {"admins": ["admin@localhost"], "invites_adhoc_form": "xep0401"}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("admin", "admin-pw")
+        admin = await connect(srv, "admin", roster=True)
+        values = {
+            "FORM_TYPE": "urn:xmpp:invite#invitation", "username": "romeo",
+            "roster-subscription": True,
+        }  # fmt: skip
+        done = await fill_in(admin, "urn:xmpp:invite#create-account", values)
+        result = fields(done)
+        assert "landing-url" not in result
+        uri = result["uri"]
+        assert uri.startswith("xmpp:romeo@localhost?register;preauth="), uri
+        token = uri.rpartition("=")[2]
+        with pytest.raises(AssertionError, match="registration failed"):  # that name only
+            await slix_login(
+                srv.c2s_port, srv.ca_file, "juliet@localhost/app", "pw", register=True,
+                preauth=token,
+            )  # fmt: skip
+        romeo = await slix_login(
+            srv.c2s_port, srv.ca_file, "romeo@localhost/app", "romeo-pw", register=True,
+            preauth=token, roster=True, plugins=PLUGINS,
+        )  # fmt: skip
+        assert romeo.roster["admin@localhost"]["subscription"] == "both"
+        await admin.settle()
+        assert admin.roster["romeo@localhost"]["subscription"] == "both"

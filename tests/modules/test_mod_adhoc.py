@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -246,9 +247,9 @@ async def test_password_reset_command(server: TestServer) -> None:
     done = await run(admin, node, form.format("alice@localhost"), sessionid=sessionid)
     reset_uri = re.compile(r"xmpp:alice@localhost\?register;preauth=[\w-]{24}")
     check_result(done, node, reset_uri, ADMIN, days=1)
-    # the session is over
+    # the session is over (XEP-0050 §4.6)
     again = await run(admin, node, form.format("alice@localhost"), sessionid=sessionid)
-    assert again.find(f"{{*}}error/{{{CMD}}}bad-sessionid") is not None
+    same_xml(again, SESSION_EXPIRED.format(ADMIN), ())
     # a bad form completes with a note
     second = await run(admin, node)
     sid = second.find(f"{{{CMD}}}command").get("sessionid", "")  # type: ignore[union-attr]
@@ -260,35 +261,149 @@ async def test_password_reset_command(server: TestServer) -> None:
     )
 
 
+BAD_SESSIONID = (
+    "<iq type='error' id='c' from='localhost' to='{}'><error type='modify'>"
+    f"<bad-request xmlns='{STANZAS}'/><bad-sessionid xmlns='{CMD}'/></error></iq>"
+)
+SESSION_EXPIRED = (
+    "<iq type='error' id='c' from='localhost' to='{}'><error type='cancel'>"
+    f"<not-allowed xmlns='{STANZAS}'/><text xmlns='{STANZAS}'>The command session has ended"
+    f"</text><session-expired xmlns='{CMD}'/></error></iq>"
+)
+RESET = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
+RESET_FORM = (
+    "<x xmlns='jabber:x:data' type='submit'><field var='accountjid'>"
+    "<value>alice@localhost</value></field></x>"
+)
+
+
+def sessionid_of(reply: etree._Element) -> str:
+    command = reply.find(f"{{{CMD}}}command")
+    assert command is not None, etree.tostring(reply)
+    return command.get("sessionid", "")
+
+
 async def test_sessions(server: TestServer) -> None:
     admin = await connect(server, "admin")
     alice = await connect(server, "alice")
-    node = "xmpp:prosody.im/mod_invites_adhoc#password-reset"
-    started = await run(admin, node)
-    sid = started.find(f"{{{CMD}}}command").get("sessionid", "")  # type: ignore[union-attr]
-    bad_sessionid = (
-        "<iq type='error' id='c' from='localhost' to='{}'><error type='modify'>"
-        f"<bad-request xmlns='{STANZAS}'/><bad-sessionid xmlns='{CMD}'/></error></iq>"
-    )
+    sid = sessionid_of(await run(admin, RESET))
     # unknown, another user's, or a plain next without a session: bad-sessionid (XEP-0050)
-    reply = await run(admin, node, sessionid="nope", action="next")
-    same_xml(reply, bad_sessionid.format(ADMIN), ())
+    reply = await run(admin, RESET, sessionid="nope", action="next")
+    same_xml(reply, BAD_SESSIONID.format(ADMIN), ())
     reply = await run(alice, "urn:xmpp:invite#invite", sessionid=sid, action="complete")
-    same_xml(reply, bad_sessionid.format(USER), ())
-    same_xml(await run(admin, node, action="next"), bad_sessionid.format(ADMIN), ())
-    # cancel ends it
+    same_xml(reply, BAD_SESSIONID.format(USER), ())
+    same_xml(await run(admin, RESET, action="next"), BAD_SESSIONID.format(ADMIN), ())
+    # cancel ends it; then it has expired, for its owner only
     same_xml(
-        await run(admin, node, sessionid=sid, action="cancel"),
+        await run(admin, RESET, sessionid=sid, action="cancel"),
         f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
-        f" node='{node}' sessionid='{sid}' status='canceled'/></iq>",
+        f" node='{RESET}' sessionid='{sid}' status='canceled'/></iq>",
         (),
     )
-    reply = await run(admin, node, sessionid=sid, action="next")
-    same_xml(reply, bad_sessionid.format(ADMIN), ())
-    reply = await run(admin, node, action="bogus")
-    assert reply.find("{*}error/{*}bad-request") is not None
+    same_xml(
+        await run(admin, RESET, sessionid=sid, action="next"), SESSION_EXPIRED.format(ADMIN), ()
+    )
+    same_xml(await run(admin, RESET, sessionid=sid), SESSION_EXPIRED.format(ADMIN), ())
+    reply = await run(alice, "urn:xmpp:invite#invite", sessionid=sid)
+    same_xml(reply, BAD_SESSIONID.format(USER), ())
     unknown = await run(admin, "urn:example:nothing")
     assert unknown.find("{*}error/{*}service-unavailable") is not None
+
+
+async def test_unknown_action_is_malformed(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    sid = sessionid_of(await run(admin, RESET))
+    malformed = (
+        f"<iq type='error' id='c' from='localhost' to='{ADMIN}'><error type='modify'>"
+        f"<bad-request xmlns='{STANZAS}'/><text xmlns='{STANZAS}'>Unknown action"
+        f" &apos;bogus&apos;</text><malformed-action xmlns='{CMD}'/></error></iq>"
+    )
+    same_xml(await run(admin, RESET, action="bogus"), malformed, ())
+    same_xml(await run(admin, RESET, sessionid=sid, action="bogus"), malformed, ())
+    # the session is still there
+    done = await run(admin, RESET, RESET_FORM, sessionid=sid, action="complete")
+    assert done.find(f"{{{CMD}}}command").get("status") == "completed"  # type: ignore[union-attr]
+
+
+async def test_an_action_the_stage_did_not_offer(server: TestServer) -> None:
+    admin = await connect(server, "admin")
+    first = await run(admin, RESET)
+    sid = sessionid_of(first)
+    offered = first.find(f"{{{CMD}}}command/{{{CMD}}}actions")
+    assert offered is not None and [etree.QName(a).localname for a in offered] == [
+        "next",
+        "complete",
+    ]
+    same_xml(
+        await run(admin, RESET, RESET_FORM, sessionid=sid, action="prev"),
+        f"<iq type='error' id='c' from='localhost' to='{ADMIN}'><error type='modify'>"
+        f"<bad-request xmlns='{STANZAS}'/><text xmlns='{STANZAS}'>Action &apos;prev&apos; is"
+        f" not allowed now</text><bad-action xmlns='{CMD}'/></error></iq>",
+        (),
+    )
+    # the session is kept: execute (the default) with the form finishes it
+    done = await run(admin, RESET, RESET_FORM, sessionid=sid, action="execute")
+    command = done.find(f"{{{CMD}}}command")
+    assert command is not None and command.get("status") == "completed"
+    assert result_form(done)["uri"].startswith("xmpp:alice@localhost?register;")  # type: ignore[union-attr]
+
+
+async def test_a_timed_out_session_has_expired(tmp_path: Path) -> None:
+    options = {"admins": ["admin@localhost"], "adhoc_session_timeout": 0}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        for name in ("admin", "alice"):
+            await srv.create_user(name, "pw")
+        admin = await connect(srv, "admin")
+        sid = sessionid_of(await run(admin, RESET))  # over as soon as it is answered
+        reply = await run(admin, RESET, RESET_FORM, sessionid=sid, action="complete")
+        same_xml(reply, SESSION_EXPIRED.format(ADMIN), ())
+
+
+async def test_ended_sessions_are_remembered_for_a_while(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = sys.modules["minixmpp.mod.adhoc"]
+    monkeypatch.setattr(code, "ENDED_KEPT", 2)
+    admin = await connect(server, "admin")
+    sids = [sessionid_of(await run(admin, RESET)) for _ in range(3)]
+    for sid in sids:
+        await run(admin, RESET, sessionid=sid, action="cancel")
+    # the oldest is forgotten past the bound; the others are known to have ended
+    same_xml(await run(admin, RESET, sessionid=sids[0]), BAD_SESSIONID.format(ADMIN), ())
+    same_xml(await run(admin, RESET, sessionid=sids[2]), SESSION_EXPIRED.format(ADMIN), ())
+    monkeypatch.setattr(code, "ENDED_FOR", 0)  # and after a while, all are
+    sid = sessionid_of(await run(admin, RESET))
+    await run(admin, RESET, sessionid=sid, action="cancel")
+    same_xml(await run(admin, RESET, sessionid=sid), BAD_SESSIONID.format(ADMIN), ())
+
+
+async def test_the_session_limit_is_per_user_and_checked_first(server: TestServer) -> None:
+    port, ca = server.c2s_port, server.ca_file
+    desks = [(await login(port, ca, "admin", "pw", f"desk{i}"))[0] for i in range(3)]
+    sids = []
+    for i in range(10):  # the limit, spread over two resources of the same user
+        sids.append(sessionid_of(await run(desks[i % 2], RESET)))
+    invites = server.invites()
+    before = len(await invites.list())
+    # a third resource may not start another: refused before the command runs, so the
+    # one-step account invite is not created
+    same_xml(
+        await run(desks[2], "urn:xmpp:invite#create-account"),
+        "<iq type='error' id='c' from='localhost' to='admin@localhost/desk2'><error type='wait'>"
+        f"<resource-constraint xmlns='{STANZAS}'/><text xmlns='{STANZAS}'>Too many commands in"
+        " progress</text></error></iq>",
+        (),
+    )
+    assert len(await invites.list()) == before
+    # running sessions go on; another user is not affected
+    done = await run(desks[0], RESET, RESET_FORM, sessionid=sids[0], action="complete")
+    assert done.find(f"{{{CMD}}}command").get("status") == "completed"  # type: ignore[union-attr]
+    reply = await run(await connect(server, "alice"), "urn:xmpp:invite#invite")
+    assert reply.get("type") == "result"
+    # with one ended, a new one may start
+    before = len(await invites.list())
+    reply = await run(desks[2], "urn:xmpp:invite#create-account")
+    assert reply.get("type") == "result" and len(await invites.list()) == before + 1
 
 
 # -- XEP-0133 (mod_admin_adhoc) -------------------------------------------------------------
@@ -439,12 +554,125 @@ async def test_counts_and_lists(admin_server: TestServer) -> None:
     assert values == ["admin@localhost", "alice@localhost"]
 
 
+async def give_alice_a_roster(server: TestServer) -> None:
+    from minixmpp.roster import RosterItem
+
+    rosters = server.server.hosts["localhost"].rosters
+    for item in (
+        RosterItem("bob@localhost", "Bob", "both", groups=("Friends", "Work")),
+        RosterItem("carol@localhost", ask=True),
+        RosterItem("dan@example.com", 'Dan "D" O\'Neil', "to"),
+    ):
+        await rosters.save("localhost", "alice", item)
+
+
+async def test_get_user_roster(admin_server: TestServer) -> None:
+    await give_alice_a_roster(admin_server)
+    admin = await connect(admin_server, "admin")
+    reply = await two_steps(admin, "get-user-roster", submit(accountjid="alice@localhost"))
+    sid = reply.find(f"{{{CMD}}}command").get("sessionid")  # type: ignore[union-attr]
+    # Prosody's: the serialised roster a line per tag, and the <query/> itself in the form
+    lines = [
+        "&lt;query xmlns=&apos;jabber:iq:roster&apos;&gt;",
+        "&lt;item jid=&apos;bob@localhost&apos; subscription=&apos;both&apos;"
+        " name=&apos;Bob&apos;&gt;",
+        "&lt;group&gt;Friends&lt;/group&gt;",
+        "&lt;group&gt;Work&lt;/group&gt;",
+        "&lt;/item&gt;",
+        "&lt;item jid=&apos;carol@localhost&apos; subscription=&apos;none&apos;"
+        " ask=&apos;subscribe&apos;/&gt;",
+        "&lt;item jid=&apos;dan@example.com&apos; subscription=&apos;to&apos;"
+        " name=&apos;Dan &amp;quot;D&amp;quot; O&amp;apos;Neil&apos;/&gt;",
+        "&lt;/query&gt;",
+    ]
+    same_xml(
+        reply,
+        f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+        f" node='{ADMIN_NS}#get-user-roster' sessionid='{sid}' status='completed'>"
+        "<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'>"
+        f"<value>{ADMIN_NS}</value></field><field var='accountjid' type='jid-single'"
+        " label='This is the roster for'><value>alice@localhost</value></field>"
+        "<field var='roster' type='text-multi' label='Roster XML'>"
+        + "".join(f"<value>{line}</value>" for line in lines)
+        + "</field><query xmlns='jabber:iq:roster'><item jid='bob@localhost'"
+        " subscription='both' name='Bob'><group>Friends</group><group>Work</group></item>"
+        "<item jid='carol@localhost' subscription='none' ask='subscribe'/><item"
+        " jid='dan@example.com' subscription='to' name='Dan &quot;D&quot; O&apos;Neil'/>"
+        "</query></x></command></iq>",
+        (),
+    )
+    # an empty roster is one line; an unknown user a note
+    reply = await two_steps(admin, "get-user-roster", submit(accountjid="admin@localhost"))
+    x = reply.find(f"{{{CMD}}}command/{{jabber:x:data}}x")
+    assert x is not None
+    values = [v.text for v in x.iterfind("{*}field[@var='roster']/{*}value")]
+    assert values == ["<query xmlns='jabber:iq:roster'/>"]
+    assert len(x.findall("{jabber:iq:roster}query")) == 1
+    reply = await two_steps(admin, "get-user-roster", submit(accountjid="nobody@localhost"))
+    assert note_of(reply) == ("error", "User does not exist")
+
+
+async def test_user_stats(admin_server: TestServer) -> None:
+    await give_alice_a_roster(admin_server)
+    admin = await connect(admin_server, "admin")
+    await connect(admin_server, "alice")
+    reply = await two_steps(admin, "user-stats", submit(accountjid="alice@localhost"))
+    sid = reply.find(f"{{{CMD}}}command").get("sessionid")  # type: ignore[union-attr]
+    same_xml(
+        reply,
+        f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+        f" node='{ADMIN_NS}#user-stats' sessionid='{sid}' status='completed'>"
+        "<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'>"
+        f"<value>{ADMIN_NS}</value></field><field var='ipaddresses' type='text-multi'"
+        " label='IP Addresses'><value>127.0.0.1</value></field><field var='rostersize'"
+        " type='text-single' label='Roster size'><value>3</value></field>"
+        "<field var='onlineresources' type='text-multi' label='Online Resources'>"
+        "<value>desk</value></field></x></command></iq>",
+        (),
+    )
+    reply = await two_steps(admin, "user-stats", submit(accountjid="alice@other.example"))
+    assert note_of(reply) == (
+        "error",
+        "Tried to get stats for a user on other.example but command was sent to localhost",
+    )
+
+
+async def test_online_users_form(admin_server: TestServer) -> None:
+    admin = await connect(admin_server, "admin")
+    node = f"{ADMIN_NS}#get-online-users-list"
+    first = await run(admin, node)
+    sid = first.find(f"{{{CMD}}}command").get("sessionid")  # type: ignore[union-attr]
+    options = "".join(
+        f"<option label='{n}'><value>{n}</value></option>"
+        for n in ("25", "50", "75", "100", "150", "200", "all")
+    )
+    same_xml(
+        first,
+        f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+        f" node='{node}' sessionid='{sid}' status='executing'>"
+        "<actions execute='complete'><next/><complete/></actions>"
+        "<x xmlns='jabber:x:data' type='form'><title>Getting List of Online Users</title>"
+        "<instructions>How many users should be returned at most?</instructions>"
+        f"<field var='FORM_TYPE' type='hidden'><value>{ADMIN_NS}</value></field>"
+        "<field var='max_items' type='list-single' label='Maximum number of users'>"
+        f"{options}</field><field var='details' type='boolean' label='Show details'/>"
+        "</x></command></iq>",
+        (),
+    )
+
+
 async def test_a_user_may_not(admin_server: TestServer) -> None:
     alice = await connect(admin_server, "alice")
     assert len((await items(alice))[0]) == 0
     reply = await run(alice, f"{ADMIN_NS}#add-user")
     assert reply.find("{*}error/{*}forbidden") is not None
     assert reply.find(f"{{{CMD}}}command").get("status") == "canceled"  # type: ignore[union-attr]
+
+
+XEP0401_FORM = (
+    "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+    "<value>urn:xmpp:invite#invitation</value></field>{}</x>"
+)
 
 
 async def test_xep0401_forms_option(tmp_path: Path) -> None:
@@ -460,17 +688,54 @@ async def test_xep0401_forms_option(tmp_path: Path) -> None:
         assert x is not None
         fields = [f.get("var") for f in x.iterchildren("{jabber:x:data}field")]
         assert fields == ["FORM_TYPE", "username", "roster-subscription"]
-        form = (
-            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
-            "<value>urn:xmpp:invite#invitation</value></field><field var='username'>"
-            "<value>Romeo</value></field><field var='roster-subscription'><value>1</value>"
-            "</field></x>"
+        form = XEP0401_FORM.format(
+            "<field var='username'><value>Romeo</value></field>"
+            "<field var='roster-subscription'><value>1</value></field>"
         )
-        done = await run(admin, node, form, sessionid=command.get("sessionid", ""))
+        sid = command.get("sessionid", "")
+        done = await run(admin, node, form, sessionid=sid)
+        # XEP-0401 §5.4: an account invite's URI, for the chosen name; no empty landing-url
         values = result_form(done)
-        assert values["FORM_TYPE"] == "urn:xmpp:invite#invitation"
-        assert (values["uri"] or "").startswith("xmpp:admin@localhost?roster;preauth=")
-        assert (values["uri"] or "").endswith(";ibr=y")
-        invites = srv.invites()
-        invite = await invites.find((values["uri"] or "").split("preauth=")[1].split(";")[0])
+        uri = values["uri"] or ""
+        assert re.fullmatch(r"xmpp:romeo@localhost\?register;preauth=[\w-]{24}", uri), uri
+        same_xml(
+            done,
+            f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+            f" node='{node}' sessionid='{sid}' status='completed'>"
+            "<x xmlns='jabber:x:data' type='result'><title>Your invite has been created</title>"
+            "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:invite#invitation</value>"
+            "</field><field var='uri' label='Invite URI' type='text-single'><desc>This"
+            f" alternative link can be opened with some XMPP clients</desc><value>{uri}</value>"
+            "</field><field var='expire' label='Invite valid until' type='text-single'>"
+            f"<value>{values['expire']}</value></field></x></command></iq>",
+            (),
+        )
+        invite = await srv.invites().find(uri.rpartition("=")[2])
+        # bound to that name, and befriends the inviter on sign-up (see tests/flows)
         assert invite is not None and invite.subject == "romeo" and invite.inviter == "admin"
+        assert invite.allow_registration
+        # no name, no subscription: a plain account invite for the host
+        sid = sessionid_of(await run(admin, node))
+        done = await run(admin, node, XEP0401_FORM.format(""), sessionid=sid)
+        uri = result_form(done)["uri"] or ""
+        assert re.fullmatch(r"xmpp:localhost\?register;preauth=[\w-]{24}", uri), uri
+        invite = await srv.invites().find(uri.rpartition("=")[2])
+        assert invite is not None and invite.kind == "account" and invite.inviter is None
+
+
+async def test_xep0401_landing_url_after_the_uri(tmp_path: Path) -> None:
+    options = {
+        "admins": ["admin@localhost"],
+        "invites_adhoc_form": "xep0401",
+        "invites_page": "https://example.com/i/{invite.token}",
+    }
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("admin", "pw")
+        reply = await run(await connect(srv, "admin"), "urn:xmpp:invite#invite")
+        x = reply.find(f"{{{CMD}}}command/{{jabber:x:data}}x")
+        assert x is not None
+        fields = [f.get("var") for f in x.iterchildren("{jabber:x:data}field")]
+        assert fields == ["FORM_TYPE", "uri", "landing-url", "expire"]
+        values = result_form(reply)
+        token = (values["uri"] or "").split("preauth=")[1].split(";")[0]
+        assert values["landing-url"] == f"https://example.com/i/{token}"
