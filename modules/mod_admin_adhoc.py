@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from minixmpp.accounts import BadPassword
 from minixmpp.adhoc import Command, Reply, Request, simple
 from minixmpp.jid import JID
 from minixmpp.module import Module
@@ -54,8 +55,11 @@ def load(module: Module) -> None:
         password = (values["password"] or [""])[0]
         if password != (values["password-verify"] or [""])[0] or not username or not password:
             return error("Invalid data.\nPassword mismatch, or empty username")
-        if not await users.create(username, password, source="admin", session=None):
-            return error("Account already exists")
+        try:
+            if not await users.create(username, password, source="admin", session=None):
+                return error("Account already exists")
+        except BadPassword as exc:
+            return error(f"Invalid password: {exc}")
         module.log.info("account %s@%s created by %s", username, host, request.requester.bare)
         return Reply(notes=[("info", "Account successfully created")])
 
@@ -75,7 +79,13 @@ def load(module: Module) -> None:
                 f"Trying to change the password of a user on {domain} but command was sent to"
                 f" {host}"
             )
-        if username and await users.set_password(username, values["password"][0], source="admin"):
+        try:
+            changed = username is not None and await users.set_password(
+                username, values["password"][0], source="admin"
+            )
+        except BadPassword as exc:
+            return error(f"Invalid password: {exc}")
+        if changed:
             return Reply(notes=[("info", "Password successfully changed")])
         return error("User does not exist")
 

@@ -498,6 +498,7 @@ ELSEWHERE = "Trying to add a user on other.example but command was sent to local
         (account("bad@@jid"), "accountjid: Invalid JID: bad@@jid"),
         (account(None), "accountjid: Required value missing"),
         (account("new@other.example"), ELSEWHERE),
+        (account("new@localhost", "a\tb", "a\tb"), "Invalid password: password fails SASLprep"),
     ],
 )
 async def test_add_user_problems(
