@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from minixmpp import admin, net
@@ -36,29 +37,41 @@ log = logging.getLogger("minixmpp.server")
 DATABASE = "minixmpp.sqlite"
 
 
-def check(config: Config, loader: Loader) -> None:
+def check(config: Config, loader: Loader, *, warn: bool = True) -> None:
     """Every check start-up does before touching the network or the database.
 
     Raises ConfigError (unknown key, bad value) or ModuleError (module missing or broken).
+    With ``warn``, options read only by modules not enabled are logged (``warn_unread``).
     """
     enabled = {name for host in config.hosts.values() for name in enabled_modules(host)}
-    builtin = set(Loader([]).available())
-    declared: dict[str, str] = {}
-    for name in sorted(builtin | enabled):
-        cls = loader.options_class(name)
-        if cls is not None:
-            for f in dataclasses.fields(cls):
-                declared.setdefault(f.name, name)
+    declared = declared_options(loader, enabled)
     check_unknown_keys(config, declared)
     for host in config.hosts.values():
         for name in enabled_modules(host):
             cls = loader.options_class(name)
             if cls is not None:
                 option_values(host, cls, name)
+    if warn:
+        warn_unread(config, declared, enabled)
+
+
+def declared_options(loader: Loader, also: AbstractSet[str] = frozenset()) -> dict[str, str]:
+    """Option name → the module that reads it, for built-in modules and ``also``."""
+    declared: dict[str, str] = {}
+    for name in sorted(set(Loader([]).available()) | also):
+        cls = loader.options_class(name)
+        if cls is not None:
+            for f in dataclasses.fields(cls):
+                declared.setdefault(f.name, name)
+    return declared
+
+
+def warn_unread(config: Config, declared: dict[str, str], loaded: AbstractSet[str]) -> None:
+    """Log each option that is set but belongs to a module not ``loaded``."""
     used = set(config.raw_global) | {k for h in config.hosts.values() for k in h.raw}
     for key in sorted(used):
         owner = declared.get(key)
-        if owner is not None and owner not in enabled:
+        if owner is not None and owner not in loaded:
             log.warning(
                 "option '%s' is set but module %s, which reads it, is not enabled", key, owner
             )
@@ -97,7 +110,7 @@ class Server:
         self._stopping = False
 
     async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
-        check(self.config, self.loader)
+        check(self.config, self.loader, warn=False)  # warned once modules are loaded
         if listen:
             self.tls = load_contexts(self.config)
         self.storage = await Storage.open(self.config.data_path / DATABASE)
@@ -124,6 +137,8 @@ class Server:
                 for name in enabled_modules(host.config):
                     self.loader.load(host, name)
                 await self.loader.migrate(host)
+            loaded = {name for host in self.hosts.values() for name in host.modules}
+            warn_unread(self.config, declared_options(self.loader, loaded), loaded)
             if listen:
                 await self._listen()
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep())

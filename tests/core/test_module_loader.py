@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 
@@ -158,3 +159,22 @@ async def test_internal_errors_never_reach_the_wire(tmp_path: Path, plugins: Pat
         version = await client.iq("<query xmlns='jabber:iq:version'/>", to="localhost", id="v")
         assert version.get("type") == "result"
         await client.close()
+
+
+async def test_options_of_modules_loaded_as_dependencies_are_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = {
+        "allow_registration": True,
+        "registration_throttle_max": 5,  # mod_register_limits, loaded by mod_register
+        "registration_throttle_period": 60,
+        "adhoc_session_timeout": 60,  # mod_adhoc, loaded by mod_admin_adhoc
+        "hide_os_type": True,  # mod_version: neither enabled nor loaded
+    }
+    with caplog.at_level(logging.WARNING, logger="minixmpp"):
+        async with running_server(tmp_path, modules=["register", "admin_adhoc"], options=options):
+            pass
+    warned = [r.getMessage() for r in caplog.records if "is set but module" in r.getMessage()]
+    assert warned == [
+        "option 'hide_os_type' is set but module version, which reads it, is not enabled"
+    ]
