@@ -33,6 +33,8 @@ log = logging.getLogger("minixmpp.admin")
 
 SOCKET_NAME = "minixmpp.sock"
 _MAX_REQUEST = 1024 * 1024
+# sun_path holds 108 bytes on Linux and 104 on the BSDs and macOS, the final NUL included
+_MAX_SOCKET_PATH = 100
 
 
 class AdminError(Exception):
@@ -50,6 +52,11 @@ class AdminCommand:
 def socket_path(server_or_data: Server | Path) -> Path:
     data = server_or_data if isinstance(server_or_data, Path) else server_or_data.config.data_path
     return data / SOCKET_NAME
+
+
+def fits_socket(path: Path) -> bool:
+    """Whether a Unix socket can be bound at ``path``; the server does not listen otherwise."""
+    return len(os.fsencode(path)) <= _MAX_SOCKET_PATH
 
 
 def split_user(server: Server, jid_text: str) -> tuple[Host, str]:
@@ -144,7 +151,7 @@ class AdminSocket:
     @classmethod
     async def start(cls, server: Server) -> AdminSocket | None:
         path = socket_path(server)
-        if len(os.fsencode(path)) > 100:
+        if not fits_socket(path):
             log.warning(
                 "admin socket path too long for a Unix socket, CLI will work offline: %s", path
             )
@@ -197,9 +204,12 @@ async def _serve_client(
 async def call(path: Path, command: str, args: dict[str, Any], timeout: float = 30.0) -> Any:
     """Run a command in the server listening on ``path``.
 
-    Raises ConnectionError (OSError) when no server listens there, AdminError when the command
-    failed.
+    Raises ConnectionRefusedError or FileNotFoundError when no server listens there (as when the
+    path is too long for a Unix socket: the server then runs without one), AdminError when the
+    command failed.
     """
+    if not fits_socket(path):
+        raise FileNotFoundError(f"no admin socket: {path} is too long for a Unix socket")
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
     try:
         writer.write(msgspec.json.encode({"command": command, "args": args}) + b"\n")

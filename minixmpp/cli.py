@@ -18,6 +18,7 @@ from typing import Any
 from minixmpp import __version__, admin
 from minixmpp.config import Config, ConfigError
 from minixmpp.config import load as load_config
+from minixmpp.jid import JID, InvalidJID, nodeprep
 from minixmpp.module import ModuleError
 from minixmpp.storage import StorageError
 
@@ -284,25 +285,52 @@ def _domain(jid: str) -> str:
     return jid.rpartition("@")[2].split("/", 1)[0].lower()
 
 
+def _invite_target(text: str, *, user: bool) -> JID:
+    """The HOST (or, with ``user``, HOST or user@HOST) of an invite command; never a resource."""
+    try:
+        jid = JID.parse(text)
+    except InvalidJID:
+        raise admin.AdminError(f"invalid {'JID' if user else 'host'}: {text}") from None
+    if jid.resource is not None or (jid.node is not None and not user):
+        expected = "a host or a JID of the form user@host" if user else "a host"
+        raise admin.AdminError(f"expected {expected}, got {text}")
+    return jid
+
+
+def _username(text: str) -> None:
+    try:
+        nodeprep(text, strict=True)
+    except InvalidJID:
+        raise admin.AdminError(f"invalid username: {text}") from None
+
+
 def _run_invite(config: Config, args: argparse.Namespace) -> int:
     action = args.action
     request: dict[str, Any]
+    target: JID | None = None
     if action in ("generate", "create-account"):
-        target = args.host if action == "generate" else args.target
-        host = _domain(target)
+        text = args.host if action == "generate" else args.target
         roles = (["prosody:admin"] if args.admin else []) + args.role
-        if action == "generate" and args.reset:
-            if roles:
-                return _fail("--reset cannot be combined with --admin or --role", EXIT_CONFIG)
+        reset = action == "generate" and args.reset is not None
+        if reset and roles:
+            return _fail("--reset cannot be combined with --admin or --role", EXIT_CONFIG)
+        if action == "create-account" and args.max_uses is not None and not args.reusable:
+            return _fail("--max-uses needs --reusable", EXIT_CONFIG)
+        try:
+            target = _invite_target(text, user=action == "create-account")
+            if reset:
+                _username(args.reset)
+        except admin.AdminError as exc:
+            return _fail(str(exc), EXIT_FAILED)
+        host = target.domain
+        if reset:
             if args.group:
                 print("minixmpp: --group is ignored for a password reset", file=sys.stderr)
             request = {"host": host, "kind": "reset", "jid": f"{args.reset}@{host}"}
         else:
-            request = {"host": host, "kind": "account", "jid": target, "roles": roles}
+            request = {"host": host, "kind": "account", "jid": text, "roles": roles}
             request["groups"] = args.group
             if action == "create-account":
-                if args.max_uses is not None and not args.reusable:
-                    return _fail("--max-uses needs --reusable", EXIT_CONFIG)
                 request.update(reusable=args.reusable, max_uses=args.max_uses)
     elif action == "create-contact":
         request = {"host": _domain(args.jid), "kind": "contact", "jid": args.jid}

@@ -456,6 +456,9 @@ def load(module: Module) -> InvitesApi:
         ttl = duration(args)
         if kind == "account":
             username = await username_of(module.host, target) if "@" in target else None
+            if username is not None and await module.users.exists(username):
+                # registration would only ever answer conflict
+                raise AdminError(f"user {username}@{module.host} already exists")
             roles = list(dict.fromkeys(args.get("roles") or []))
             try:
                 invite = await api.create_account(
