@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from minixmpp.accounts import BadPassword
 from minixmpp.jid import JID, InvalidJID, nodeprep
 
 if TYPE_CHECKING:
@@ -88,7 +89,11 @@ async def _user_add(server: Server, args: dict[str, Any]) -> Any:
     host, username = split_user(server, args["jid"])
     if not args.get("password"):
         raise AdminError("the password must not be empty")
-    if not await host.users.create(username, args["password"], source="admin"):
+    try:
+        created = await host.users.create(username, args["password"], source="admin")
+    except BadPassword as exc:
+        raise AdminError(f"invalid password: {exc}") from None
+    if not created:
         raise AdminError(f"user {username}@{host.name} already exists")
     return f"{username}@{host.name}"
 
@@ -104,7 +109,11 @@ async def _user_passwd(server: Server, args: dict[str, Any]) -> Any:
     host, username = split_user(server, args["jid"])
     if not args.get("password"):
         raise AdminError("the password must not be empty")
-    if not await host.users.set_password(username, args["password"], source="admin"):
+    try:
+        changed = await host.users.set_password(username, args["password"], source="admin")
+    except BadPassword as exc:
+        raise AdminError(f"invalid password: {exc}") from None
+    if not changed:
         raise AdminError(f"user {username}@{host.name} does not exist")
     return f"{username}@{host.name}"
 

@@ -120,6 +120,8 @@ def test_user_commands_offline(tmp_path: Path) -> None:
         (("user", "add", "not a jid", "pw"), "invalid"),
         (("user", "add", "localhost", "pw"), "user@host"),
         (("user", "list", "other.example"), "not a VirtualHost"),
+        (("user", "add", "carol@localhost", "a\tb"), "invalid password: password fails SASLprep"),
+        (("user", "passwd", "alice@localhost", "a\tb"), "invalid password"),
     ]:
         result = run(*args, "-c", config)
         assert result.returncode == 1 and message in result.stderr, result.stderr
