@@ -418,6 +418,9 @@ def load(module: Module) -> InvitesApi:
         purge_after = parse_duration(opts.invite_purge_after)
     except ValueError as exc:
         raise ConfigError(f"{module.name}: {exc}") from None
+    page = opts.invites_page
+    if page and not page.lower().startswith(("https://", "http://")):  # clients need a link
+        raise ConfigError(f"{module.name}: invites_page must be an http(s) URL, got {page!r}")
     # Prosody's default names "contact", which matches no kind (contact-only invites get none)
     unknown = set(opts.invites_page_supports) - {*KINDS, "contact"}
     if unknown:

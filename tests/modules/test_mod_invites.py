@@ -8,7 +8,9 @@ checklist), except where Prosody 0.12 is wrong (named in the tests).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -133,6 +135,13 @@ async def test_a_bad_expiry_stops_start_up(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="duration"):
             async with running_server(tmp_path, modules=MODULES, options={"invite_expiry": value}):
                 pass
+
+
+async def test_a_landing_page_must_be_a_web_address(tmp_path: Path) -> None:
+    options = {"invites_page": "invite/{invite.token}"}
+    with pytest.raises(Exception, match="invites_page must be an http"):
+        async with running_server(tmp_path, modules=MODULES, options=options):
+            pass
 
 
 # -- stream features and preauth --------------------------------------------------------------
@@ -493,3 +502,37 @@ async def test_a_deleted_inviter_takes_its_invites_along(server: TestServer) -> 
     assert await server.server.hosts["localhost"].users.delete("alice")
     assert await api.find(contact.token) is None and await api.find(reset.token) is None
     assert await api.find(kept.token) is not None
+
+
+ANNOTATOR = """
+from modules.mod_invites import INVITE_CREATED
+
+def load(module):
+    module.depends("invites")
+
+    @module.hook(INVITE_CREATED)
+    async def annotate(invite):
+        invite.note = f"made for {invite.kind}"
+        invite.groups = [*invite.groups, "newcomers"]
+"""
+
+
+async def test_invite_created_lets_modules_annotate_before_storing(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_annotator.py").write_text(ANNOTATOR)
+    options = {"plugin_paths": [str(plugins)]}
+    async with running_server(tmp_path, modules=[*MODULES, "annotator"], options=options) as srv:
+        created = await srv.invites().create_account(groups=["club"])
+        stored = await srv.invites().find(created.token)
+        assert stored is not None
+        assert (stored.note, stored.groups) == ("made for account", ["club", "newcomers"])
+        client, _ = await fresh(srv)  # and the stored groups are the ones applied
+        await preauth(client, created.token)
+        same_xml(await register(client, "joiner"), OK, ())
+        await settle(client)
+        with sqlite3.connect(srv.data_path / "minixmpp.sqlite") as db:
+            row = db.execute(
+                "SELECT value FROM kv WHERE store = 'groups' AND user = 'joiner'"
+            ).fetchone()
+        assert row is not None and json.loads(row[0]) == ["club", "newcomers"]
