@@ -13,6 +13,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -321,17 +322,23 @@ async def test_reset_invite(server: TestServer) -> None:
     assert not await exists(server, "mallory")
 
 
-async def test_a_reset_invite_resets_once(server: TestServer) -> None:
-    invite = await server.invites().create_reset("bob")
-    clients = [(await fresh(server))[0] for _ in range(5)]
+async def race(server: TestServer, token: str, accounts: list[tuple[str, str]]) -> list[Any]:
+    """One stream per (username, password), each validated with ``token``, all registering at
+    once; their replies, in the same order."""
+    clients = [(await fresh(server))[0] for _ in accounts]
     for client in clients:
-        same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
-    for n, client in enumerate(clients):
+        same_xml(await preauth(client, token), "<iq type='result' id='p'/>", ())
+    for (username, password), client in zip(accounts, clients, strict=True):
         await client.send(
             "<iq type='set' id='r'><query xmlns='jabber:iq:register'>"
-            f"<username>bob</username><password>new{n}</password></query></iq>"
+            f"<username>{username}</username><password>{password}</password></query></iq>"
         )
-    replies = await asyncio.gather(*(client.expect("iq") for client in clients))
+    return await asyncio.gather(*(client.expect("iq") for client in clients))
+
+
+async def test_a_reset_invite_resets_once(server: TestServer) -> None:
+    invite = await server.invites().create_reset("bob")
+    replies = await race(server, invite.token, [("bob", f"new{n}") for n in range(5)])
     kinds = [r.get("type") for r in replies]
     assert sorted(kinds) == ["error"] * 4 + ["result"]
     for reply in replies:
@@ -384,15 +391,7 @@ async def test_reusable_invite_with_max_uses(server: TestServer) -> None:
 
 async def test_fifty_streams_race_for_one_token(server: TestServer) -> None:
     invite = await server.invites().create_account()
-    clients = [(await fresh(server))[0] for _ in range(50)]
-    for client in clients:
-        same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
-    for n, client in enumerate(clients):
-        await client.send(
-            "<iq type='set' id='r'><query xmlns='jabber:iq:register'>"
-            f"<username>racer{n}</username><password>pw</password></query></iq>"
-        )
-    replies = await asyncio.gather(*(client.expect("iq") for client in clients))
+    replies = await race(server, invite.token, [(f"racer{n}", "pw") for n in range(50)])
     assert sorted(r.get("type") or "" for r in replies) == ["error"] * 49 + ["result"]
     made = [n for n in range(50) if await exists(server, f"racer{n}")]
     assert len(made) == 1 and replies[made[0]].get("type") == "result"
