@@ -111,6 +111,10 @@ class StanzaEvent:
     to: JID | None = None
 
 
+# A resource sent its initial presence (StanzaEvent): stored messages may be delivered now
+OFFLINE_BROADCAST = "message/offline/broadcast"
+
+
 # -- stream and session lifecycle -----------------------------------------------------------
 
 STREAM_FEATURES = "stream-features"

@@ -156,9 +156,7 @@ class Module:
         self, table: str, host_column: str = "host", user_column: str = "username"
     ) -> None:
         """Rows of ``table`` belong to an account and go when it is deleted."""
-        entry = (table, host_column, user_column)
-        if entry not in self._host.storage.user_tables:
-            self._host.storage.user_tables.append(entry)
+        self._host.storage.own_user_rows(table, host_column, user_column)
 
     @property
     def users(self) -> Users:

@@ -114,6 +114,23 @@ def subscription_of(to: bool, from_: bool) -> str:
     return "both" if to and from_ else "to" if to else "from" if from_ else "none"
 
 
+def with_directions(
+    to: bool | None = None, from_: bool | None = None, **changes: object
+) -> Callable[[RosterItem | None], RosterItem | None]:
+    """A change (for Rosters.update) to an existing item's subscription directions (None:
+    keep) and other fields; no item stays no item."""
+
+    def change(item: RosterItem | None) -> RosterItem | None:
+        if item is None:
+            return None
+        subscription = subscription_of(
+            item.to if to is None else to, item.from_ if from_ is None else from_
+        )
+        return item.with_(subscription=subscription, **changes)
+
+    return change
+
+
 class Rosters:
     """Roster rows of every host. Usernames and JIDs given here are prepared.
 
@@ -141,9 +158,7 @@ class Rosters:
         rows = await self.storage.fetchall("SELECT DISTINCT host, username FROM roster_pending")
         self._pending_users.update((row[0], row[1]) for row in rows)
         for table in USER_TABLES:
-            entry = (table, "host", "username")
-            if entry not in self.storage.user_tables:
-                self.storage.user_tables.append(entry)
+            self.storage.own_user_rows(table, "host", "username")
 
     async def version(self, host: str, username: str) -> int:
         row = await self.storage.fetchone(

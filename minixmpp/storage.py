@@ -96,6 +96,12 @@ class Storage:
         # Called with (host, username) once an account's rows are deleted and committed.
         self.user_rows_deleted: list[Callable[[str, str], None]] = []
 
+    def own_user_rows(self, table: str, host_column: str, user_column: str) -> None:
+        """Rows of ``table`` belong to an account and go when it is deleted."""
+        entry = (table, host_column, user_column)
+        if entry not in self.user_tables:
+            self.user_tables.append(entry)
+
     @classmethod
     async def open(cls, path: Path) -> Storage:
         _create_private(path)

@@ -43,7 +43,7 @@ from minixmpp.events import (
 )
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
-from minixmpp.roster import RosterItem, subscription_of
+from minixmpp.roster import RosterItem, with_directions
 from minixmpp.session import Session
 from minixmpp.storage import KeyValueStore, Transaction
 from minixmpp.xml import stanza as st
@@ -206,12 +206,10 @@ def load(module: Module) -> None:
     async def approve(inviter: str, contact: str) -> None:
         await roster.remove_pending(inviter, contact)
 
-        def grant(item: RosterItem | None) -> RosterItem:
-            item = item or RosterItem(contact)
-            return item.with_(subscription=subscription_of(item.to, True), approved=False)
+        def grant(item: RosterItem | None) -> RosterItem | None:
+            return with_directions(from_=True, approved=False)(item or RosterItem(contact))
 
-        await roster.update(inviter, contact, grant)
-        item = await roster.item(inviter, contact)
+        item = (await roster.update(inviter, contact, grant)).new
         if item is not None and not item.to and not item.ask:
             await roster.update(inviter, contact, lambda i: (i or item).with_(ask=True))
             await module.send(st.presence(type="subscribe", from_=f"{inviter}@{host}", to=contact))

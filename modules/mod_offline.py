@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from minixmpp.events import StanzaEvent
+from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
 
@@ -69,7 +69,7 @@ def load(module: Module) -> None:
         holders.add(username)
         return True
 
-    @module.hook("message/offline/broadcast")
+    @module.hook(OFFLINE_BROADCAST)
     async def deliver(event: StanzaEvent) -> None:
         session = event.session
         username = session.username

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable
 
 from lxml import etree
 
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
+    OFFLINE_BROADCAST,
     RESOURCE_UNBIND,
     STREAM_FEATURES,
     USER_DELETED,
@@ -42,14 +42,18 @@ from minixmpp.events import (
 )
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
-from minixmpp.roster import ROSTER_ITEM_REMOVED, RosterItem, RosterItemRemoved, subscription_of
+from minixmpp.roster import (
+    ROSTER_ITEM_REMOVED,
+    RosterItem,
+    RosterItemRemoved,
+    with_directions,
+)
 from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
 NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
 SUBSCRIPTION = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 DIRECTED = "presence.directed"  # session.data: full JIDs this resource sent directed presence to
-OFFLINE_BROADCAST = "message/offline/broadcast"
 _PRIORITY = re.compile(r"[+-]?[0-9]+")
 
 
@@ -59,22 +63,6 @@ def priority_of(stanza: etree._Element) -> int:
     if text is None or not _PRIORITY.fullmatch(text):
         return 0
     return max(-128, min(127, int(text)))
-
-
-def _with(
-    to: bool | None = None, from_: bool | None = None, **changes: object
-) -> Callable[[RosterItem | None], RosterItem | None]:
-    """A change to an existing item's subscription directions (None: keep) and other fields."""
-
-    def change(item: RosterItem | None) -> RosterItem | None:
-        if item is None:
-            return None
-        subscription = subscription_of(
-            item.to if to is None else to, item.from_ if from_ is None else from_
-        )
-        return item.with_(subscription=subscription, **changes)
-
-    return change
 
 
 def load(module: Module) -> None:
@@ -97,6 +85,17 @@ def load(module: Module) -> None:
         for session in resources:
             await module.send(presence_of(session, to))
         return len(resources)
+
+    async def send_presence_or_unavailable(username: str, to: str) -> None:
+        """As send_presence; ``unavailable`` from the account when no resource is available."""
+        if not await send_presence(username, to):
+            await module.send(st.presence(type="unavailable", from_=f"{username}@{host}", to=to))
+
+    async def send_directed(session: Session, stanza: etree._Element) -> None:
+        """``stanza`` to everyone ``session`` sent directed presence to (they are forgotten)."""
+        for target in session.data.pop(DIRECTED, set()):
+            stanza.set("to", target)
+            await module.send(stanza)
 
     async def send_unavailable(username: str, to: str) -> None:
         for session in available(username):
@@ -152,7 +151,7 @@ def load(module: Module) -> None:
             await roster.update(username, contact, ask)
             await module.send(stanza)
         elif kind == "unsubscribe":
-            await roster.update(username, contact, _with(to=False, ask=False))
+            await roster.update(username, contact, with_directions(to=False, ask=False))
             await module.send(stanza)
         elif kind == "subscribed":
             if not await roster.remove_pending(username, contact):
@@ -167,7 +166,7 @@ def load(module: Module) -> None:
                 return
 
             def approve(item: RosterItem | None) -> RosterItem | None:
-                return _with(from_=True, approved=False)(item or RosterItem(contact))
+                return with_directions(from_=True, approved=False)(item or RosterItem(contact))
 
             item = (await roster.update(username, contact, approve)).new
             if item is not None and item.from_:
@@ -177,7 +176,9 @@ def load(module: Module) -> None:
                     await module.send(st.presence(type="probe", from_=own, to=contact))
         else:  # unsubscribed: deny a request, cancel a subscription or a pre-approval
             pending = await roster.remove_pending(username, contact)
-            updated = await roster.update(username, contact, _with(from_=False, approved=False))
+            updated = await roster.update(
+                username, contact, with_directions(from_=False, approved=False)
+            )
             subscribed = updated.old is not None and updated.old.from_
             if subscribed:  # while they still are subscribed (§3.2.2)
                 await send_unavailable(username, contact)
@@ -208,9 +209,7 @@ def load(module: Module) -> None:
         if "to" in stanza.attrib:
             del stanza.attrib["to"]
         if kind == "unavailable":
-            for target in origin.data.pop(DIRECTED, set()):
-                stanza.set("to", target)
-                await module.send(stanza)
+            await send_directed(origin, stanza)
         elif initial:
             await initial_presence(origin, items)
 
@@ -289,8 +288,8 @@ def load(module: Module) -> None:
             subscribed = item is not None and item.to
         if not subscribed:
             await module.send(st.presence(type="unsubscribed", from_=own, to=sender.bare))
-        elif await send_presence(username, sender.full) == 0:
-            await module.send(st.presence(type="unavailable", from_=own, to=sender.full))
+        else:
+            await send_presence_or_unavailable(username, sender.full)
 
     async def inbound(username: str, sender: JID, kind: str, stanza: etree._Element) -> None:
         own, contact = f"{username}@{host}", sender.bare
@@ -307,10 +306,9 @@ def load(module: Module) -> None:
         if kind == "subscribe":
             if item is not None and item.from_:  # already subscribed: say so again
                 await module.send(st.presence(type="subscribed", from_=own, to=contact))
-                if await send_presence(username, contact) == 0:
-                    await module.send(st.presence(type="unavailable", from_=own, to=contact))
+                await send_presence_or_unavailable(username, contact)
             elif item is not None and item.approved:  # pre-approved (§3.4)
-                await roster.update(username, contact, _with(from_=True, approved=False))
+                await roster.update(username, contact, with_directions(from_=True, approved=False))
                 await module.send(st.presence(type="subscribed", from_=own, to=contact))
                 await send_presence(username, contact)
             else:
@@ -321,18 +319,18 @@ def load(module: Module) -> None:
         elif kind == "subscribed":
             if item is not None and item.ask:
                 deliver(roster.interested(username), stanza)
-                await roster.update(username, contact, _with(to=True, ask=False))
+                await roster.update(username, contact, with_directions(to=True, ask=False))
         elif kind == "unsubscribe":
             pending = await roster.remove_pending(username, contact)
             if item is not None and item.from_:
                 deliver(roster.interested(username), stanza)
-                await roster.update(username, contact, _with(from_=False))
+                await roster.update(username, contact, with_directions(from_=False))
                 await send_unavailable(username, contact)  # they no longer see us (§3.3.3)
             elif pending:
                 deliver(roster.interested(username), stanza)
         elif item is not None and (item.to or item.ask):  # unsubscribed
             deliver(roster.interested(username), stanza)
-            await roster.update(username, contact, _with(to=False, ask=False))
+            await roster.update(username, contact, with_directions(to=False, ask=False))
 
     # -- sessions and accounts ---------------------------------------------------------------
 
@@ -350,9 +348,7 @@ def load(module: Module) -> None:
         if event.error:  # not a clean close: say why, as Prosody does
             st.sub(stanza, "status", text=f"Disconnected: {event.error}")
         if session.presence is None:  # only directed presence was sent
-            for target in session.data.pop(DIRECTED, set()):
-                stanza.set("to", target)
-                await module.send(stanza)
+            await send_directed(session, stanza)
             return
         await broadcast(session, stanza)
 
