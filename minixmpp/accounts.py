@@ -270,6 +270,9 @@ class Users:
     async def list(self) -> list[str]:
         return await self.accounts.list(self.host)
 
+    async def count(self) -> int:
+        return await self.accounts.count(self.host)
+
     async def credentials(self, username: str) -> Credentials | None:
         return await self.accounts.credentials(self.host, username)
 

@@ -89,11 +89,7 @@ async def _user_add(server: Server, args: dict[str, Any]) -> Any:
     host, username = split_user(server, args["jid"])
     if not args.get("password"):
         raise AdminError("the password must not be empty")
-    try:
-        created = await host.users.create(username, args["password"], source="admin")
-    except BadPassword as exc:
-        raise AdminError(f"invalid password: {exc}") from None
-    if not created:
+    if not await host.users.create(username, args["password"], source="admin"):
         raise AdminError(f"user {username}@{host.name} already exists")
     return f"{username}@{host.name}"
 
@@ -109,11 +105,7 @@ async def _user_passwd(server: Server, args: dict[str, Any]) -> Any:
     host, username = split_user(server, args["jid"])
     if not args.get("password"):
         raise AdminError("the password must not be empty")
-    try:
-        changed = await host.users.set_password(username, args["password"], source="admin")
-    except BadPassword as exc:
-        raise AdminError(f"invalid password: {exc}") from None
-    if not changed:
+    if not await host.users.set_password(username, args["password"], source="admin"):
         raise AdminError(f"user {username}@{host.name} does not exist")
     return f"{username}@{host.name}"
 
@@ -137,6 +129,13 @@ CORE_COMMANDS: dict[str, Callable[[Server, dict[str, Any]], Awaitable[Any]]] = {
 
 async def dispatch(server: Server, command: str, args: dict[str, Any]) -> Any:
     """Run ``command``; AdminError for anything the operator did wrong."""
+    try:
+        return await _dispatch(server, command, args)
+    except BadPassword as exc:
+        raise AdminError(f"invalid password: {exc}") from None
+
+
+async def _dispatch(server: Server, command: str, args: dict[str, Any]) -> Any:
     core = CORE_COMMANDS.get(command)
     if core is not None:
         return await core(server, args)

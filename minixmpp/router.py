@@ -148,13 +148,11 @@ class Router:
             kind = "bare"
         else:
             try:
-                to = JID.parse(to_text)
-            except InvalidJID:
+                to = parse_address(to_text, "destination")
+            except StanzaError:
                 if typ in ("error", "result"):
                     return
-                raise StanzaError(
-                    "jid-malformed", f"The destination address is invalid: {to_text}"
-                ) from None
+                raise
             if to.full != to_text:
                 attrib["to"] = to.full
             kind = "full" if to.resource else ("bare" if to.node else "host")
@@ -224,20 +222,19 @@ def _check_unbound_addresses(host: str, stanza: etree._Element) -> None:
     be a JID (Prosody's checks and texts)."""
     to_text = stanza.get("to")
     if to_text is not None:
-        try:
-            to = JID.parse(to_text)
-        except InvalidJID:
-            raise StanzaError(
-                "jid-malformed", f"The destination address is invalid: {to_text}"
-            ) from None
+        to = parse_address(to_text, "destination")
         if to.full != host:
             raise StanzaError("service-unavailable")
         stanza.set("to", to.full)
     from_text = stanza.get("from")
     if from_text is not None:
-        try:
-            JID.parse(from_text)
-        except InvalidJID:
-            raise StanzaError(
-                "jid-malformed", f"The source address is invalid: {from_text}"
-            ) from None
+        parse_address(from_text, "source")
+
+
+def parse_address(text: str, role: str) -> JID:
+    """A stanza's 'to' (``role`` "destination") or 'from' ("source"), prepared; Prosody's
+    jid-malformed error if it is not a JID."""
+    try:
+        return JID.parse(text)
+    except InvalidJID:
+        raise StanzaError("jid-malformed", f"The {role} address is invalid: {text}") from None

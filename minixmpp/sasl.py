@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import os
 import re
 import secrets
@@ -26,8 +25,6 @@ from dataclasses import dataclass
 
 from minixmpp.accounts import Credentials, ScramKeys, check_password
 from minixmpp.jid import InvalidJID, nodeprep
-
-log = logging.getLogger("minixmpp.sasl")
 
 Lookup = Callable[[str], Awaitable[Credentials | None]]
 

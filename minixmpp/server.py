@@ -37,11 +37,12 @@ log = logging.getLogger("minixmpp.server")
 DATABASE = "minixmpp.sqlite"
 
 
-def check(config: Config, loader: Loader, *, warn: bool = True) -> None:
+def check(config: Config, loader: Loader, *, warn: bool = True) -> dict[str, str]:
     """Every check start-up does before touching the network or the database.
 
     Raises ConfigError (unknown key, bad value) or ModuleError (module missing or broken).
     With ``warn``, options read only by modules not enabled are logged (``warn_unread``).
+    Returns the declared options (``declared_options``) of built-in and enabled modules.
     """
     enabled = {name for host in config.hosts.values() for name in enabled_modules(host)}
     declared = declared_options(loader, enabled)
@@ -53,6 +54,7 @@ def check(config: Config, loader: Loader, *, warn: bool = True) -> None:
                 option_values(host, cls, name)
     if warn:
         warn_unread(config, declared, enabled)
+    return declared
 
 
 def declared_options(loader: Loader, also: AbstractSet[str] = frozenset()) -> dict[str, str]:
@@ -110,7 +112,7 @@ class Server:
         self._stopping = False
 
     async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
-        check(self.config, self.loader, warn=False)  # warned once modules are loaded
+        declared = check(self.config, self.loader, warn=False)  # warned once loaded
         if listen:
             self.tls = load_contexts(self.config)
         self.storage = await Storage.open(self.config.data_path / DATABASE)
@@ -138,7 +140,7 @@ class Server:
                     self.loader.load(host, name)
                 await self.loader.migrate(host)
             loaded = {name for host in self.hosts.values() for name in host.modules}
-            warn_unread(self.config, declared_options(self.loader, loaded), loaded)
+            warn_unread(self.config, declared, loaded)  # any other option was refused already
             if listen:
                 await self._listen()
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep())

@@ -236,14 +236,14 @@ def load(module: Module) -> None:
 
     async def registered_count(request: Request) -> Reply:
         return await count_of(
-            "registeredusersnum", "The number of registered users", len(await users.list())
+            "registeredusersnum", "The number of registered users", await users.count()
         )
 
     async def online_count(request: Request) -> Reply:
         return await count_of("onlineusersnum", "The number of online users", len(online_users()))
 
     async def registered_list(request: Request) -> Reply:
-        jids = tuple(f"{name}@{host}" for name in sorted(await users.list()))
+        jids = tuple(f"{name}@{host}" for name in await users.list())  # sorted
         result = Form(
             "result",
             None,

@@ -238,7 +238,7 @@ class InvitesApi:
             roles=list(roles or []), groups=list(groups or []), reusable=reusable,
             max_uses=max_uses, source=source, note=note,
         )  # fmt: skip
-        return await self._store(invite, "register", ttl)
+        return await self._store(invite, ttl)
 
     async def create_reset(
         self, username: str, *, ttl: int | None = None, source: str | None = None
@@ -248,7 +248,7 @@ class InvitesApi:
             token=new_token(), type="register", jid=f"{username}@{self.host}", subject=username,
             allow_reset=username, source=source,
         )  # fmt: skip
-        return await self._store(invite, "register", RESET_EXPIRY if ttl is None else ttl)
+        return await self._store(invite, RESET_EXPIRY if ttl is None else ttl)
 
     async def create_contact(
         self,
@@ -266,12 +266,12 @@ class InvitesApi:
             subject=username, allow_registration=allow_registration,
             source=source or f"{inviter}@{self.host}",
         )  # fmt: skip
-        return await self._store(invite, "roster", ttl)
+        return await self._store(invite, ttl)
 
-    async def _store(self, invite: Invite, action: str, ttl: int | None) -> Invite:
+    async def _store(self, invite: Invite, ttl: int | None) -> Invite:
         now = self.now()
         invite.created_at, invite.expires = now, now + (self.expiry if ttl is None else ttl)
-        invite.uri = f"xmpp:{invite.jid}?{action};preauth={invite.token}"
+        invite.uri = f"xmpp:{invite.jid}?{invite.type};preauth={invite.token}"  # the URI action
         if invite.type == "roster" and invite.allow_registration:
             invite.uri += ";ibr=y"
         await self._module.fire(INVITE_CREATED, invite)

@@ -16,9 +16,9 @@ from minixmpp.errors import StanzaError
 from minixmpp.events import StanzaEvent
 from minixmpp.module import Module
 from minixmpp.session import Session
+from minixmpp.xml import dataforms
 
 NS_REGISTER = "jabber:iq:register"
-NS_DATA = "jabber:x:data"
 
 
 @dataclass
@@ -54,8 +54,8 @@ def load(module: Module) -> None:
         if not session.authenticated and not register.may_register(session):
             return  # mod_register refuses this stream whatever the password
         query = stanza[0]
-        fields = query.iterfind(f"{{{NS_DATA}}}x/{{{NS_DATA}}}field[@var='password']")
-        passwords = [fld.findtext(f"{{{NS_DATA}}}value") for fld in fields]
+        fields = query.iterfind(f"{dataforms.X}/{{{dataforms.NS_DATA}}}field[@var='password']")
+        passwords = [fld.findtext(f"{{{dataforms.NS_DATA}}}value") for fld in fields]
         passwords.append(query.findtext(f"{{{NS_REGISTER}}}password"))
         for password in passwords:
             if password is None:  # not given here: mod_register says what is missing

@@ -47,7 +47,6 @@ from minixmpp.xml import stanza as st
 
 NS_REGISTER = "jabber:iq:register"
 NS_FEATURE = "http://jabber.org/features/iq-register"
-NS_DATA = "jabber:x:data"
 QUERY = f"{{{NS_REGISTER}}}query"
 REMOVAL_REPLY = "register.removal-reply"  # session.data: the result owed before the close
 
@@ -149,20 +148,20 @@ def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], l
     one (FORM_TYPE kept among the values), else the legacy children."""
     values: dict[str, str] = {}
     problems: list[str] = []
-    form = query.find(f"{{{NS_DATA}}}x")
+    form = query.find(f"{{{dataforms.NS_DATA}}}x")
     if form is not None:
         submitted: dict[str, list[etree._Element]] = {}
-        for el in form.iterchildren(f"{{{NS_DATA}}}field"):
+        for el in form.iterchildren(f"{{{dataforms.NS_DATA}}}field"):
             submitted.setdefault(el.get("var", ""), []).append(el)
         hidden = submitted.get("FORM_TYPE")
         if hidden:
-            values["FORM_TYPE"] = hidden[0].findtext(f"{{{NS_DATA}}}value") or ""
+            values["FORM_TYPE"] = hidden[0].findtext(f"{{{dataforms.NS_DATA}}}value") or ""
         for f in fields:
             found = submitted.get(f.name, [])
             if len(found) > 1:
                 problems.append(f"{title(f.name)}: Duplicate field")
                 continue
-            value = found[0].findtext(f"{{{NS_DATA}}}value") if found else None
+            value = found[0].findtext(f"{{{dataforms.NS_DATA}}}value") if found else None
             if value:
                 values[f.name] = value
             elif f.required:

@@ -75,7 +75,3 @@ def first(values: dict[str, list[str]], var: str) -> str | None:
 
 def boolean(values: dict[str, list[str]], var: str) -> bool:
     return first(values, var) in ("1", "true")
-
-
-def form_type(x: etree._Element | None) -> str | None:
-    return first(submitted(x), "FORM_TYPE")
