@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import getpass
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,21 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 DEFAULT_CONFIG = "server.toml"
 
+# An invite token is base64url, so one in 64 starts with "-"; argparse would read it as an
+# option ("-cj05…" even as "-c j05…"). A word of exactly a token's shape is never one of our
+# options, so it is always taken as a positional argument.
+_TOKEN_SHAPE = re.compile(r"-[A-Za-z0-9_-]{23}")
+
+
+class _Parser(argparse.ArgumentParser):
+    def _parse_optional(self, arg_string: str) -> Any:
+        if _TOKEN_SHAPE.fullmatch(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
+
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "-c",
         "--config",
@@ -36,9 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"configuration file (default: ./{DEFAULT_CONFIG})",
     )
-    parser = argparse.ArgumentParser(
-        prog="minixmpp", description="A small, real XMPP server.", parents=[common]
-    )
+    parser = _Parser(prog="minixmpp", description="A small, real XMPP server.", parents=[common])
     parser.add_argument("--version", action="version", version=f"minixmpp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

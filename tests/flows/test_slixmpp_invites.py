@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -176,6 +177,21 @@ def test_invite_commands_offline(tmp_path: Path) -> None:
     assert f"token: {token}" in shown.stdout and "kind: account" in shown.stdout
     assert cli(tmp_path, "invite", "delete", "localhost", token).returncode == 0
     gone = cli(tmp_path, "invite", "show", "localhost", token)
+    assert gone.returncode == 1 and "no such invite" in gone.stderr
+
+
+@pytest.mark.parametrize("dashed", ["-cj057Yw14YnDiUFhuweL0B3", "-gAAAAAAAAAAAAAAAAAAAAAA"])
+def test_invite_commands_take_a_token_that_starts_with_a_dash(tmp_path: Path, dashed: str) -> None:
+    # One token in 64 starts with "-"; "-c…" once parsed as "-c FILE" and "-g…" as "--group".
+    configure(tmp_path, MODULES)
+    token = cli(tmp_path, "mod_invites", "generate", "localhost").stdout.strip().rpartition("=")[2]
+    with sqlite3.connect(tmp_path / "data" / "minixmpp.sqlite") as db:
+        assert db.execute("UPDATE invites SET token = ? WHERE token = ?", (dashed, token)).rowcount
+    db.close()
+    shown = cli(tmp_path, "invite", "show", "localhost", dashed)
+    assert shown.returncode == 0 and f"token: {dashed}" in shown.stdout, shown
+    assert cli(tmp_path, "invite", "delete", "localhost", dashed).returncode == 0
+    gone = cli(tmp_path, "invite", "show", "localhost", dashed)
     assert gone.returncode == 1 and "no such invite" in gone.stderr
 
 
