@@ -89,7 +89,7 @@ def simple(
     ``submit`` with its checked values (a form with problems completes with an error note)."""
 
     async def handler(request: Request) -> Reply:
-        if request.state is None and request.form is None:
+        if request.state is None:  # a form sent with the first execute is not read (Prosody)
             actions = ("next", "complete")
             return Reply("executing", form, actions=actions, default="complete", state="form")
         values, problems = read_form(form, request.form)

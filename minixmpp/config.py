@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from minixmpp.jid import InvalidJID, nameprep
+from minixmpp.jid import JID, InvalidJID, nameprep
 
 T = TypeVar("T")
 
@@ -162,6 +162,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
                 raise ConfigError(f"{where}: option '{key}' can only be set globally")
         raw = {**host_level, **table}
         options = convert({k: v for k, v in raw.items() if k in HOST_KEYS}, HostOptions, where)
+        _check_admins(options.admins, where)
         hosts[host] = HostConfig(host, options, raw)
     return Config(path=path, options=global_opts, hosts=hosts, raw_global=data)
 
@@ -189,6 +190,18 @@ def _check_global(opts: GlobalOptions, path: Path) -> None:
             raise ConfigError(
                 f"{path}: option 'log': unknown level {level!r} (use {', '.join(LOG_LEVELS)})"
             )
+
+
+def _check_admins(admins: list[str], where: str) -> None:
+    """An admin is an account: a bare JID (Prosody compares the prepared bare JID, so an entry
+    with a resource or one that is not a JID would silently never match)."""
+    for entry in admins:
+        try:
+            jid = JID.parse(entry)
+        except InvalidJID:
+            raise ConfigError(f"{where}: option 'admins': {entry!r} is not a valid JID") from None
+        if jid.resource is not None or jid.node is None:
+            raise ConfigError(f"{where}: option 'admins': {entry!r} is not a bare user@host JID")
 
 
 def check_unknown_keys(config: Config, declared: dict[str, str]) -> None:

@@ -17,8 +17,9 @@ default, and ``cancel`` always go) is ``bad-request`` with ``<bad-action/>`` and
 stays; a ``sessionid`` that has ended (completed, canceled, failed or timed out) is
 ``not-allowed`` with ``<session-expired/>``, and one that is unknown or another requester's is
 ``bad-request`` with ``<bad-sessionid/>`` (Prosody starts the command afresh). A session lasts
-``adhoc_session_timeout`` seconds; each user (all resources together) may hold a few at a
-time, and a new command beyond that is refused before it runs.
+``adhoc_session_timeout`` seconds, or until its resource goes offline; each user (all
+resources together) may hold a few at a time, and a new command beyond that is refused before it
+runs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from lxml import etree
 
 from minixmpp.adhoc import Command, Reply, Request
 from minixmpp.errors import StanzaError
-from minixmpp.events import StanzaEvent
+from minixmpp.events import RESOURCE_UNBIND, ResourceUnbind, StanzaEvent
 from minixmpp.jid import JID
 from minixmpp.module import Module
 from minixmpp.xml import dataforms
@@ -98,6 +99,14 @@ def load(module: Module) -> None:
             end(sid, now)
         while ended and next(iter(ended.values())).forget_at < now:
             ended.popitem(last=False)
+
+    @module.hook(RESOURCE_UNBIND)
+    async def resource_gone(event: ResourceUnbind) -> None:
+        # A session belongs to one full JID: nobody can go on with it once that resource is
+        # gone, so it must not count against the user's limit until it times out.
+        owner, now = event.session.jid, time.monotonic()
+        for sid in [s for s, held in sessions.items() if held.owner == owner]:
+            end(sid, now)
 
     def check_session(sessionid: str, node: str, requester: JID, now: float) -> _Session:
         held = sessions.get(sessionid)
@@ -175,6 +184,9 @@ def load(module: Module) -> None:
             st.sub(canceled, f"{{{NS_COMMANDS}}}note", {"type": "error"}, text=NO_PERMISSION)
             raise StanzaError("forbidden", NO_PERMISSION, "auth", extra=[canceled])
         action = element.get("action") or "execute"
+        form = element.find(dataforms.X)
+        if form is not None and form.get("type") == "cancel":  # XEP-0004: submission withdrawn
+            action = "cancel"
         if action not in ACTIONS:
             raise StanzaError(
                 "bad-request", f"Unknown action {action!r}", app=app_error("malformed-action")
@@ -203,7 +215,6 @@ def load(module: Module) -> None:
         if action == "cancel":
             reply = Reply("canceled")
         else:
-            form = element.find(dataforms.X)
             admin = module.is_admin(requester)
             request = Request(requester, action, form, held.state, admin, module)
             try:

@@ -25,7 +25,6 @@ from typing import Any
 
 from minixmpp.adhoc import Command, Reply, Request
 from minixmpp.config import ConfigError
-from minixmpp.errors import StanzaError
 from minixmpp.jid import JID, InvalidJID, nodeprep
 from minixmpp.module import Module
 from minixmpp.xml import dataforms
@@ -90,7 +89,7 @@ def load(module: Module) -> None:
         requester = request.requester
         if not xep:
             return result(await invites.create_account(source=requester.full))
-        if request.action == "execute" and request.form is None:
+        if request.state is None:  # the first stage shows the form, as Prosody's simple forms
             form = Form(
                 "form", "Create new account invite", None,
                 [
@@ -99,14 +98,18 @@ def load(module: Module) -> None:
                     Field("roster-subscription", "boolean", "Add to your roster"),
                 ],
             )  # fmt: skip
-            return Reply("executing", form, actions=("next", "complete"), default="complete")
+            return Reply(
+                "executing", form, actions=("next", "complete"), default="complete", state="form"
+            )
         values = request.values
         username = dataforms.first(values, "username")
         if username is not None:
             try:
                 username = nodeprep(username, strict=True)
             except InvalidJID:
-                raise StanzaError("bad-request", "The username is invalid") from None
+                return Reply(notes=[("error", "username: The username is invalid")])
+            if await module.users.exists(username):  # registration would only answer conflict
+                return Reply(notes=[("error", "username: The username is already taken")])
         if dataforms.boolean(values, "roster-subscription") and requester.node:
             # an account invite that also befriends the inviter on sign-up; its URI is an
             # account invite's (XEP-0401 §5.4), not the inviter's roster URI
@@ -118,13 +121,15 @@ def load(module: Module) -> None:
         return result(await invites.create_account(username, source=requester.full))
 
     async def reset_invite(request: Request) -> Reply:
-        if request.form is None:
+        if request.state is None:  # the first stage shows the form, as Prosody's simple forms
             label = "The XMPP ID for the account to generate a password reset invite for"
             form = Form(
                 "form", "Generate Password Reset Invite", None,
                 [Field("accountjid", "jid-single", label, required=True)],
             )  # fmt: skip
-            return Reply("executing", form, actions=("next", "complete"), default="complete")
+            return Reply(
+                "executing", form, actions=("next", "complete"), default="complete", state="form"
+            )
         try:
             jid: JID | None = JID.parse(dataforms.first(request.values, "accountjid") or "")
         except InvalidJID:

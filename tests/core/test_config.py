@@ -59,6 +59,9 @@ modules_enabled = ["ping", "disco"]
         ('c2s_ports = [70000]\n[VirtualHost."a.test"]', "70000 is not a port number"),
         ('log = { verbose = "*console" }\n[VirtualHost."a.test"]', "unknown level 'verbose'"),
         ('default_iteration_count = 10\n[VirtualHost."a.test"]', "at least 4096"),
+        ('admins = ["a@b@c"]\n[VirtualHost."a.test"]', "'a@b@c' is not a valid JID"),
+        ('[VirtualHost."a.test"]\nadmins = ["x@a.test/desk"]', "not a bare user@host JID"),
+        ('admins = ["a.test"]\n[VirtualHost."a.test"]', "'a.test' is not a bare user@host"),
     ],
 )
 def test_bad_core_values(tmp_path: Path, text: str, message: str) -> None:

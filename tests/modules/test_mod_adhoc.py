@@ -6,6 +6,7 @@ type 'result'); sessions follow XEP-0050 where Prosody does not check them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 import sys
@@ -16,7 +17,7 @@ import pytest
 from lxml import etree
 
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import RawClient, login, same_xml
+from tests.xmpp import TIMEOUT, RawClient, login, same_xml
 
 CMD = "http://jabber.org/protocol/commands"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -310,6 +311,53 @@ async def test_sessions(server: TestServer) -> None:
     assert unknown.find("{*}error/{*}service-unavailable") is not None
 
 
+async def test_admins_are_compared_as_prepared_bare_jids(tmp_path: Path) -> None:
+    async with running_server(
+        tmp_path, modules=MODULES, options={"admins": ["Admin@LOCALHOST"]}
+    ) as srv:
+        await srv.create_user("admin", "pw")
+        reply = await items(await connect(srv, "admin"))
+        nodes = [i.get("node") for i in reply.iter("{*}item")]
+        assert "urn:xmpp:invite#create-account" in nodes
+
+
+async def test_completing_without_the_form(server: TestServer) -> None:
+    # "complete" means finish (XEP-0050): without the form it ends with Prosody's error note
+    admin = await connect(server, "admin")
+    sid = sessionid_of(await run(admin, RESET))
+    same_xml(
+        await run(admin, RESET, sessionid=sid, action="complete"),
+        f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+        f" node='{RESET}' sessionid='{sid}' status='completed'><note type='error'>Fill in the"
+        " form correctly</note></command></iq>",
+        (),
+    )
+
+
+async def test_a_form_on_the_first_execute_is_not_read(server: TestServer) -> None:
+    # As Prosody's simple forms: the first stage always shows the form
+    admin = await connect(server, "admin")
+    before = len(await server.invites().list())
+    reply = await run(admin, RESET, RESET_FORM)
+    assert reply.find(f"{{{CMD}}}command").get("status") == "executing"  # type: ignore[union-attr]
+    assert len(await server.invites().list()) == before
+
+
+async def test_a_canceled_form_cancels(server: TestServer) -> None:
+    # XEP-0004: a form of type 'cancel' withdraws the submission; nothing is created
+    admin = await connect(server, "admin")
+    before = len(await server.invites().list())
+    sid = sessionid_of(await run(admin, RESET))
+    canceled = RESET_FORM.replace("type='submit'", "type='cancel'")
+    same_xml(
+        await run(admin, RESET, canceled, sessionid=sid, action="complete"),
+        f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command xmlns='{CMD}'"
+        f" node='{RESET}' sessionid='{sid}' status='canceled'/></iq>",
+        (),
+    )
+    assert len(await server.invites().list()) == before
+
+
 async def test_unknown_action_is_malformed(server: TestServer) -> None:
     admin = await connect(server, "admin")
     sid = sessionid_of(await run(admin, RESET))
@@ -404,6 +452,28 @@ async def test_the_session_limit_is_per_user_and_checked_first(server: TestServe
     before = len(await invites.list())
     reply = await run(desks[2], "urn:xmpp:invite#create-account")
     assert reply.get("type") == "result" and len(await invites.list()) == before + 1
+
+
+async def test_sessions_end_with_their_resource(server: TestServer) -> None:
+    # A client that crashes in the middle of commands must not lock its user out of ad-hoc
+    # commands until the sessions time out: a session belongs to its full JID and ends with it.
+    crashy = (await login(server.c2s_port, server.ca_file, "admin", "pw", "crashy"))[0]
+    sids = [sessionid_of(await run(crashy, RESET)) for _ in range(10)]
+    fresh = (await login(server.c2s_port, server.ca_file, "admin", "pw", "fresh"))[0]
+    refused = await run(fresh, "urn:xmpp:invite#invite")
+    assert refused.find(f".//{{{STANZAS}}}resource-constraint") is not None
+    await crashy.send("</stream:stream>")
+    await crashy.closed()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while (reply := await run(fresh, "urn:xmpp:invite#invite")).get("type") == "error":
+        assert reply.find(f".//{{{STANZAS}}}resource-constraint") is not None
+        assert loop.time() < deadline, "the sessions of the closed resource still count"
+        await asyncio.sleep(0.05)
+    assert reply.find(f"{{{CMD}}}command").get("status") == "completed"  # type: ignore[union-attr]
+    # the ended sessions cannot be continued by another resource either
+    gone = await run(fresh, RESET, RESET_FORM, sessionid=sids[0], action="complete")
+    assert gone.find(f".//{{{CMD}}}bad-sessionid") is not None
 
 
 # -- XEP-0133 (mod_admin_adhoc) -------------------------------------------------------------
@@ -722,6 +792,19 @@ async def test_xep0401_forms_option(tmp_path: Path) -> None:
         assert re.fullmatch(r"xmpp:localhost\?register;preauth=[\w-]{24}", uri), uri
         invite = await srv.invites().find(uri.rpartition("=")[2])
         assert invite is not None and invite.kind == "account" and invite.inviter is None
+        # a name that is taken or invalid gets no invite that could never work
+        for name, problem in (("Admin", "already taken"), ("a@b", "invalid")):
+            before = len(await srv.invites().list())
+            sid = sessionid_of(await run(admin, node))
+            form = XEP0401_FORM.format(f"<field var='username'><value>{name}</value></field>")
+            same_xml(
+                await run(admin, node, form, sessionid=sid, action="complete"),
+                f"<iq type='result' id='c' from='localhost' to='{ADMIN}'><command"
+                f" xmlns='{CMD}' node='{node}' sessionid='{sid}' status='completed'><note"
+                f" type='error'>username: The username is {problem}</note></command></iq>",
+                (),
+            )
+            assert len(await srv.invites().list()) == before
 
 
 async def test_xep0401_landing_url_after_the_uri(tmp_path: Path) -> None:
