@@ -50,8 +50,12 @@ def _prep(
     extra: frozenset[str],
     strict: bool,
 ) -> str:
+    if strict:  # checked on the input: the tables below know nothing of later code points
+        for c in text:
+            if stringprep.in_table_a1(c):
+                raise InvalidJID(f"unassigned code point U+{ord(c):04X}")
     chars = [c for c in text if not stringprep.in_table_b1(c)]
-    mapped = "".join(stringprep.map_table_b2(c) for c in chars) if casefold else "".join(chars)
+    mapped = "".join(_map_b2(c) for c in chars) if casefold else "".join(chars)
     result = _NFKC("NFKC", mapped)
     has_randal = has_l = False
     for c in result:
@@ -70,6 +74,25 @@ def _prep(
     return result
 
 
+def _check_input_size(text: str) -> None:
+    # As Prosody (util.encodings): a part of 1024 bytes or more is refused before preparation,
+    # even when mapping would shorten it (soft hyphens are mapped to nothing).
+    if len(text.encode()) > _MAX_PART:
+        raise InvalidJID("too long")
+
+
+def _map_b2(c: str) -> str:
+    """Table B.2 as of Unicode 3.2. The standard library's table lower-cases with the current
+    Unicode: it maps characters 3.2 did not have (U+03F9 to a sigma) or had without a lower case
+    (U+2132 to U+214E, which came in 5.0). No such mapping existed in 3.2."""
+    if stringprep.in_table_a1(c):
+        return c
+    mapped = stringprep.map_table_b2(c)
+    if mapped != c and any(stringprep.in_table_a1(m) for m in mapped):
+        return c
+    return mapped
+
+
 def _ascii_ok(text: str, extra: frozenset[str], allow_space: bool) -> bool:
     # For ASCII the profiles reduce to: no controls (C.2.1), no space for node/name (C.1.1),
     # no extra characters. B.1 and NFKC do not touch ASCII.
@@ -83,6 +106,7 @@ def _ascii_ok(text: str, extra: frozenset[str], allow_space: bool) -> bool:
 @lru_cache(maxsize=8192)
 def nodeprep(text: str, strict: bool = False) -> str:
     """Prepare a localpart (RFC 3920 Appendix A). Raises InvalidJID."""
+    _check_input_size(text)
     if text.isascii():
         if not _ascii_ok(text, _NODE_EXTRA, allow_space=False):
             raise InvalidJID("prohibited character in localpart")
@@ -99,6 +123,7 @@ def nodeprep(text: str, strict: bool = False) -> str:
 @lru_cache(maxsize=1024)
 def nameprep(text: str, strict: bool = False) -> str:
     """Prepare a domain (Nameprep, RFC 3491), dropping one trailing dot as Prosody does."""
+    _check_input_size(text)
     if text.endswith("."):
         text = text[:-1]
     if text.isascii():
@@ -128,6 +153,7 @@ def nameprep(text: str, strict: bool = False) -> str:
 @lru_cache(maxsize=8192)
 def resourceprep(text: str, strict: bool = False) -> str:
     """Prepare a resource (RFC 3920 Appendix B). Raises InvalidJID."""
+    _check_input_size(text)
     if text.isascii():
         if not _ascii_ok(text, frozenset(), allow_space=True):
             raise InvalidJID("prohibited character in resource")
