@@ -155,7 +155,8 @@ class Router:
                 raise
             if to.full != to_text:
                 attrib["to"] = to.full
-            kind = "full" if to.resource else ("bare" if to.node else "host")
+            # a domain with a resource is the host too (Prosody: no node means "/host")
+            kind = "host" if to.node is None else ("full" if to.resource else "bare")
             if c2s and kind == "bare" and to.bare == origin.jid.bare:
                 # To the sender's own account: handled as if there were no 'to' (Prosody).
                 del attrib["to"]
