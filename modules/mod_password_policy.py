@@ -62,7 +62,7 @@ def load(module: Module) -> None:
                 continue
             reason = problem(password, session.username, policy)
             if reason is not None:
-                raise StanzaError("not-acceptable", reason)
+                raise StanzaError("not-acceptable", reason, "cancel")  # as Prosody's module
 
     module.hook(f"stanza/iq/{NS_REGISTER}:query", priority=10)(check)
     module.hook(f"iq-set/self/{NS_REGISTER}:query", priority=10)(check)
