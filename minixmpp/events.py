@@ -168,7 +168,7 @@ class UserEvent:
 
 # In-band registration (mod_register), Prosody's names.
 USER_REGISTERING = "user-registering"  # Registration: a handler refuses by raising StanzaError
-USER_REGISTERED = "user-registered"  # UserEvent, source "mod_register"
+USER_REGISTERED = "user-registered"  # UserEvent, source "register" (the module's name)
 USER_DEREGISTERED = "user-deregistered"  # UserEvent: the account removed itself
 # Registration: an existing account's password was reset by registering it again
 USER_PASSWORD_RESET = "user-password-reset"  # noqa: S105 - an event name

@@ -65,7 +65,12 @@ KNOWN_FIELDS = {
     "url": "Webpage",
     "date": "Birth date",
 }
-FIELD_TYPES = {"text-single", "text-private", "text-multi", "hidden", "boolean", "jid-single"}
+FIELD_TYPES = {  # XEP-0004 §3.3
+    "boolean", "fixed", "hidden", "jid-multi", "jid-single", "list-multi", "list-single",
+    "text-multi", "text-private", "text-single",
+}  # fmt: skip
+MULTI = {"jid-multi", "list-multi", "text-multi"}  # their values are kept one per line
+VALUE = f"{{{dataforms.NS_DATA}}}value"
 
 
 @dataclass
@@ -84,6 +89,9 @@ class Field:
     label: str | None = None
     required: bool = False
     legacy: bool = True  # also offered and read as a child element of <query/>
+    desc: str | None = None
+    options: tuple[tuple[str | None, str], ...] = ()  # (label, value) of list fields
+    values: tuple[str, ...] = ()  # shown in the form: a default, or a fixed field's text
 
 
 BASE_FIELDS = (
@@ -102,19 +110,46 @@ def extra_fields(entries: list[str | dict[str, Any]], where: str) -> list[Field]
                 raise ConfigError(f"{where}: unknown registration field {entry!r} ({known})")
             fields.append(Field(name, "text-single", KNOWN_FIELDS[name], entry.endswith("+")))
             continue
-        table_name, kind, label = (
-            entry.get("name"),
-            entry.get("type", "text-single"),
-            entry.get("label"),
-        )
-        if not isinstance(table_name, str) or not table_name or kind not in FIELD_TYPES:
-            raise ConfigError(
-                f"{where}: a field table needs a 'name' and a 'type' among {sorted(FIELD_TYPES)}"
-            )
-        label = label if isinstance(label, str) else None
-        required = entry.get("required") is True
-        fields.append(Field(table_name, kind, label, required, legacy=False))
+        fields.append(field_table(entry, where))
     return fields
+
+
+def field_table(entry: dict[str, Any], where: str) -> Field:
+    """A field written as a table, as Prosody's data form fields are: ``name`` (or ``var``),
+    ``type``, ``label``, ``desc``, ``required``, ``value`` (a default), ``options`` (values, or
+    tables with ``label`` and ``value``). Read from the data form only."""
+    name, kind = entry.get("name", entry.get("var")), entry.get("type", "text-single")
+    if not isinstance(name, str) or not name or kind not in FIELD_TYPES:
+        raise ConfigError(
+            f"{where}: a field table needs a 'name' and a 'type' among {sorted(FIELD_TYPES)}"
+        )
+    unknown = set(entry) - {"name", "var", "type", "label", "desc", "required", "value", "options"}
+    if unknown:
+        raise ConfigError(f"{where}: registration field {name!r}: unknown key {sorted(unknown)}")
+    label, desc = entry.get("label"), entry.get("desc")
+    if not all(isinstance(x, str | None) for x in (label, desc)):
+        raise ConfigError(f"{where}: registration field {name!r}: label and desc are text")
+    default = entry.get("value", [])
+    values = [default] if isinstance(default, str | bool) else default
+    if not isinstance(values, list) or not all(isinstance(v, str | bool) for v in values):
+        raise ConfigError(f"{where}: registration field {name!r}: value is text or a list")
+    options: list[tuple[str | None, str]] = []
+    for option in entry.get("options", []):
+        if isinstance(option, str):
+            options.append((None, option))
+        elif isinstance(option, dict) and isinstance(option.get("value"), str):
+            text = option.get("label")
+            options.append((text if isinstance(text, str) else None, option["value"]))
+        else:
+            raise ConfigError(
+                f"{where}: registration field {name!r}: an option is a value or a table with"
+                " 'value' (and 'label')"
+            )
+    return Field(
+        name, kind, label, entry.get("required") is True, legacy=False, desc=desc,
+        options=tuple(options),
+        values=tuple(("1" if v else "0") if isinstance(v, bool) else v for v in values),
+    )  # fmt: skip
 
 
 def registration_form(opts: Options, fields: list[Field]) -> etree._Element:
@@ -130,7 +165,10 @@ def registration_form(opts: Options, fields: list[Field]) -> etree._Element:
         opts.registration_instructions,
         [
             dataforms.hidden("FORM_TYPE", NS_REGISTER),
-            *(dataforms.Field(f.name, f.type, f.label, required=f.required) for f in fields),
+            *(
+                dataforms.Field(f.name, f.type, f.label, f.desc, f.required, f.values, f.options)
+                for f in fields
+            ),
         ],
     )
     query.append(form.element())
@@ -161,7 +199,8 @@ def parse(query: etree._Element, fields: list[Field]) -> tuple[dict[str, str], l
             if len(found) > 1:
                 problems.append(f"{title(f.name)}: Duplicate field")
                 continue
-            value = found[0].findtext(f"{{{dataforms.NS_DATA}}}value") if found else None
+            given = [v.text or "" for el in found for v in el.iterchildren(VALUE)]
+            value = "\n".join(given) if f.type in MULTI else (given[0] if given else None)
             if value:
                 values[f.name] = value
             elif f.required:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TypeVar
 
 from minixmpp.config import ConfigError
 from minixmpp.errors import StanzaError
@@ -21,6 +22,7 @@ from minixmpp.events import USER_REGISTERING, Registration
 from minixmpp.module import Module
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = ["127.0.0.1", "::1"]
 
 
 @dataclass
@@ -29,10 +31,29 @@ class Options:
     registration_throttle_max: int | None = None
     registration_throttle_period: float | None = None
     registration_throttle_cache_size: int = 100  # addresses remembered
-    blocklist_on_registration_throttle_overload: bool = False
-    allowlist_registration_only: bool = False
-    registration_allowlist: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
-    registration_blocklist: list[str] = field(default_factory=list)
+    blocklist_on_registration_throttle_overload: bool | None = None  # default false
+    allowlist_registration_only: bool | None = None  # default false
+    registration_allowlist: list[str] | None = None  # default loopback: ["127.0.0.1", "::1"]
+    registration_blocklist: list[str] | None = None  # default none
+    # Prosody's old names, still read by Prosody: a new name wins when both are set
+    blacklist_on_registration_throttle_overload: bool | None = None
+    whitelist_registration_only: bool | None = None
+    registration_whitelist: list[str] | None = None
+    registration_blacklist: list[str] | None = None
+
+
+T = TypeVar("T")
+
+
+def pick(module: Module, opts: Options, new: str, old: str, default: T) -> T:
+    """An option by its name, else by Prosody's old name (with a warning), else ``default``."""
+    value, legacy = getattr(opts, new), getattr(opts, old)
+    if value is not None:
+        return value  # type: ignore[no-any-return]
+    if legacy is not None:
+        module.log.warning("option '%s' is deprecated, use '%s'", old, new)
+        return legacy  # type: ignore[no-any-return]
+    return default
 
 
 class Bucket:
@@ -72,8 +93,17 @@ def networks(entries: list[str], option: str, where: str) -> list[Network]:
 def load(module: Module) -> None:
     opts = module.options(Options)
     where = module.name
-    allowlist = networks(opts.registration_allowlist, "registration_allowlist", where)
-    blocklist = networks(opts.registration_blocklist, "registration_blocklist", where)
+    allowed = pick(module, opts, "registration_allowlist", "registration_whitelist", LOOPBACK)
+    allowlist = networks(allowed, "registration_allowlist", where)
+    blocked: list[str] = pick(module, opts, "registration_blocklist", "registration_blacklist", [])
+    blocklist = networks(blocked, "registration_blocklist", where)
+    allowlist_only = pick(
+        module, opts, "allowlist_registration_only", "whitelist_registration_only", False
+    )
+    overload = pick(
+        module, opts, "blocklist_on_registration_throttle_overload",
+        "blacklist_on_registration_throttle_overload", False,
+    )  # fmt: skip
     maximum = opts.registration_throttle_max
     period = opts.registration_throttle_period
     if opts.min_seconds_between_registrations is not None:
@@ -101,7 +131,7 @@ def load(module: Module) -> None:
         buckets[ip] = bucket  # the most recently seen last
         if len(buckets) > opts.registration_throttle_cache_size:
             old_ip, old = buckets.popitem(last=False)
-            if opts.blocklist_on_registration_throttle_overload and not old.peek():
+            if overload and not old.peek():
                 module.log.info("adding %s to the registration blocklist", old_ip)
                 blocklist.append(ipaddress.ip_network(old_ip))
         return bucket.poll()
@@ -113,7 +143,7 @@ def load(module: Module) -> None:
             module.log.warning("address not known: no blocklist or allowlist applies")
         elif listed(blocklist, ip):
             raise StanzaError("forbidden", "Your IP address is blocklisted", "auth")
-        elif opts.allowlist_registration_only and not listed(allowlist, ip):
+        elif allowlist_only and not listed(allowlist, ip):
             raise StanzaError("forbidden", "Your IP address is not allowlisted", "auth")
         elif maximum is not None and not listed(allowlist, ip) and not allowed_now(ip):
             raise StanzaError(

@@ -63,10 +63,16 @@ class RawClient:
         host: str = "127.0.0.1",
         tls: ssl.SSLContext | None = None,
         server_hostname: str = "localhost",
+        source: str | None = None,
     ) -> RawClient:
+        """``source``: the local address to connect from (e.g. ``127.0.0.2``)."""
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=server_hostname if tls else None
+                host,
+                port,
+                ssl=tls,
+                server_hostname=server_hostname if tls else None,
+                local_addr=(source, 0) if source else None,
             ),
             TIMEOUT,
         )
