@@ -53,6 +53,7 @@ MIGRATIONS = (
         PRIMARY KEY (host, username, contact)
     ) WITHOUT ROWID;
     """,
+    "CREATE INDEX roster_by_contact ON roster (host, contact) WHERE approved = 1",
 )
 # Deleted with the account. Its roster_version row stays, one version on: a version is never
 # reused, not even by a new account of the same name (a client's cache would look current).
@@ -196,6 +197,14 @@ class Rosters:
             (host, username, contact),
         )
         return None if row is None else _item(row)
+
+    async def approving(self, host: str, contact: str) -> list[str]:
+        """The users of ``host`` who have pre-approved ``contact`` (RFC 6121 §3.4)."""
+        rows = await self.storage.fetchall(
+            "SELECT username FROM roster WHERE host = ? AND contact = ? AND approved = 1",
+            (host, contact),
+        )
+        return [row[0] for row in rows]
 
     def forget(self, host: str, username: str) -> None:
         """Drop what is kept of a roster changed behind this class's back (a deleted account)."""

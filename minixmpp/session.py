@@ -115,6 +115,7 @@ class Session(asyncio.Protocol):
         self._restart = False
         self._peer_closed = False
         self._unbound = False
+        self._unbind_task: asyncio.Task[Any] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._out: list[bytes] | None = None  # output held while an input chunk is processed
         self._wire = log.isEnabledFor(logging.DEBUG)
@@ -241,6 +242,9 @@ class Session(asyncio.Protocol):
         old = host.sessions.add(self)
         if old is not None and old is not self:
             old.close("conflict", "Replaced by new connection")
+            # As Prosody: the old session is gone (its unavailable sent) before the new one is
+            # bound, so that contacts never see the new presence followed by the old unavailable.
+            await old.unbound()
         await host.events.fire(RESOURCE_BIND, SessionEvent(self))
         return jid
 
@@ -515,7 +519,14 @@ class Session(asyncio.Protocol):
         task = self._loop.create_task(
             host.events.fire(RESOURCE_UNBIND, ResourceUnbind(self, error))
         )
+        self._unbind_task = task
         self.server.keep(task)
+
+    async def unbound(self) -> None:
+        """Wait until modules have handled this session's going away (its ``unavailable``
+        has been sent)."""
+        if self._unbind_task is not None:
+            await asyncio.shield(self._unbind_task)
 
     def _close_transport(self) -> None:
         self._uncork()

@@ -380,3 +380,7 @@ def load(module: Module) -> None:
             await cancel(event.username, item, contact in pending)
         for contact in pending - items.keys():
             await cancel(event.username, RosterItem(contact), True)
+        # A pre-approval was consent for this account, not for whoever takes the name next
+        own = f"{event.username}@{host}"
+        for username in await roster.approving(own):
+            await roster.update(username, own, lambda item: item and item.with_(approved=False))

@@ -64,6 +64,10 @@ class RosterApi:
             self.push(username, updated)
         return updated
 
+    async def approving(self, contact: str) -> list[str]:
+        """The users who have pre-approved ``contact``'s subscription request."""
+        return await self._store.approving(self.host, contact)
+
     def interested(self, username: str) -> list[Session]:
         """The user's resources that requested the roster (RFC 6121 §2.1.6)."""
         return [s for s in self._module.sessions_of(username) if s.data.get(INTERESTED)]

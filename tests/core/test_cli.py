@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -125,6 +126,35 @@ def test_user_commands_offline(tmp_path: Path) -> None:
     ]:
         result = run(*args, "-c", config)
         assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+def test_deleting_an_account_offline_cancels_its_subscriptions(tmp_path: Path) -> None:
+    # Without a running server the command runs the modules in-process: contacts' rosters
+    # change as they would online (RFC 6121 §2.5.2), and a pre-approval is withdrawn.
+    config = str(write_config(tmp_path))
+    for name in ("alice", "bob", "carol"):
+        assert run("user", "add", f"{name}@localhost", "pw", "-c", config).returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "minixmpp.sqlite") as db:
+        db.executemany(
+            "INSERT INTO roster (host, username, contact, subscription, ask, approved)"
+            " VALUES ('localhost', ?, ?, ?, ?, ?)",
+            [
+                ("alice", "bob@localhost", "both", 0, 0),
+                ("bob", "alice@localhost", "both", 0, 0),
+                ("carol", "bob@localhost", "none", 0, 1),
+            ],
+        )
+    db.close()
+    assert run("user", "delete", "bob@localhost", "-c", config).returncode == 0
+    with sqlite3.connect(tmp_path / "data" / "minixmpp.sqlite") as db:
+        rows = db.execute(
+            "SELECT username, contact, subscription, ask, approved FROM roster ORDER BY username"
+        ).fetchall()
+    db.close()
+    assert rows == [
+        ("alice", "bob@localhost", "none", 0, 0),
+        ("carol", "bob@localhost", "none", 0, 0),
+    ]
 
 
 class Server:

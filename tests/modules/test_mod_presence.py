@@ -1,8 +1,8 @@
 """Presence with rosters, stanza by stanza: login, logout, connection loss, probes, pending
 requests, pre-approval, who receives what, account deletion.
 
-Expected stanzas are Prosody 0.12.3's where it was recorded (transcripts 24-32 of the shared
-recordings); the differences are RFC 6121's, named where they occur.
+Expected stanzas are what a local Prosody 0.12.3 sends in the same scenarios, where it was
+compared; the differences are RFC 6121's, named where they occur.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import RawClient, login, receives
+from tests.xmpp import NS_BIND, NS_SASL, RawClient, login, receives
 
 R = "xmlns='jabber:iq:roster'"
 DELAY = "<delay xmlns='urn:xmpp:delay' from='localhost' stamp=''/>"
@@ -368,6 +368,48 @@ async def test_deleting_an_account_tells_its_contacts(server: TestServer) -> Non
     assert (await rosters.item("localhost", "alice", "bob@localhost")).subscription == "none"  # type: ignore[union-attr]
 
 
+async def test_deleting_an_account_answers_requests_and_withdraws_pre_approvals(
+    server: TestServer,
+) -> None:
+    await server.create_user("dave", "dave-secret")
+    carol = await connect(server, "carol", "c")
+    dave = await connect(server, "dave", "d")
+    await dave.send("<presence/>")
+    await dave.expect("presence")
+    await carol.send("<presence to='bob@localhost' type='subscribe'/>")  # pending for bob
+    await carol.drain()
+    await dave.send("<presence to='bob@localhost' type='subscribed'/>")  # pre-approval (§3.4)
+    await receives(
+        dave,
+        f"<iq type='set'><query {R} ver='1'><item jid='bob@localhost' subscription='none'"
+        " approved='true'/></query></iq>",
+    )
+    assert await server.server.hosts["localhost"].users.delete("bob")
+    await receives(
+        carol,
+        "<presence type='unsubscribed' from='bob@localhost' to='carol@localhost'/>",
+        f"<iq type='set'><query {R} ver='2'><item jid='bob@localhost'"
+        " subscription='none'/></query></iq>",
+    )  # her request is refused and her 'ask' goes
+    await receives(
+        dave,
+        f"<iq type='set'><query {R} ver='2'><item jid='bob@localhost'"
+        " subscription='none'/></query></iq>",
+    )  # the approval was for that account, not for the next one of that name
+    await server.create_user("bob", "bob-secret")
+    bob = await connect(server, "bob", "new")
+    await bob.send("<presence to='dave@localhost' type='subscribe'/>")
+    push = await bob.expect("iq")
+    item = push.find("{jabber:iq:roster}query/{jabber:iq:roster}item")
+    assert item is not None and dict(item.attrib) == {
+        "jid": "dave@localhost", "subscription": "none", "ask": "subscribe"
+    }  # fmt: skip
+    await receives(bob)  # asked, not approved
+    await receives(
+        dave, "<presence type='subscribe' from='bob@localhost' to='dave@localhost' xml:lang='en'/>"
+    )
+
+
 async def test_a_recreated_account_starts_afresh(server: TestServer) -> None:
     await subscribe_both(server, "alice", "bob")
     bob = await connect(server, "bob", "phone")  # alice's roster is now read (and kept)
@@ -411,3 +453,75 @@ async def test_approving_a_subscriber_again_is_not_routed(
     await receives(bob)
     await receives(alice)
     assert (await rosters.item("localhost", "alice", "bob@localhost")).subscription == subscription  # type: ignore[union-attr]
+
+
+async def test_a_replaced_resource_goes_offline_before_its_successor_comes_online(
+    server: TestServer,
+) -> None:
+    # A new connection takes over alice/r, sending bind and its presence in one write. As
+    # Prosody: contacts get the old session's unavailable first, then the new presence, so
+    # they end up seeing alice/r online; the new session never hears its predecessor leave.
+    await subscribe_both(server, "alice", "bob")
+    bob = await connect(server, "bob", "b")
+    await bob.send("<presence/>")
+    await bob.drain()
+    old = await connect(server, "alice", "r")
+    await old.send("<presence><status>old</status></presence>")
+    await bob.expect_where("presence", from_="alice@localhost/r")
+    new = await RawClient.connect(server.c2s_port)
+    await new.open()
+    await new.starttls(server.ca_file)
+    assert (await new.scram("alice", "alice-secret")).tag == f"{{{NS_SASL}}}success"
+    await new.open()
+    await new.send(
+        f"<iq type='set' id='b'><bind xmlns='{NS_BIND}'><resource>r</resource></bind></iq>"
+        "<presence><status>new</status></presence>"
+    )
+    assert await old.stream_error() == ("conflict", "Replaced by new connection")
+    first, second = await bob.next(), await bob.next()
+    assert (first.get("from"), first.get("type")) == ("alice@localhost/r", "unavailable")
+    assert (second.get("from"), second.get("type")) == ("alice@localhost/r", None)
+    assert second.findtext("status") == "new"
+    got = await new.drain()
+    assert not [el for el in got if el.get("type") == "unavailable"], got
+
+
+async def test_unavailable_reaches_those_who_had_directed_presence(server: TestServer) -> None:
+    # RFC 6121 §4.6.3: an explicit unavailable goes to the subscribers and to every entity
+    # that was sent directed presence (not only when the stream closes)
+    carol = await connect(server, "carol", "c")
+    alice = await connect(server, "alice", "a")
+    await alice.send("<presence/>")
+    await alice.expect("presence")
+    await alice.send("<presence to='carol@localhost/c'><status>hi</status></presence>")
+    await carol.expect_where("presence", from_="alice@localhost/a")
+    await alice.send("<presence type='unavailable'/>")
+    await receives(
+        carol,
+        "<presence type='unavailable' from='alice@localhost/a' to='carol@localhost/c'"
+        " xml:lang='en'/>",
+    )
+    await receives(
+        alice, "<presence type='unavailable' from='alice@localhost/a' xml:lang='en'/>"
+    )  # the reflection
+
+
+async def test_a_pending_request_is_sent_again_at_login(server: TestServer) -> None:
+    # As Prosody: at each initial presence the requests still waiting for an answer ('ask')
+    # go out again, so a contact whose server lost one (a remote server, a restored backup)
+    # hears it again.
+    alice = await connect(server, "alice", "a")
+    await alice.send("<presence to='bob@localhost' type='subscribe'/>")
+    await alice.iq("<ping xmlns='urn:xmpp:ping'/>", id="sync")  # stanzas are handled in order
+    assert await server.server.rosters.remove_pending("localhost", "bob", "alice@localhost")
+    await alice.send("</stream:stream>")
+    await alice.closed()
+    alice = await connect(server, "alice", "a2")
+    await alice.send("<presence/>")
+    bob = await connect(server, "bob", "b")
+    await bob.send("<presence/>")
+    await receives(
+        bob,
+        "<presence from='bob@localhost/b' xml:lang='en'/>",
+        "<presence type='subscribe' from='alice@localhost' to='bob@localhost'/>",
+    )

@@ -1,7 +1,7 @@
 """The mutual-subscription journey, stanza by stanza, as each client receives it.
 
-The expected stanzas are Prosody 0.12.3's (transcript 23-subscription-state-machine.xml of the
-shared recordings), except where RFC 6121 asks for more than Prosody sends: an inbound
+The expected stanzas are what a local Prosody 0.12.3 sends for the same journey (run side by
+side with this server), except where RFC 6121 asks for more than Prosody sends: an inbound
 ``unsubscribe`` is followed by ``unavailable`` from the contact's resources (§3.3.3), and
 ``unavailable`` precedes a routed ``unsubscribed`` (§3.2.2). Roster push ids are random; every
 other attribute is compared, and nothing else may arrive.
