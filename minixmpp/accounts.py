@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from scramp.utils import ScramException, saslprep
 
 from minixmpp.events import (
@@ -33,6 +35,15 @@ if TYPE_CHECKING:
     from minixmpp.session import Session
 
 HASHES = ("sha1", "sha256")
+_ALGORITHMS: dict[str, type[hashes.HashAlgorithm]] = {"sha1": hashes.SHA1, "sha256": hashes.SHA256}
+
+
+def pbkdf2(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
+    """RFC 5802's Hi(): PBKDF2 with HMAC, as long as the hash. Done by ``cryptography``: its
+    OpenSSL (3.5 and later) takes 1.7 ms for 10 000 SHA-1 iterations where hashlib's, linked
+    to the system's OpenSSL 3.0, takes 3.5 ms; like hashlib it releases the GIL meanwhile."""
+    algorithm = _ALGORITHMS[hash_name]()
+    return PBKDF2HMAC(algorithm, algorithm.digest_size, salt, iterations).derive(password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +85,7 @@ def derive_keys(
 ) -> ScramKeys:
     """RFC 5802 key derivation from a SASLprep'ed password (BadPassword if it has none)."""
     salt = os.urandom(16) if salt is None else salt
-    salted = hashlib.pbkdf2_hmac(hash_name, prepare_password(password), salt, iterations)
+    salted = pbkdf2(hash_name, prepare_password(password), salt, iterations)
     client_key = hmac.digest(salted, b"Client Key", hash_name)
     return ScramKeys(
         salt=salt,
