@@ -1,6 +1,8 @@
 """Message delivery (RFC 6121 §8), with Prosody's mod_message rules.
 
-To a full JID: that resource, else as to the bare JID. To a bare JID: ``chat`` and ``normal``
+To a full JID: that resource; if it is gone, a ``chat`` message goes as to the bare JID, a
+``normal`` one gets ``service-unavailable`` and a ``headline`` is dropped (RFC 6121 §8.5.3.2.1;
+Prosody treats ``normal`` as ``chat`` there). To a bare JID: ``chat`` and ``normal``
 go to the available resources of highest non-negative priority; ``headline`` to every
 available resource with non-negative priority (dropped when none, or when it was sent to a
 resource that is gone); ``groupchat`` gets
@@ -42,6 +44,8 @@ def load(module: Module) -> None:
             raise StanzaError("service-unavailable")
         assert bare.node is not None
         sessions = module.sessions_of(bare.node)
+        if was_full and kind == "normal":  # that resource is gone (RFC 6121 §8.5.3.2.1)
+            raise StanzaError("service-unavailable")
         if kind == "headline":
             if was_full:  # that resource is gone: silently ignored (RFC 6121 §8.5.3.2.1)
                 return True
