@@ -43,6 +43,7 @@ from minixmpp.jid import JID, InvalidJID, nameprep, resourceprep
 from minixmpp.net import Transport
 from minixmpp.xml import stanza as st
 from minixmpp.xml.parser import StanzaReceived, StreamOpened, StreamParser
+from minixmpp.xml.redact import for_log
 
 if TYPE_CHECKING:
     from minixmpp.host import Host
@@ -139,7 +140,7 @@ class Session(asyncio.Protocol):
         """Send a stanza or stream element. False if the stream can no longer take it."""
         if self.state is State.CLOSING or self.state is State.CLOSED:
             return False
-        if not self._write(st.tostring(stanza)):
+        if not self._write(st.tostring(stanza), for_log(stanza) if self._wire else None):
             return False
         transport = self.transport
         if transport is not None and transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
@@ -283,8 +284,6 @@ class Session(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self._loop.time()
-        if self._wire:
-            self.log.debug("RECV %s", redact(data))
         if self.state is State.CLOSED:
             return
         # During STARTTLS the TLS layer owns the socket: what reaches us here is decrypted
@@ -405,6 +404,8 @@ class Session(asyncio.Protocol):
 
     async def _handle(self, event: Any) -> None:
         kind = type(event)
+        if self._wire:  # what was parsed, not raw reads: no secret can slip past the redaction
+            self.log.debug("RECV %s", _for_log(event))
         if kind is StanzaReceived:
             state = self.state
             if state is State.BOUND or state is State.OPEN or state is State.AUTHENTICATED:
@@ -465,12 +466,14 @@ class Session(asyncio.Protocol):
             f" id='{self.stream_id}' from='{st.escape(host)}' version='1.0' xml:lang='en'>".encode()
         )
 
-    def _write(self, data: bytes) -> bool:
+    def _write(self, data: bytes, logged: bytes | None = None) -> bool:
+        """Write ``data`` (logged as ``logged`` when given: a stanza with its secrets cut out;
+        what else is written here, headers, features and stream errors, holds none)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
         if self._wire:
-            self.log.debug("SEND %s", redact(data))
+            self.log.debug("SEND %s", data if logged is None else logged)
         if self._out is not None:
             self._out.append(data)
         elif self.server.batch is not None:  # another session's input caused this
@@ -586,24 +589,9 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting: Any, session: Sessio
                 session._flush_batch()
 
 
-_SENSITIVE = re.compile(
-    rb"(<(?:\w+:)?(?:auth|response|challenge|success)\b[^>]*>)[^<]*"
-    rb"|(<password(?:\s[^>]*)?>)[^<]*"
-    rb"|(\btoken=)(['\"])([^'\"]{0,4})[^'\"]*(['\"])"
-    rb"|(<field\b[^>]*\bvar=['\"]password['\"][^>]*>\s*<value>)[^<]*"
-)
-
-
-def redact(data: bytes) -> bytes:
-    """Wire data fit for a log: SASL payloads, passwords and tokens are cut out."""
-
-    def repl(m: re.Match[bytes]) -> bytes:
-        if m.group(1):
-            return m.group(1) + b"[redacted]"
-        if m.group(2):
-            return m.group(2) + b"[redacted]"
-        if m.group(3):
-            return m.group(3) + m.group(4) + m.group(5) + b"..." + m.group(6)
-        return m.group(7) + b"[redacted]"
-
-    return _SENSITIVE.sub(repl, data)
+def _for_log(event: Any) -> bytes | str:
+    if isinstance(event, StanzaReceived):
+        return for_log(event.element)
+    if isinstance(event, StreamOpened):
+        return f"<stream:stream to={event.to!r} from={event.from_!r} version={event.version!r}>"
+    return "</stream:stream>"

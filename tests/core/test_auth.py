@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -183,9 +184,14 @@ async def test_passwords_and_sasl_payloads_never_reach_the_log(
         "<password>new-secret-pw</password></query>",
         type="set",
     )
+    # however it is written, and even when a read splits it in two
+    await client.send("<iq type='set' id='p2'><query xmlns='jabber:iq:register'><username>alice")
+    await asyncio.sleep(0.05)  # let the server read the first half on its own
+    await client.send("</username><password><![CDATA[cdata-secret-pw]]></password></query></iq>")
+    await client.expect("iq")
     logged = caplog.text
-    assert "RECV" in logged  # wire logging was on
-    for secret in ("alice-secret", payload, "new-secret-pw"):
+    assert "RECV" in logged and "SEND" in logged  # wire logging was on
+    for secret in ("alice-secret", payload, "new-secret-pw", "cdata-secret-pw", "secret-pw"):
         assert secret not in logged
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -319,6 +320,31 @@ async def test_admins_are_compared_as_prepared_bare_jids(tmp_path: Path) -> None
         reply = await items(await connect(srv, "admin"))
         nodes = [i.get("node") for i in reply.iter("{*}item")]
         assert "urn:xmpp:invite#create-account" in nodes
+
+
+async def test_tokens_never_reach_the_wire_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="minixmpp")
+    async with running_server(
+        tmp_path, modules=MODULES, options={"admins": ["admin@localhost"]}
+    ) as srv:
+        await srv.create_user("admin", "pw")
+        admin = await connect(srv, "admin")
+        uri = result_form(await run(admin, "urn:xmpp:invite#invite"))["uri"] or ""
+        token = uri.split("preauth=")[1].split(";")[0]
+        stranger = await RawClient.connect(srv.c2s_port)
+        await stranger.open()
+        await stranger.starttls(srv.ca_file)
+        await stranger.send(
+            f"<iq type='set' id='p'><preauth xmlns='urn:xmpp:pars:0' token = '{token[:9]}"
+        )
+        await asyncio.sleep(0.05)  # let the server read the first half on its own
+        await stranger.send(f"{token[9:]}'/></iq>")
+        assert (await stranger.expect("iq")).get("type") == "result"
+    logged = caplog.text
+    assert "RECV" in logged and "SEND" in logged  # wire logging was on
+    assert token not in logged and token[9:] not in logged
 
 
 async def test_completing_without_the_form(server: TestServer) -> None:
