@@ -293,7 +293,11 @@ async def run_command(config: Config, command: str, args: dict[str, Any]) -> Any
 
 
 def _domain(jid: str) -> str:
-    return jid.rpartition("@")[2].split("/", 1)[0].lower()
+    """The host of a user's JID (the admin command says what is wrong with the rest)."""
+    try:
+        return JID.parse(jid).domain
+    except InvalidJID:
+        raise admin.AdminError(f"invalid JID: {jid}") from None
 
 
 def _invite_target(text: str, *, user: bool) -> JID:
@@ -343,16 +347,19 @@ def _run_invite(config: Config, args: argparse.Namespace) -> int:
             request["groups"] = args.group
             if action == "create-account":
                 request.update(reusable=args.reusable, max_uses=args.max_uses)
-    elif action == "create-contact":
-        request = {"host": _domain(args.jid), "kind": "contact", "jid": args.jid}
-        request["allow_registration"] = args.allow_registration
-    elif action == "create-reset":
-        request = {"host": _domain(args.jid), "kind": "reset", "jid": args.jid}
+    elif action in ("create-contact", "create-reset"):
+        try:
+            host = _domain(args.jid)
+        except admin.AdminError as exc:
+            return _fail(str(exc), EXIT_FAILED)
+        request = {"host": host, "kind": action.removeprefix("create-"), "jid": args.jid}
+        if action == "create-contact":
+            request["allow_registration"] = args.allow_registration
     elif action == "list":
         request = {"host": args.host}
     else:
         request = {"host": args.host, "token": args.token}
-    if getattr(args, "expires_after", None):
+    if getattr(args, "expires_after", None) is not None:
         request["expires_after"] = args.expires_after
     command = {"list": "invite.list", "show": "invite.show", "delete": "invite.delete"}.get(
         action, "invite.create"

@@ -33,6 +33,7 @@ from typing import Any
 
 from minixmpp.admin import AdminCommand, AdminError
 from minixmpp.config import ConfigError
+from minixmpp.events import SERVER_STARTED
 from minixmpp.jid import JID, InvalidJID, nodeprep
 from minixmpp.module import Module
 from minixmpp.storage import Transaction
@@ -76,21 +77,23 @@ _UNITS = {
     "d": DAY, "day": DAY, "w": 7 * DAY, "week": 7 * DAY, "month": 30 * DAY, "year": 365 * DAY,
 }  # fmt: skip
 _DURATION = re.compile(r"\s*(\d+)\s*([a-z]*?)s?\s*")
+MAX_DURATION = 100 * 365 * DAY  # dates stay printable; nobody needs an invite for longer
 
 
 def parse_duration(value: int | str) -> int:
     """Seconds from a number or a period like ``"1 week"``, ``"7d"``, ``"12 hours"``
     (Prosody 13's words; ``"1m"`` is refused as ambiguous)."""
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("a duration must be positive")
-        return value
-    match = _DURATION.fullmatch(value.lower())
-    if match is None or (match.group(2) and match.group(2) not in _UNITS):
-        raise ValueError(f"not a duration: {value!r} (e.g. 3600, '12h', '7 days', '1 week')")
-    seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
+        seconds = value
+    else:
+        match = _DURATION.fullmatch(value.lower())
+        if match is None or (match.group(2) and match.group(2) not in _UNITS):
+            raise ValueError(f"not a duration: {value!r} (e.g. 3600, '12h', '7 days', '1 week')")
+        seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION:
+        raise ValueError("a duration must be at most 100 years")
     return seconds
 
 
@@ -232,6 +235,7 @@ class InvitesApi:
         """An invite to create an account: any username, or ``username`` only."""
         if max_uses is not None and (not reusable or max_uses < 1):
             raise ValueError("max_uses needs a reusable invite and a count of at least 1")
+        username = _prepared(username) if username else None
         jid = f"{username}@{self.host}" if username else self.host
         invite = Invite(
             token=new_token(), type="register", jid=jid, subject=username,
@@ -244,6 +248,7 @@ class InvitesApi:
         self, username: str, *, ttl: int | None = None, source: str | None = None
     ) -> Invite:
         """An invite to set a new password for the existing account ``username``."""
+        username = _prepared(username)
         invite = Invite(
             token=new_token(), type="register", jid=f"{username}@{self.host}", subject=username,
             allow_reset=username, source=source,
@@ -261,6 +266,8 @@ class InvitesApi:
     ) -> Invite:
         """An invite to become ``inviter``'s contact (and, with ``allow_registration``, to
         create an account for that first, named ``username`` if given)."""
+        inviter = _prepared(inviter)
+        username = _prepared(username) if username else None
         invite = Invite(
             token=new_token(), type="roster", jid=f"{inviter}@{self.host}", inviter=inviter,
             subject=username, allow_registration=allow_registration,
@@ -343,7 +350,7 @@ class InvitesApi:
         )
         for row in rows:
             invite = _invite(row)
-            if invite.kind == "account":
+            if invite.kind in ("account", "account-and-contact"):  # not a reset: that user exists
                 return invite
         return None
 
@@ -400,6 +407,14 @@ class InvitesApi:
         return int(count)
 
 
+def _prepared(username: str) -> str:
+    """A username as accounts have it (nodeprep); ValueError if it cannot be one."""
+    try:
+        return nodeprep(username, strict=True)
+    except InvalidJID:
+        raise ValueError(f"invalid username: {username!r}") from None
+
+
 def _invite(row: sqlite3.Row) -> Invite:
     data = json.loads(row[9])
     return Invite(
@@ -430,9 +445,10 @@ def load(module: Module) -> InvitesApi:
     module.own_user_rows("invites", user_column="subject")  # and invites for that name
     api = InvitesApi(module, opts, expiry, purge_after)
 
-    async def purge() -> None:
+    async def purge(_event: object = None) -> None:
         await api.purge()
 
+    module.hook(SERVER_STARTED)(purge)  # at start too: a server restarted often would never purge
     module.every(3600, purge)
 
     async def username_of(host_name: str, text: str) -> str:

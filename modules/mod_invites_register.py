@@ -6,7 +6,7 @@ before in-band registration, and XEP-0379 subscription approval by the server.
 * ``<iq><preauth xmlns='urn:xmpp:pars:0' token='…'/></iq>`` (set or get): a token that allows
   registration is remembered for the stream (empty result); any other gets ``cancel/forbidden``
   "The invite token is invalid or expired" (``invite_error_condition = "item-not-found"`` gives
-  XEP-0445's condition instead).
+  XEP-0445's reply instead: ``item-not-found``, "The provided token is invalid or expired").
 * ``registration_invite_only`` (default true) turns in-band registration on, for invitees only:
   without a remembered invite, ``user-registering`` is refused with ``not-acceptable``
   "Registration on this server is through invitation only".
@@ -53,7 +53,8 @@ NS_INVITE = "urn:xmpp:invite"
 NS_IBR_TOKEN = "urn:xmpp:ibr-token:0"  # noqa: S105 - a namespace
 PREAUTH = f"{{{NS_PARS}}}preauth"
 VALIDATED = "invites.validated"  # session.data: the token this stream presented
-INVALID = "The invite token is invalid or expired"
+INVALID = "The invite token is invalid or expired"  # Prosody's
+INVALID_XEP = "The provided token is invalid or expired"  # XEP-0445's example, with item-not-found
 
 
 @dataclass
@@ -92,8 +93,9 @@ def load(module: Module) -> None:
         invite = await invites.for_registration(token)
         if invite is None:
             module.log.info("preauth with an unusable token")
-            condition = opts.invite_error_condition
-            raise StanzaError(condition, INVALID, "cancel")
+            if opts.invite_error_condition == "item-not-found":
+                raise StanzaError("item-not-found", INVALID_XEP, "cancel")
+            raise StanzaError("forbidden", INVALID, "cancel")
         session.data[VALIDATED] = token  # a later failed preauth does not forget it
         session.send(st.reply(stanza))
         return True

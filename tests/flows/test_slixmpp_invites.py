@@ -205,6 +205,25 @@ def test_invite_commands_take_a_token_that_starts_with_a_dash(tmp_path: Path, da
         (["invite", "create-account", "localhost", "--max-uses", "2"], 2, "--reusable"),
         (["invite", "create-account", "localhost", "--expires-after", "1m"], 1, "duration"),
         (["invite", "delete", "localhost", "nope"], 1, "no such invite"),
+        (
+            ["invite", "create-account", "localhost", "--expires-after", "9999999 years"],
+            1,
+            "at most 100 years",
+        ),
+        (
+            [
+                "invite",
+                "create-account",
+                "localhost",
+                "--expires-after",
+                "99999999999999999999 years",
+            ],
+            1,
+            "at most 100 years",
+        ),
+        (["invite", "create-account", "localhost", "--expires-after", ""], 1, "not a duration"),
+        (["invite", "create-contact", "bad jid@@"], 1, "invalid JID: bad jid@@"),
+        (["invite", "create-reset", "bad jid@@"], 1, "invalid JID: bad jid@@"),
     ],
 )
 def test_invite_command_errors(tmp_path: Path, args: list[str], code: int, message: str) -> None:

@@ -132,7 +132,7 @@ async def test_invite_expiry_option(tmp_path: Path, value: int | str, seconds: i
 
 
 async def test_a_bad_expiry_stops_start_up(tmp_path: Path) -> None:
-    for value in ("1m", "soon", 0):
+    for value in ("1m", "soon", 0, "101 years", "99999999999999999999 years"):
         with pytest.raises(Exception, match="duration"):
             async with running_server(tmp_path, modules=MODULES, options={"invite_expiry": value}):
                 pass
@@ -222,7 +222,9 @@ async def test_item_not_found_option(tmp_path: Path) -> None:
         client, _ = await fresh(srv)
         same_xml(
             await preauth(client, "nope"),
-            INVALID.format(extra="").replace("forbidden", "item-not-found"),
+            INVALID.format(extra="")
+            .replace("forbidden", "item-not-found")
+            .replace("The invite token", "The provided token"),  # XEP-0445's example
         )
 
 
@@ -535,3 +537,141 @@ async def test_invite_created_lets_modules_annotate_before_storing(tmp_path: Pat
                 "SELECT value FROM kv WHERE store = 'groups' AND user = 'joiner'"
             ).fetchone()
         assert row is not None and json.loads(row[0]) == ["club", "newcomers"]
+
+
+# -- edges: boundaries, options, normalisation, races ----------------------------------------
+
+
+async def test_max_uses_holds_under_a_race(server: TestServer) -> None:
+    invite = await server.invites().create_account(reusable=True, max_uses=3)
+    replies = await race(server, invite.token, [(f"club{n}", "pw") for n in range(20)])
+    assert sorted(r.get("type") or "" for r in replies) == ["error"] * 17 + ["result"] * 3
+    made = [n for n in range(20) if await exists(server, f"club{n}")]
+    assert len(made) == 3 and all(replies[n].get("type") == "result" for n in made)
+    found = await server.invites().find(invite.token, check_expiry=False)
+    assert found is None  # used up
+
+
+async def test_a_name_bound_contact_invite_reserves_the_name(server: TestServer) -> None:
+    # XEP-0401's create-account with a username and roster subscription is such an invite
+    api = server.invites()
+    bound = await api.create_contact("alice", allow_registration=True, username="juliet")
+    general = await api.create_account()
+    stranger, _ = await fresh(server)
+    await preauth(stranger, general.token)
+    reply = await register(stranger, "juliet")
+    assert reply.find(f"{{*}}error/{{{STANZAS}}}conflict") is not None
+    invitee, _ = await fresh(server)
+    await preauth(invitee, bound.token)
+    same_xml(await register(invitee, "juliet"), OK, ())
+
+
+async def test_the_reservation_lasts_until_the_expiry_second(server: TestServer) -> None:
+    api = server.invites()
+    bound = await api.create_account("carol")
+    general = await api.create_account(ttl=30 * 86400)
+    api.clock = lambda: float(bound.expires)  # the last second it is valid: still reserved
+    client, _ = await fresh(server)
+    await preauth(client, general.token)
+    assert (await register(client, "carol")).get("type") == "error"
+    api.clock = lambda: bound.expires + 1.0  # expired: the name is free again
+    same_xml(await register(client, "carol"), OK, ())
+
+
+async def test_open_registration_respects_reservations(tmp_path: Path) -> None:
+    options = {"allow_registration": True, "registration_invite_only": False}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        bound = await srv.invites().create_account("carol")
+        walkin, _ = await fresh(srv)
+        reply = await register(walkin, "carol")
+        assert reply.find(f"{{*}}error/{{{STANZAS}}}conflict") is not None
+        invitee, _ = await fresh(srv)
+        await preauth(invitee, bound.token)
+        same_xml(await register(invitee, "carol"), OK, ())
+
+
+async def test_listing_and_validity_differ_at_the_expiry_second(server: TestServer) -> None:
+    # as Prosody: usable while now <= expires, listed while now < expires
+    api = server.invites()
+    invite = await api.create_account()
+    api.clock = lambda: float(invite.expires)
+    assert await api.find(invite.token) is not None
+    assert invite.token not in [i.token for i in await api.list()]
+
+
+async def test_the_api_prepares_usernames(server: TestServer) -> None:
+    api = server.invites()
+    bound = await api.create_account("Carol")
+    assert (bound.subject, bound.uri) == (
+        "carol",
+        f"xmpp:carol@localhost?register;preauth={bound.token}",
+    )
+    client, _ = await fresh(server)
+    await preauth(client, bound.token)
+    same_xml(await register(client, "CAROL"), OK, ())
+    with pytest.raises(ValueError, match="invalid username"):
+        await api.create_reset("not valid")
+
+
+async def test_invite_purge_after_option(tmp_path: Path) -> None:
+    async with running_server(
+        tmp_path, modules=MODULES, options={"invite_purge_after": "2h"}
+    ) as srv:
+        api = srv.invites()
+        old = await api.create_account()
+        api.clock = lambda: old.expires + 7200.0
+        assert await api.purge() == 0
+        api.clock = lambda: old.expires + 7201.0
+        assert await api.purge() == 1
+
+
+async def test_expired_invites_are_purged_at_start_up(tmp_path: Path) -> None:
+    async with running_server(tmp_path, modules=MODULES) as srv:
+        api = srv.invites()
+        old = await api.create_account(ttl=1)
+        with sqlite3.connect(srv.data_path / "minixmpp.sqlite") as db:  # long expired
+            db.execute("UPDATE invites SET expires = expires - 3 * 86400")
+        db.close()
+        assert await api.find(old.token, check_expiry=False) is not None
+    async with running_server(tmp_path, modules=MODULES) as srv:
+        assert await srv.invites().find(old.token, check_expiry=False) is None
+
+
+async def test_invite_features_without_tls_when_it_is_not_required(tmp_path: Path) -> None:
+    async with running_server(
+        tmp_path, modules=MODULES, options={"c2s_require_encryption": False}
+    ) as srv:
+        client = await RawClient.connect(srv.c2s_port)
+        features = await client.open()
+        names = [etree.QName(f).namespace for f in features]
+        assert "urn:xmpp:invite" in names and "urn:xmpp:ibr-token:0" in names
+
+
+@pytest.mark.parametrize("case", ["revoked", "expired", "expiry second", "to a full JID"])
+async def test_subscription_token_edges(server: TestServer, case: str) -> None:
+    api = server.invites()
+    invite = await api.create_contact("alice")
+    if case == "revoked":  # Prosody keeps the per-user entry; a revoked invite is gone here
+        assert await api.revoke(invite.token)
+    elif case == "expired":
+        api.clock = lambda: invite.expires + 1.0
+    elif case == "expiry second":
+        api.clock = lambda: float(invite.expires)
+    alice = await online(server, "alice", "desk")
+    bob = await online(server, "bob", "phone")
+    to = "alice@localhost/desk" if case == "to a full JID" else "alice@localhost"
+    await bob.send(
+        f"<presence to='{to}' type='subscribe' id='s1'>"
+        f"<preauth xmlns='urn:xmpp:pars:0' token='{invite.token}'/></presence>"
+    )
+    if case in ("revoked", "expired"):  # normal handling: alice is asked, <preauth/> and all
+        request = await alice.expect("presence")
+        assert request.get("type") == "subscribe"
+        assert request.find("{urn:xmpp:pars:0}preauth") is not None
+        kept = await api.find(invite.token, check_expiry=False)
+        assert (kept is None) == (case == "revoked")  # an expired one is not used either
+    else:  # approved by the server (a subscription is always to the bare JID)
+        pushed = await alice.expect("iq")
+        item = pushed.find("{jabber:iq:roster}query/{jabber:iq:roster}item")
+        assert item is not None and item.get("subscription") == "from"
+        assert await api.find(invite.token, check_expiry=False) is None  # used
