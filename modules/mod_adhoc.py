@@ -11,7 +11,8 @@ Discovery: the host lists ``http://jabber.org/protocol/commands``; disco#items o
 the commands the requester may run, sorted by node, each with the host as ``jid``; disco#info
 on a command node gives its identity (``automation/command-node``).
 
-Where Prosody is lax this follows XEP-0050 (§4.6): an unknown ``action`` is ``bad-request`` with
+Where Prosody is lax this follows XEP-0050 (§4.6): an unknown node is ``item-not-found``; an
+unknown ``action`` is ``bad-request`` with
 ``<malformed-action/>``; one the stage did not offer in its ``<actions/>`` (``execute``, the
 default, and ``cancel`` always go) is ``bad-request`` with ``<bad-action/>`` and the session
 stays; a ``sessionid`` that has ended (completed, canceled, failed or timed out) is
@@ -175,9 +176,12 @@ def load(module: Module) -> None:
     async def execute(event: StanzaEvent) -> bool | None:
         session, stanza = event.session, event.stanza
         element = stanza[0]
-        command = commands().get(element.get("node", ""))
-        if command is None:
-            return None  # service-unavailable, as Prosody
+        node = element.get("node")
+        if not node:
+            raise StanzaError("bad-request", "A command needs a node")
+        command = commands().get(node)
+        if command is None:  # XEP-0050 §4.6 (Prosody answers service-unavailable)
+            raise StanzaError("item-not-found", "No such command")
         requester = session.jid
         if not allowed(command, requester):
             canceled = command_element(command.node, "canceled")

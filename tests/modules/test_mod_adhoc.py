@@ -308,8 +308,11 @@ async def test_sessions(server: TestServer) -> None:
     same_xml(await run(admin, RESET, sessionid=sid), SESSION_EXPIRED.format(ADMIN), ())
     reply = await run(alice, "urn:xmpp:invite#invite", sessionid=sid)
     same_xml(reply, BAD_SESSIONID.format(USER), ())
+    # an unknown node: item-not-found (XEP-0050 §4.6; Prosody: service-unavailable)
     unknown = await run(admin, "urn:example:nothing")
-    assert unknown.find("{*}error/{*}service-unavailable") is not None
+    assert unknown.find(f"{{*}}error/{{{STANZAS}}}item-not-found") is not None
+    await admin.send(f"<iq type='set' id='c' to='localhost'><command xmlns='{CMD}'/></iq>")
+    assert (await admin.expect("iq")).find(f"{{*}}error/{{{STANZAS}}}bad-request") is not None
 
 
 async def test_admins_are_compared_as_prepared_bare_jids(tmp_path: Path) -> None:
