@@ -166,6 +166,9 @@ async def test_contact_invite_for_a_user_and_an_admin(server: TestServer) -> Non
         reply, "urn:xmpp:invite#invite",
         re.compile(r"xmpp:alice@localhost\?roster;preauth=[\w-]{24}"), USER,
     )  # fmt: skip
+    token = (result_form(reply)["uri"] or "").rpartition("=")[2]
+    invite = await server.invites().find(token)
+    assert invite is not None and invite.source == USER  # who asked, as Prosody records it
     reply = await run(await connect(server, "admin"), "urn:xmpp:invite#invite")
     check_result(
         reply, "urn:xmpp:invite#invite",
@@ -294,6 +297,10 @@ async def test_sessions(server: TestServer) -> None:
     same_xml(reply, BAD_SESSIONID.format(ADMIN), ())
     reply = await run(alice, "urn:xmpp:invite#invite", sessionid=sid, action="complete")
     same_xml(reply, BAD_SESSIONID.format(USER), ())
+    # a session belongs to one resource, not to the user
+    laptop, jid = await login(server.c2s_port, server.ca_file, "admin", "pw", "laptop")
+    reply = await run(laptop, RESET, RESET_FORM, sessionid=sid, action="complete")
+    same_xml(reply, BAD_SESSIONID.format(jid), ())
     same_xml(await run(admin, RESET, action="next"), BAD_SESSIONID.format(ADMIN), ())
     # cancel ends it; then it has expired, for its owner only
     same_xml(
