@@ -11,7 +11,7 @@ from lxml import etree
 from minixmpp.accounts import Accounts, Users
 from minixmpp.config import GlobalOptions, HostConfig
 from minixmpp.events import USER_DELETED, USER_PASSWORD_CHANGED, EventBus, UserEvent
-from minixmpp.jid import JID, InvalidJID
+from minixmpp.jid import JID
 from minixmpp.roster import Rosters
 from minixmpp.storage import Storage
 
@@ -108,7 +108,8 @@ class Host:
         self.sessions = SessionRegistry()
         self.users = Users(accounts, self.name, self.events)
         self.rosters = rosters if rosters is not None else Rosters(storage)
-        self.admins = frozenset(_bare(a) for a in config.options.admins)
+        # config.py refuses anything but bare user@host JIDs: this only prepares them
+        self.admins = frozenset(JID.parse(a).bare for a in config.options.admins)
         self.origin = HostOrigin(self)
         self.secret = secret
         self._router = router
@@ -136,10 +137,3 @@ class Host:
         """Hold a reference to a background task until it finishes."""
         self._tasks.add(task)  # type: ignore[arg-type]
         task.add_done_callback(self._tasks.discard)
-
-
-def _bare(jid: str) -> str:
-    try:
-        return JID.parse(jid).bare
-    except InvalidJID:
-        return jid

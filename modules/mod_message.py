@@ -42,10 +42,10 @@ def load(module: Module) -> None:
             return True
         if kind == "groupchat":
             raise StanzaError("service-unavailable")
-        assert bare.node is not None
-        sessions = module.sessions_of(bare.node)
         if was_full and kind == "normal":  # that resource is gone (RFC 6121 §8.5.3.2.1)
             raise StanzaError("service-unavailable")
+        assert bare.node is not None
+        sessions = module.sessions_of(bare.node)
         if kind == "headline":
             if was_full:  # that resource is gone: silently ignored (RFC 6121 §8.5.3.2.1)
                 return True

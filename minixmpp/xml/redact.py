@@ -12,9 +12,9 @@ import re
 from lxml import etree
 
 from minixmpp.xml import stanza as st
+from minixmpp.xml.dataforms import NS_DATA
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-NS_DATA = "jabber:x:data"
 # An invite token: 24 base64url characters (18 random bytes). Any such run is cut, wherever it
 # is (an attribute, a URI, a landing page URL, a message body): the first 4 are kept.
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{4})[A-Za-z0-9_-]{20}(?![A-Za-z0-9_-])")
@@ -54,7 +54,8 @@ def for_log(element: etree._Element) -> bytes:
         if _secret(el):
             secrets.append(el)
     for el in secrets:
+        had_content = bool(el.text) or len(el) > 0
         for child in list(el):
             el.remove(child)
-        el.text = HIDDEN if el.text or len(el) else el.text
+        el.text = HIDDEN if had_content else None
     return st.tostring(clean)

@@ -552,18 +552,24 @@ async def test_max_uses_holds_under_a_race(server: TestServer) -> None:
     assert found is None  # used up
 
 
+async def reserved(server: TestServer, name: str, bound: str, other: str | None = None) -> None:
+    """``name`` is refused (conflict) to a stream that presented ``other`` (or no token), and
+    registered by one that presented ``bound``, the invite it is reserved for."""
+    stranger, _ = await fresh(server)
+    if other is not None:
+        await preauth(stranger, other)
+    reply = await register(stranger, name)
+    assert reply.find(f"{{*}}error/{{{STANZAS}}}conflict") is not None
+    invitee, _ = await fresh(server)
+    await preauth(invitee, bound)
+    same_xml(await register(invitee, name), OK, ())
+
+
 async def test_a_name_bound_contact_invite_reserves_the_name(server: TestServer) -> None:
     # XEP-0401's create-account with a username and roster subscription is such an invite
     api = server.invites()
     bound = await api.create_contact("alice", allow_registration=True, username="juliet")
-    general = await api.create_account()
-    stranger, _ = await fresh(server)
-    await preauth(stranger, general.token)
-    reply = await register(stranger, "juliet")
-    assert reply.find(f"{{*}}error/{{{STANZAS}}}conflict") is not None
-    invitee, _ = await fresh(server)
-    await preauth(invitee, bound.token)
-    same_xml(await register(invitee, "juliet"), OK, ())
+    await reserved(server, "juliet", bound.token, (await api.create_account()).token)
 
 
 async def test_the_reservation_lasts_until_the_expiry_second(server: TestServer) -> None:
@@ -582,12 +588,7 @@ async def test_open_registration_respects_reservations(tmp_path: Path) -> None:
     options = {"allow_registration": True, "registration_invite_only": False}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         bound = await srv.invites().create_account("carol")
-        walkin, _ = await fresh(srv)
-        reply = await register(walkin, "carol")
-        assert reply.find(f"{{*}}error/{{{STANZAS}}}conflict") is not None
-        invitee, _ = await fresh(srv)
-        await preauth(invitee, bound.token)
-        same_xml(await register(invitee, "carol"), OK, ())
+        await reserved(srv, "carol", bound.token)  # a walk-in without an invite is refused
 
 
 async def test_listing_and_validity_differ_at_the_expiry_second(server: TestServer) -> None:
