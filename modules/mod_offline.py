@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lxml import etree
-
 from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
@@ -91,7 +89,14 @@ def load(module: Module) -> None:
                 "SELECT id, stanza FROM offline WHERE host = ? AND username = ? ORDER BY id",
                 (host, username),
             )
-            sent = [row[0] for row in rows if session.send(etree.fromstring(bytes(row[1])))]
+            sent = []
+            for row_id, data in rows:
+                stanza = st.from_stored(bytes(data))
+                if stanza is None:  # undeliverable: it must not hold up the ones behind it
+                    module.log.warning("dropping an unreadable offline message for %s", username)
+                    sent.append(row_id)
+                elif session.send(stanza):
+                    sent.append(row_id)
             if sent:
                 await tx.executemany("DELETE FROM offline WHERE id = ?", [(i,) for i in sent])
         if len(sent) == len(rows) and before == stores:

@@ -222,8 +222,13 @@ def load(module: Module) -> None:
         for session in available(username):
             if session is not origin:
                 origin.send(presence_of(session, origin.jid.full))
-        for _contact, data in await roster.pending(username):
-            origin.send(etree.fromstring(data))
+        for contact, data in await roster.pending(username):
+            request = st.from_stored(data)
+            if request is None:  # undeliverable: dropped, the others still go out
+                module.log.warning("dropping an unreadable subscription request to %s", username)
+                await roster.remove_pending(username, contact)
+            else:
+                origin.send(request)
         own = f"{username}@{host}"
         for contact, item in items.items():
             if item.ask:

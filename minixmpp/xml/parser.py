@@ -43,6 +43,12 @@ STANZA_TOO_BIG = "<stanza-too-big xmlns='urn:xmpp:errors'/>"  # Prosody's applic
 _CLIENT_PREFIX = "{" + NS_CLIENT + "}"
 _STREAM_TAG = "{" + NS_STREAM + "}stream"
 _UNDECLARED_ENTITY = {26, 27}  # libxml2 XML_ERR_UNDECLARED_ENTITY / XML_WAR_UNDECLARED_ENTITY
+# Namespace errors (an undeclared prefix, xmlns:xml rebound, xmlns:xmlns, an empty prefix
+# declaration, a qualified attribute twice). libxml2 records them and goes on parsing: the pull
+# parser only raises at close(), so they are looked up after every feed.
+_NAMESPACE_ERRORS = frozenset(
+    getattr(etree.ErrorTypes, name) for name in dir(etree.ErrorTypes) if name.startswith("NS_ERR_")
+)
 _ENCODING_RE = re.compile(rb"""encoding\s*=\s*["']([^"']*)["']""")
 # A complete, well-formed prolog up to the end of the root start tag, in one C-speed match.
 # Anything else (split input, errors) goes through the byte scanner, which decides.
@@ -244,7 +250,8 @@ class StreamParser:
         name = _NAME_RE.search(header)
         if name is None:
             raise StreamError("not-well-formed")
-        closing = b"" if header.endswith(b"/>") else b"</" + name.group(1) + b">"
+        self_closing = header.endswith(b"/>")
+        closing = b"" if self_closing else b"</" + name.group(1) + b">"
         try:
             root = etree.fromstring(header + closing, _HEADER_PARSER)
         except etree.XMLSyntaxError as exc:
@@ -253,6 +260,8 @@ class StreamParser:
             raise StreamError("invalid-namespace")
         if root.nsmap.get(None) != NS_CLIENT:
             raise StreamError("invalid-namespace")
+        if self_closing:  # a stream that ends as it opens
+            raise StreamError("not-well-formed", "The stream header must not be self-closing")
         decls = "".join(
             f" xmlns:{prefix}={quoteattr(uri)}" for prefix, uri in root.nsmap.items() if prefix
         )
@@ -280,12 +289,18 @@ class StreamParser:
         self._root.remove(sentinel)
 
     def _feed_lxml(self, data: bytes) -> list[tuple[str, etree._Element]]:
-        assert self._parser is not None
+        parser = self._parser
+        assert parser is not None
         try:
-            self._parser.feed(data)
-            return list(self._parser.read_events())  # type: ignore[arg-type]
+            parser.feed(data)
+            events = list(parser.read_events())
         except etree.XMLSyntaxError as exc:
             raise _syntax_error(exc) from None
+        errors = parser.feed_error_log
+        if errors and any(entry.type in _NAMESPACE_ERRORS for entry in errors):
+            # e.g. <x:body> without xmlns:x: relayed, it would break the recipient's parser
+            raise StreamError("not-well-formed")
+        return events  # type: ignore[return-value]
 
     def _feed_slice(self, data: bytes, out: list[Event]) -> bool:
         """Parse one slice into ``out``; True once the stream has ended."""
@@ -305,6 +320,8 @@ class StreamParser:
                 return True
             if parent is not root:
                 continue
+            if el.tag == _STREAM_TAG:
+                raise StreamError("not-well-formed", "Stream header inside the stream")
             tail = el.tail
             if tail is not None:
                 if tail.strip():
@@ -315,6 +332,8 @@ class StreamParser:
                 _normalise(el)
             out.append(StanzaReceived(el))
             completed = True
+        if len(root) and root[-1].tag == _STREAM_TAG:  # an unfinished one: do not wait for its end
+            raise StreamError("not-well-formed", "Stream header inside the stream")
         if root.text is not None:
             if root.text.strip():
                 raise StreamError("bad-format", "Text is not allowed between stanzas")

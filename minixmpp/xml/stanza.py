@@ -150,6 +150,18 @@ def tostring(el: Element) -> bytes:
     return etree.tostring(el, encoding="UTF-8", xml_declaration=False)
 
 
+_STORED_PARSER = etree.XMLParser(no_network=True)
+
+
+def from_stored(data: bytes) -> Element | None:
+    """A stanza read back from storage; ``None`` if it does not parse (e.g. stored by an older
+    version that let a namespace error through): the caller drops it and goes on."""
+    try:
+        return etree.fromstring(data, _STORED_PARSER)
+    except etree.XMLSyntaxError:
+        return None
+
+
 def escape(text: str) -> str:
     return (
         text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&apos;")

@@ -266,3 +266,91 @@ def test_nothing_after_close() -> None:
     parser = StreamParser()
     assert isinstance(parser.feed(HEADER + b"</stream:stream>")[-1], StreamClosed)
     assert parser.feed(b"<garbage") == []
+
+
+# Namespaces in XML (RFC 6120 §11.3): libxml2 records these errors but goes on parsing, so a
+# stanza with an undeclared prefix used to come out whole and break its recipient's parser.
+NAMESPACE_ERRORS = [
+    b"<message to='bob@localhost'><x:body>hi</x:body></message>",
+    b"<presence type='subscribe'><x:nick/></presence>",
+    b"<x:message/>",
+    b"<message x:type='chat'/>",
+    b"<message><body xmlns:xml='urn:not-xml'>hi</body></message>",
+    b"<message><body xmlns:xmlns='urn:x'>hi</body></message>",
+    b"<message><body xmlns:p='http://www.w3.org/XML/1998/namespace'/></message>",
+    b"<message><body xmlns:p=''/></message>",
+    b"<message><body xmlns:a='urn:u' xmlns:b='urn:u' a:x='1' b:x='2'/></message>",
+    b"<message><a:b:c xmlns:a='urn:a'/></message>",
+]
+
+
+@pytest.mark.parametrize("data", NAMESPACE_ERRORS)
+def test_namespace_errors_are_not_well_formed(data: bytes) -> None:
+    assert reject(data)[0] == "not-well-formed"
+
+
+@pytest.mark.parametrize("data", NAMESPACE_ERRORS[:3])
+def test_namespace_errors_at_every_split_point(data: bytes) -> None:
+    for split in range(1, len(data)):
+        parser = StreamParser()
+        parser.feed(HEADER)
+        with pytest.raises(StreamError) as info:
+            parser.feed(data[:split])
+            parser.feed(data[split:])
+        assert info.value.condition == "not-well-formed", split
+
+
+def test_declared_prefixes_and_the_xml_namespace_are_fine() -> None:
+    events = feed_all(
+        [
+            HEADER + b"<message xmlns:x='urn:x' x:a='1'><x:body xml:lang='en'>hi</x:body>"
+            b"<b xmlns:y='y-is-a-relative-uri'><y:c/></b>"
+            b"<d xmlns:xml='http://www.w3.org/XML/1998/namespace'/></message>"
+        ]
+    )
+    assert len(describe(events)) == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HEADER + b"<presence/>" + HEADER,
+        HEADER + HEADER + b"<message/></stream:stream>",
+        HEADER + b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams'/>",
+        HEADER + b"<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client'>",
+    ],
+)
+def test_a_stream_header_inside_the_stream_is_not_well_formed(data: bytes) -> None:
+    parser = StreamParser()
+    with pytest.raises(StreamError) as info:
+        for i in range(len(data)):  # byte by byte: refused as soon as the header is complete
+            parser.feed(data[i : i + 1])
+    assert info.value.condition == "not-well-formed"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+        b" to='localhost' version='1.0'/>",
+        b"<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
+        b" xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' />",
+    ],
+)
+def test_a_self_closing_stream_header_is_not_well_formed(header: bytes) -> None:
+    assert reject(header, header=False)[0] == "not-well-formed"
+    assert feed_split_rejects(header)
+
+
+def feed_split_rejects(data: bytes) -> bool:
+    for split in range(1, len(data)):
+        parser = StreamParser()
+        try:
+            parser.feed(data[:split])
+            parser.feed(data[split:])
+        except StreamError as exc:
+            if exc.condition != "not-well-formed":
+                return False
+        else:
+            return False
+    return True
