@@ -4,9 +4,11 @@ The SCRAM server (RFC 5802) is written here on hashlib and hmac: scramp's server
 per exchange in Python-level validation, a tenth of the login budget (bench/); scramp remains the
 SASLprep implementation and, in the tests, the independent client that drives this server.
 
-Unknown users get deterministic fake credentials (salt derived from a server secret and the
-name), so the exchange fails at the proof like a wrong password does and does not tell which
-accounts exist.
+Unknown users get decoy credentials (``decoy_credentials``): the configured iteration count and,
+per hash, a salt derived from a server secret and the name, so a SCRAM exchange looks like a real
+account's and fails at the proof as a wrong password does, and PLAIN hashes the password as
+much for them as for a real account. Neither tells which accounts exist. PLAIN's PBKDF2 runs in
+a worker thread: it releases the GIL, and the event loop goes on serving everyone else.
 
 Channel bindings offered: ``tls-server-end-point`` (a hash of our certificate; TLS 1.2 and 1.3)
 and ``tls-unique`` on TLS 1.2 only (RFC 9266 forbids it on 1.3; slixmpp uses it on 1.2).
@@ -14,6 +16,7 @@ and ``tls-unique`` on TLS 1.2 only (RFC 9266 forbids it on 1.3; slixmpp uses it 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -83,12 +86,26 @@ class Mechanism:
         raise NotImplementedError
 
 
+def decoy_credentials(secret: bytes, host: str, username: str, iterations: int) -> Credentials:
+    """Stand-in credentials for an account that does not exist: the same salt for the same name
+    every time (derived from ``secret``), a different one per hash as real accounts have, the
+    configured iteration count, and keys that no password matches."""
+
+    def keys(hash_name: str, size: int) -> ScramKeys:
+        mac = hmac.digest(secret, f"{hash_name}\0{host}\0{username}".encode(), "sha256")
+        return ScramKeys(mac[:16], iterations, os.urandom(size), os.urandom(size))
+
+    return Credentials(sha1=keys("sha1", 20), sha256=keys("sha256", 32))
+
+
 class Plain(Mechanism):
     name = "PLAIN"
 
-    def __init__(self, host: str, lookup: Lookup) -> None:
+    def __init__(self, host: str, lookup: Lookup, secret: bytes, iterations: int) -> None:
         self.host = host
         self.lookup = lookup
+        self.secret = secret
+        self.iterations = iterations
 
     async def step(self, data: bytes) -> Step:
         try:
@@ -100,7 +117,11 @@ class Plain(Mechanism):
         username = _prep_username(authcid)
         _check_authzid(authzid, username, self.host)
         credentials = await self.lookup(username)
-        if credentials is None or not check_password(credentials, password):
+        exists = credentials is not None
+        if credentials is None:  # the same work as for a real account
+            credentials = decoy_credentials(self.secret, self.host, username, self.iterations)
+        matches = await asyncio.to_thread(check_password, credentials, password)
+        if not (exists and matches):
             raise SaslFailure("not-authorized", PLAIN_FAILED)
         return Step(success=b"", username=username)
 
@@ -115,12 +136,14 @@ class Scram(Mechanism):
         lookup: Lookup,
         bindings: Mapping[str, bytes],
         secret: bytes,
+        iterations: int,
     ) -> None:
         self.name = name
         self.host = host
         self.lookup = lookup
         self.bindings = bindings
         self.secret = secret
+        self.iterations = iterations
         self.hash_name = "sha256" if name.startswith("SCRAM-SHA-256") else "sha1"
         self._keys: ScramKeys | None = None  # set by the client-first message
         self._nonce = ""
@@ -166,7 +189,9 @@ class Scram(Mechanism):
         else:
             raise SaslFailure("malformed-request", "Invalid channel-binding flag")
         credentials = await self.lookup(username)
-        keys = credentials.for_hash(self.hash_name) if credentials else self._fake(username)
+        if credentials is None:
+            credentials = decoy_credentials(self.secret, self.host, username, self.iterations)
+        keys = credentials.for_hash(self.hash_name)
         self._nonce = client_nonce + secrets.token_urlsafe(18)
         server_first = (
             f"r={self._nonce},s={base64.b64encode(keys.salt).decode()},i={keys.iterations}"
@@ -205,11 +230,6 @@ class Scram(Mechanism):
         server_signature = hmac.digest(keys.server_key, auth_message, self.hash_name)
         return Step(success=b"v=" + base64.b64encode(server_signature), username=self._username)
 
-    def _fake(self, username: str) -> ScramKeys:
-        mac = hmac.digest(self.secret, f"{self.host}\0{username}".encode(), "sha256")
-        size = 20 if self.hash_name == "sha1" else 32
-        return ScramKeys(mac[:16], 4096, os.urandom(size), os.urandom(size))
-
 
 _NONCE_RE = re.compile(r"[\x21-\x2b\x2d-\x7e]+")  # printable ASCII except ','
 
@@ -241,13 +261,15 @@ def make_mechanism(
     bindings: Mapping[str, bytes],
     secure: bool,
     secret: bytes,
+    iterations: int,
 ) -> Mechanism:
-    """The mechanism object for ``name``, if we offer it here; SaslFailure otherwise."""
+    """The mechanism object for ``name``, if we offer it here; SaslFailure otherwise.
+    ``secret`` and ``iterations`` (new accounts' count) make the decoys for unknown users."""
     if name not in offered_mechanisms(secure=secure, bindings=bindings):
         raise SaslFailure("invalid-mechanism")
     if name == "PLAIN":
-        return Plain(host, lookup)
-    return Scram(name, host, lookup, bindings, secret)
+        return Plain(host, lookup, secret, iterations)
+    return Scram(name, host, lookup, bindings, secret, iterations)
 
 
 def end_point_hash(cert_der: bytes, signature_hash: str | None) -> bytes:

@@ -40,6 +40,7 @@ EPOCH = "saslauth_epoch"  # session.data key: Users.epoch when the credentials w
 def load(module: Module) -> None:
     require_encryption = module.host_options.c2s_require_encryption
     max_failures = module.server_options.c2s_max_auth_failures
+    iterations = module.server_options.default_iteration_count  # what unknown users show
     users = module.users
 
     async def lookup(session: Session, username: str) -> Credentials | None:
@@ -126,6 +127,7 @@ def load(module: Module) -> None:
                 bindings=session.channel_bindings(),
                 secure=session.secure,
                 secret=module.secret,
+                iterations=iterations,
             )
         except SaslFailure as failure:
             await fail(session, failure)

@@ -7,10 +7,12 @@ import base64
 import hashlib
 import logging
 import ssl
+import threading
 from pathlib import Path
 
 import pytest
 
+import minixmpp.accounts
 from minixmpp.testing import TestServer, running_server
 from tests.xmpp import NS_BIND, NS_SASL, Closed, RawClient, login, same_xml, stanza_error
 
@@ -99,6 +101,83 @@ async def test_unknown_user_is_indistinguishable_from_a_wrong_password(server: T
         f"<failure xmlns='{NS_SASL}'><not-authorized/><text>The response provided by the client"
         " doesn't match the one we calculated.</text></failure>",
     )
+
+
+async def scram_server_first(client: RawClient, username: str, mechanism: str) -> dict[str, str]:
+    payload = base64.b64encode(f"n,,n={username},r=abcdefgh".encode()).decode()
+    await client.send(f"<auth xmlns='{NS_SASL}' mechanism='{mechanism}'>{payload}</auth>")
+    challenge = await client.expect(f"{{{NS_SASL}}}challenge")
+    await client.send(f"<abort xmlns='{NS_SASL}'/>")
+    await client.expect(f"{{{NS_SASL}}}failure")
+    text = base64.b64decode(challenge.text or "").decode()
+    return dict(part.split("=", 1) for part in text.split(","))
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+async def test_scram_does_not_tell_which_accounts_exist(tmp_path: Path, mechanism: str) -> None:
+    """A missing account's first server message has a real account's iteration count and a
+    salt that stays the same across attempts (it used to be i=4096 whatever the setting)."""
+    async with running_server(tmp_path, options={"default_iteration_count": 5000}) as srv:
+        await srv.create_user("alice", "pw")
+        client = await tls_client(srv)
+        real = await scram_server_first(client, "alice", mechanism)
+        missing = await scram_server_first(client, "nobody", mechanism)
+        again = await scram_server_first(client, "nobody", mechanism)
+    assert real["i"] == missing["i"] == "5000"
+    assert missing["s"] == again["s"]
+    assert len(base64.b64decode(missing["s"])) == len(base64.b64decode(real["s"])) == 16
+    assert missing["r"].startswith("abcdefgh") and len(missing["r"]) == len(real["r"])
+
+
+async def test_plain_hashes_as_much_for_a_missing_account(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, int]] = []
+    real_pbkdf2 = minixmpp.accounts.pbkdf2
+
+    def spy(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
+        calls.append((hash_name, iterations))
+        return real_pbkdf2(hash_name, password, salt, iterations)
+
+    monkeypatch.setattr(minixmpp.accounts, "pbkdf2", spy)
+    client = await tls_client(server)
+    for username in ("alice", "nobody"):
+        failure = await client.plain(username, "wrong")
+        assert failure[0].tag == f"{{{NS_SASL}}}not-authorized"
+    assert calls == [("sha256", 4096), ("sha256", 4096)]
+
+
+async def test_plain_does_not_block_other_clients(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one PLAIN login hashes its password, another client is served: the hashing is
+    held until the other client's ping has been answered. On the event loop it would hang."""
+    started, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+    real_pbkdf2 = minixmpp.accounts.pbkdf2
+
+    def held(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
+        started.set()
+        released.append(release.wait(5))  # False: timed out, nobody could answer the ping
+        return real_pbkdf2(hash_name, password, salt, iterations)
+
+    other, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret")
+    monkeypatch.setattr(minixmpp.accounts, "pbkdf2", held)
+    client = await tls_client(server)
+    payload = base64.b64encode(b"\0alice\0alice-secret").decode()
+    await client.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>")
+    for _ in range(500):  # bounded: 5 s
+        if started.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert started.is_set()
+    try:
+        pong = await other.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost", id="p")
+        assert pong.get("type") == "result"
+    finally:
+        release.set()
+    assert (await client.next()).tag == f"{{{NS_SASL}}}success"
+    assert released == [True]
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ def mechanism(name: str, bindings: dict[str, bytes] | None = None, secure: bool 
         bindings=bindings or {},
         secure=secure,
         secret=b"s" * 32,
+        iterations=4096,
     )
 
 
@@ -90,6 +91,33 @@ async def test_unknown_user_fails_only_at_the_proof() -> None:
     client.set_server_first(step.challenge.decode())
     with pytest.raises(SaslFailure):
         await server.step(client.get_client_final().encode())
+
+
+def server_first_fields(challenge: bytes | None) -> dict[str, str]:
+    assert challenge is not None
+    return dict(part.split("=", 1) for part in challenge.decode().split(","))
+
+
+async def test_unknown_users_look_like_real_accounts() -> None:
+    """The configured iteration count, a stable salt per name, and one salt per hash (a real
+    account has a salt for each hash: one shared salt would give decoys away)."""
+    first = {}
+    for name in ("SCRAM-SHA-1", "SCRAM-SHA-256"):
+        server = make_mechanism(
+            name,
+            host="localhost",
+            lookup=lookup,
+            bindings={},
+            secure=True,
+            secret=b"s" * 32,
+            iterations=12345,
+        )
+        first[name] = server_first_fields((await server.step(b"n,,n=nobody,r=abc")).challenge)
+        assert first[name]["i"] == "12345"
+        assert len(base64.b64decode(first[name]["s"])) == 16
+    assert first["SCRAM-SHA-1"]["s"] != first["SCRAM-SHA-256"]["s"]
+    other = await mechanism("SCRAM-SHA-1").step(b"n,,n=somebody,r=abc")
+    assert server_first_fields(other.challenge)["s"] != first["SCRAM-SHA-1"]["s"]
 
 
 async def test_downgrade_flag_is_refused_when_binding_is_offered() -> None:
@@ -225,7 +253,7 @@ async def test_rfc_test_vectors(
 
     monkeypatch.setattr(minixmpp.sasl.secrets, "token_urlsafe", lambda _n: server_nonce)
     server = make_mechanism(
-        name, host="h", lookup=vector_lookup, bindings={}, secure=True, secret=b"s"
+        name, host="h", lookup=vector_lookup, bindings={}, secure=True, secret=b"s", iterations=1
     )
     step = await server.step(client_first.encode())
     assert (
