@@ -30,6 +30,14 @@ class SslOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key: str
 
 
+class NetworkSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Prosody's ``network_settings`` (the ones minixmpp has)."""
+
+    # seconds a TLS handshake may take: a client that asks its user to accept a certificate
+    # waits for them (Prosody's default)
+    ssl_handshake_timeout: float = 60.0
+
+
 class GlobalOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Options that only make sense once per server (Prosody names where Prosody has them)."""
 
@@ -47,6 +55,7 @@ class GlobalOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     c2s_max_auth_failures: int = 5
     default_iteration_count: int = 10000
     network_backend: str = "asyncio"
+    network_settings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
 
 
 class HostOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -182,6 +191,10 @@ def _check_global(opts: GlobalOptions, path: Path) -> None:
         raise ConfigError(f"{path}: option 'default_iteration_count': must be at least 4096")
     if opts.c2s_max_auth_failures < 1:
         raise ConfigError(f"{path}: option 'c2s_max_auth_failures': must be at least 1")
+    if opts.network_settings.ssl_handshake_timeout <= 0:
+        raise ConfigError(
+            f"{path}: option 'network_settings.ssl_handshake_timeout': must be positive"
+        )
     if opts.network_backend not in ("asyncio", "uvloop"):
         raise ConfigError(f'{path}: option \'network_backend\': expected "asyncio" or "uvloop"')
     sinks = {"info": opts.log} if isinstance(opts.log, str) else opts.log

@@ -4,16 +4,20 @@ Handlers are ``async def``; higher priority runs first, equal priorities in hook
 first handler that returns something other than ``None`` stops propagation and its value is the
 result of ``fire()``. A veto is an exception, not a flag.
 
-Stanza events follow Prosody's names: ``stanza/<ns>:<name>`` and ``stanza/iq/<ns>:<name>`` on
-unauthenticated streams; ``pre-<kind>/<to>`` then ``<kind>/<to>`` (kind message, presence or iq;
-to full, bare, host or self) once bound; ``iq-<type>/<to>/<ns>:<name>`` for IQ payloads.
+Each domain event's name is an ``EventName[Payload]``: a string that also carries its payload
+type, so ``module.hook(STREAM_FEATURES)`` hands the handler a ``StreamFeatures`` and
+``module.fire(STREAM_FEATURES, …)`` takes one, checked by mypy. Stanza events are plain strings
+(their names are built from the stanza) and always carry a ``StanzaEvent``: Prosody's names,
+``stanza/<ns>:<name>`` and ``stanza/iq/<ns>:<name>`` on unauthenticated streams;
+``pre-<kind>/<to>`` then ``<kind>/<to>`` (kind message, presence or iq; to full, bare, host or
+self) once bound; ``iq-<type>/<to>/<ns>:<name>`` for IQ payloads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -23,29 +27,13 @@ if TYPE_CHECKING:
     from minixmpp.storage import Transaction
 
 Handler = Callable[[Any], Awaitable[Any]]
+P = TypeVar("P")
 
 
-class Origin(Protocol):
-    """Where a stanza comes from: a c2s ``Session``, or a host itself (``HostOrigin``)."""
+class EventName(str, Generic[P]):
+    """An event's name, typed by its payload ``P`` (it compares and hashes as the string)."""
 
-    @property
-    def host(self) -> str: ...
-    @property
-    def jid(self) -> JID: ...
-    @property
-    def username(self) -> str | None: ...
-    @property
-    def resource(self) -> str | None: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-    @property
-    def bound(self) -> bool: ...
-    @property
-    def c2s(self) -> bool: ...
-    @property
-    def lang(self) -> str: ...
-
-    def send(self, stanza: etree._Element) -> bool: ...
+    __slots__ = ()
 
 
 class EventBus:
@@ -99,29 +87,37 @@ async def run_handlers(handlers: tuple[Handler, ...], event: Any) -> Any:
 
 @dataclass(slots=True)
 class StanzaEvent:
-    """A stanza (or stream-level element) from ``session``.
+    """A stanza (or stream-level element) from ``session`` (a client's, or a host's own).
 
     ``to`` is the prepared addressee once the router has parsed it; ``None`` when the stanza is
     for the sender's own account (no ``to``, or its bare JID, which the router then removes as
     Prosody does) or before resource binding.
     """
 
-    session: Origin
+    session: Session
     stanza: etree._Element
     to: JID | None = None
 
 
-# A resource sent its initial presence (StanzaEvent): stored messages may be delivered now
-OFFLINE_BROADCAST = "message/offline/broadcast"
+# A resource sent its initial presence: stored messages may be delivered now
+OFFLINE_BROADCAST: EventName[StanzaEvent] = EventName("message/offline/broadcast")
+
+
+@dataclass(slots=True)
+class DiscoNode:
+    """A disco#info or #items query for a node of the host (XEP-0030): a handler that knows
+    ``node`` fills ``query`` (the reply's) and returns True; unknown nodes get item-not-found."""
+
+    event: StanzaEvent
+    node: str
+    query: etree._Element
+
+
+HOST_DISCO_INFO_NODE: EventName[DiscoNode] = EventName("host-disco-info-node")
+HOST_DISCO_ITEMS_NODE: EventName[DiscoNode] = EventName("host-disco-items-node")
 
 
 # -- stream and session lifecycle -----------------------------------------------------------
-
-STREAM_FEATURES = "stream-features"
-AUTHENTICATION_SUCCESS = "authentication-success"
-AUTHENTICATION_FAILURE = "authentication-failure"
-RESOURCE_BIND = "resource-bind"
-RESOURCE_UNBIND = "resource-unbind"
 
 
 @dataclass(slots=True)
@@ -147,12 +143,25 @@ class ResourceUnbind:
     error: str | None = None
 
 
-# -- accounts --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class ConnectionLost:
+    """A bound session's connection dropped without a stream close. A handler that returns
+    True keeps the session bound without a connection (XEP-0198 hibernation): it must later
+    ``attach()`` a new connection to it or ``end()`` it."""
 
-USER_CREATED = "user-created"
-USER_DELETING = "user-deleting"  # before the account and its data go: read what you need
-USER_DELETED = "user-deleted"
-USER_PASSWORD_CHANGED = "user-password-changed"  # noqa: S105 - an event name
+    session: Session
+    error: str | None = None
+
+
+STREAM_FEATURES: EventName[StreamFeatures] = EventName("stream-features")
+AUTHENTICATION_SUCCESS: EventName[SessionEvent] = EventName("authentication-success")
+AUTHENTICATION_FAILURE: EventName[SessionEvent] = EventName("authentication-failure")
+RESOURCE_BIND: EventName[SessionEvent] = EventName("resource-bind")
+RESOURCE_UNBIND: EventName[ResourceUnbind] = EventName("resource-unbind")
+CONNECTION_LOST: EventName[ConnectionLost] = EventName("connection-lost")
+
+
+# -- accounts --------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -166,12 +175,11 @@ class UserEvent:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# In-band registration (mod_register), Prosody's names.
-USER_REGISTERING = "user-registering"  # Registration: a handler refuses by raising StanzaError
-USER_REGISTERED = "user-registered"  # UserEvent, source "register" (the module's name)
-USER_DEREGISTERED = "user-deregistered"  # UserEvent: the account removed itself
-# Registration: an existing account's password was reset by registering it again
-USER_PASSWORD_RESET = "user-password-reset"  # noqa: S105 - an event name
+USER_CREATED: EventName[UserEvent] = EventName("user-created")
+# before the account and its data go: read what you need
+USER_DELETING: EventName[UserEvent] = EventName("user-deleting")
+USER_DELETED: EventName[UserEvent] = EventName("user-deleted")
+USER_PASSWORD_CHANGED: EventName[UserEvent] = EventName("user-password-changed")
 
 
 @dataclass(slots=True)
@@ -194,12 +202,22 @@ class Registration:
     in_transaction: list[Callable[[Transaction], Awaitable[None]]] = field(default_factory=list)
 
 
-# -- server lifecycle -----------------------------------------------------------------------
+# In-band registration (mod_register), Prosody's names.
+# A handler refuses by raising StanzaError.
+USER_REGISTERING: EventName[Registration] = EventName("user-registering")
+USER_REGISTERED: EventName[UserEvent] = EventName("user-registered")  # source: "register"
+USER_DEREGISTERED: EventName[UserEvent] = EventName("user-deregistered")  # removed itself
+# An existing account's password was reset by registering it again
+USER_PASSWORD_RESET: EventName[Registration] = EventName("user-password-reset")
 
-SERVER_STARTED = "server-started"
-SERVER_STOPPING = "server-stopping"
+
+# -- server lifecycle -----------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class ServerEvent:
     host: str
+
+
+SERVER_STARTED: EventName[ServerEvent] = EventName("server-started")
+SERVER_STOPPING: EventName[ServerEvent] = EventName("server-stopping")

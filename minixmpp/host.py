@@ -13,12 +13,15 @@ from minixmpp.config import GlobalOptions, HostConfig
 from minixmpp.events import USER_DELETED, USER_PASSWORD_CHANGED, EventBus, UserEvent
 from minixmpp.jid import JID
 from minixmpp.roster import Rosters
+from minixmpp.session import Filters, Session
 from minixmpp.storage import Storage
 
 if TYPE_CHECKING:
+    import ssl
+
     from minixmpp.module import Module
     from minixmpp.router import Router
-    from minixmpp.session import Session
+    from minixmpp.server import Server
 
 
 class SessionRegistry:
@@ -67,7 +70,22 @@ class SessionRegistry:
 
 
 class HostOrigin:
-    """The host itself as the origin of stanzas (Prosody's host session)."""
+    """The host itself as the origin of stanzas (Prosody's host session): a ``Session`` that
+    is always bound and sends what it is given through the router."""
+
+    c2s = False
+    state = "bound"
+    authenticated = True
+    bound = True
+    transport = "none"
+    tls_version = None
+    id = 0
+    ip = ""
+    secure = True
+    lang = "en"
+    presence: etree._Element | None = None
+    priority = 0
+    auth_epoch = 0
 
     def __init__(self, host: Host) -> None:
         self.host = host.name
@@ -75,14 +93,35 @@ class HostOrigin:
         self.username: str | None = None
         self.resource: str | None = None
         self.data: dict[str, Any] = {}
-        self.lang = "en"
-        self.bound = True
-        self.c2s = False
+        self.filters = Filters()
         self._host = host
 
     def send(self, stanza: etree._Element) -> bool:
         self._host.keep(asyncio.ensure_future(self._host.route_from_host(stanza)))
         return True
+
+    def close(
+        self, condition: str | None = None, text: str | None = None, app: str | None = None
+    ) -> None:
+        pass  # a host has no stream
+
+    def channel_bindings(self) -> dict[str, bytes]:
+        return {}
+
+    def authenticate(self, username: str, epoch: int = 0) -> None:
+        raise RuntimeError("a host does not authenticate")
+
+    def restart_stream(self) -> None:
+        raise RuntimeError("a host has no stream")
+
+    def set_bound(self, resource: str) -> None:
+        raise RuntimeError("a host does not bind")
+
+    async def start_tls(self, context: ssl.SSLContext, proceed: etree._Element) -> bool:
+        return False
+
+    async def unbound(self) -> None:
+        pass
 
 
 class Host:
@@ -90,17 +129,18 @@ class Host:
         self,
         config: HostConfig,
         *,
-        server_options: GlobalOptions,
+        server: Server,
         storage: Storage,
         accounts: Accounts,
         router: Router,
-        tasks: set[asyncio.Task[Any]],
+        tasks: set[asyncio.Future[Any]],
         secret: bytes = b"",
         rosters: Rosters | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
-        self.server_options = server_options
+        self.server = server
+        self.server_options: GlobalOptions = server.options
         self.storage = storage
         self.events = EventBus()
         self.items: dict[str, list[Any]] = {}
@@ -135,5 +175,5 @@ class Host:
 
     def keep(self, task: asyncio.Future[Any]) -> None:
         """Hold a reference to a background task until it finishes."""
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -1,10 +1,12 @@
 """Modules: ``Module`` is the API a module sees; ``Loader`` finds, loads and unloads them.
 
-A module is a file ``mod_<name>.py`` on one of the ``plugin_paths`` or among the built-in
-modules, with a function ``load(module) -> api``; whatever ``load`` returns is what
-``module.depends("<name>")`` gives other modules. Typed options are a dataclass named ``Options``
-in the same file (the loader reads it before loading, so ``check-config`` can validate option
-names and values without loading anything). An optional ``unload(module)`` runs on unload.
+A module is a file ``mod_<name>.py``, or a package folder ``mod_<name>/`` whose ``__init__.py``
+may import helper files beside it relatively (``from ._store import Invites``), on one of the
+``plugin_paths`` or among the built-in modules. It has a function ``load(module) -> api``;
+whatever ``load`` returns is what ``module.depends("<name>")`` gives other modules. Typed
+options are a dataclass named ``Options`` in the module (the loader reads it before loading, so
+``check-config`` can validate option names and values without loading anything). An optional
+``unload(module)`` runs on unload.
 
 Everything a module registers through its ``Module`` (hooks, items, features, timers) is
 recorded, and unloading removes it all: modules never unregister by hand.
@@ -20,27 +22,33 @@ import sys
 import types
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from minixmpp.config import ConfigError, GlobalOptions, HostConfig, HostOptions, convert
+from minixmpp.events import EventName
 from minixmpp.events import StanzaEvent as StanzaEvent  # re-exported for module authors
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.roster import Rosters
 from minixmpp.storage import KeyValueStore, MapStore
 
 if TYPE_CHECKING:
+    import ssl
+
     from lxml import etree
 
     from minixmpp.accounts import Users
+    from minixmpp.connection import Connection
+    from minixmpp.framing import Framing
     from minixmpp.host import Host
     from minixmpp.session import Session
 
 T = TypeVar("T")
+P = TypeVar("P")
+R = TypeVar("R")
 Handler = Callable[[Any], Awaitable[Any]]
-H = TypeVar("H", bound=Handler)
 
 # Loaded on every host unless listed in modules_disabled: the c2s protocol itself.
-AUTOLOAD = ("tls", "saslauth", "bind", "roster", "message", "presence", "offline")
+AUTOLOAD = ("c2s", "tls", "saslauth", "bind", "roster", "message", "presence", "offline")
 
 log = logging.getLogger("minixmpp.module")
 
@@ -77,15 +85,33 @@ class Module:
 
     # -- events -------------------------------------------------------------------------
 
-    def hook(self, event: str, priority: int = 0) -> Callable[[H], H]:
-        """Decorator: run the handler when ``event`` fires on this host."""
+    @overload
+    def hook(  # type: ignore[overload-overlap]  # an EventName is a str: the first one wins
+        self, event: EventName[P], priority: int = 0
+    ) -> Callable[[Callable[[P], Awaitable[R]]], Callable[[P], Awaitable[R]]]: ...
 
-        def register(handler: H) -> H:
+    @overload
+    def hook(
+        self, event: str, priority: int = 0
+    ) -> Callable[
+        [Callable[[StanzaEvent], Awaitable[R]]], Callable[[StanzaEvent], Awaitable[R]]
+    ]: ...
+
+    def hook(self, event: str, priority: int = 0) -> Callable[[Any], Any]:
+        """Decorator: run the handler when ``event`` fires on this host. A domain event's
+        handler gets its payload type (``EventName[P]``); a stanza event's a ``StanzaEvent``."""
+
+        def register(handler: Handler) -> Handler:
             self._host.events.hook(event, handler, priority)
             self._hooks.append((event, handler))
             return handler
 
         return register
+
+    @overload
+    async def fire(self, event: EventName[P], payload: P) -> Any: ...
+    @overload
+    async def fire(self, event: str, payload: StanzaEvent) -> Any: ...
 
     async def fire(self, event: str, payload: Any) -> Any:
         return await self._host.events.fire(event, payload)
@@ -96,6 +122,11 @@ class Module:
         """Offer ``item`` under ``kind`` (e.g. an ad-hoc command); see ``items()``."""
         self._host.items.setdefault(kind, []).append(item)
         self._items.append((kind, item))
+
+    def provides(self, kind: str, item: Any) -> None:
+        """Prosody's name for ``add_item``: ``provides("net", NetService(...))`` opens a
+        listening service, ``provides("http", Route(...))`` serves a path (mod_http)."""
+        self.add_item(kind, item)
 
     def items(self, kind: str) -> list[Any]:
         """Every item of ``kind`` that any module on this host offers."""
@@ -183,6 +214,34 @@ class Module:
     def all_sessions(self) -> Iterator[Session]:
         return self._host.sessions.all()
 
+    def register_session(self, session: Session) -> Session | None:
+        """Make a freshly bound session reachable by its full JID (mod_bind); returns the
+        session it replaces, if any (the caller closes that one)."""
+        return self._host.sessions.add(session)
+
+    # -- connections and TLS (for listener modules) ---------------------------------------
+
+    def connection(self, framing: Framing, *, secure: bool = False) -> Connection:
+        """A new client connection speaking XMPP over ``framing``; give it a transport with
+        ``connection_made()`` (net.Listener does), then feed it ``data_received()``."""
+        return self._host.server.connection(framing, secure=secure)
+
+    def tls_context(self, kind: str = "starttls") -> ssl.SSLContext:
+        """``starttls``: this host's certificate; ``direct``: XEP-0368 direct TLS, the
+        certificate picked by SNI among all hosts; ``https``: the same for HTTPS."""
+        tls = self._host.server.tls
+        if kind == "starttls":
+            return tls.context_for(self.host)
+        if kind == "direct":
+            return tls.direct
+        if kind == "https":
+            return tls.https
+        raise ValueError(f"unknown TLS context {kind!r}")
+
+    @property
+    def tls_handshake_timeout(self) -> float:
+        return self._host.server.tls_handshake_timeout
+
     async def send(self, stanza: etree._Element) -> None:
         """Route a stanza from the host, as the host (Prosody's module:send)."""
         await self._host.route_from_host(stanza)
@@ -258,22 +317,31 @@ class Loader:
         self._code: dict[str, types.ModuleType] = {}
 
     def find(self, name: str) -> Path:
+        """``mod_<name>.py`` or ``mod_<name>/__init__.py``, the first found on the path."""
         if not name.replace("_", "").isalnum():
             raise ModuleError(f"module {name!r}: invalid name")
         for folder in self.search_path:
+            package = folder / f"mod_{name}" / "__init__.py"
+            if package.is_file():
+                return package
             candidate = folder / f"mod_{name}.py"
             if candidate.is_file():
                 return candidate
         places = ", ".join(str(p) for p in self.search_path)
-        raise ModuleError(f"module {name!r} not found (looked for mod_{name}.py in {places})")
+        raise ModuleError(
+            f"module {name!r} not found (looked for mod_{name}.py and mod_{name}/ in {places})"
+        )
 
     def code(self, name: str) -> types.ModuleType:
-        """Import the module file once; later calls return the same code."""
+        """Import the module once; later calls return the same code."""
         if name in self._code:
             return self._code[name]
         path = self.find(name)
         qualname = f"minixmpp.mod.{name}"
-        spec = importlib.util.spec_from_file_location(qualname, path)
+        package = path.name == "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            qualname, path, submodule_search_locations=[str(path.parent)] if package else None
+        )
         if spec is None or spec.loader is None:
             raise ModuleError(f"module {name!r}: cannot import {path}")
         code = importlib.util.module_from_spec(spec)
@@ -281,12 +349,12 @@ class Loader:
         try:
             spec.loader.exec_module(code)
         except Exception as exc:
-            del sys.modules[qualname]
+            _forget(qualname)
             raise ModuleError(
                 f"module {name!r} failed to import: {type(exc).__name__}: {exc}"
             ) from exc
         if not callable(getattr(code, "load", None)):
-            del sys.modules[qualname]
+            _forget(qualname)
             raise ModuleError(f"module {name!r}: {path} has no load(module) function")
         self._code[name] = code
         return code
@@ -295,6 +363,7 @@ class Loader:
         names: set[str] = set()
         for folder in self.search_path:
             names.update(p.stem[4:] for p in folder.glob("mod_*.py"))
+            names.update(p.parent.name[4:] for p in folder.glob("mod_*/__init__.py"))
         return sorted(names)
 
     def options_class(self, name: str) -> type | None:
@@ -355,6 +424,12 @@ class Loader:
 
 
 _LOADING = object()
+
+
+def _forget(qualname: str) -> None:
+    """Drop a module that failed to import, and its helper files, from sys.modules."""
+    for key in [k for k in sys.modules if k == qualname or k.startswith(qualname + ".")]:
+        del sys.modules[key]
 
 
 def enabled_modules(config: HostConfig) -> list[str]:

@@ -109,6 +109,10 @@ class Transport:
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 
+    def writelines(self, chunks: list[bytes]) -> None:
+        """Write the chunks as one (one TLS record, one syscall, where they fit)."""
+        self.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
     def write(self, data: bytes) -> None:
         if self._closing or self._closed:
             return
@@ -438,17 +442,9 @@ class Listener:
         self._sock.close()
 
 
-def listen(
-    loop: asyncio.AbstractEventLoop,
-    host: str,
-    port: int,
-    factory: Callable[[], StreamProtocol],
-    *,
-    tls: ssl.SSLContext | None = None,
-    handshake_timeout: float = 10.0,
-    backlog: int = 1024,
-) -> Listener:
-    """Listen on ``host``:``port`` (0: any free port). Raises OSError."""
+def bind(host: str, port: int, *, backlog: int = 1024) -> socket.socket:
+    """A non-blocking listening TCP socket on ``host``:``port`` (0: any free port).
+    Raises OSError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -461,4 +457,18 @@ def listen(
     except BaseException:
         sock.close()
         raise
+    return sock
+
+
+def listen(
+    loop: asyncio.AbstractEventLoop,
+    host: str,
+    port: int,
+    factory: Callable[[], StreamProtocol],
+    *,
+    tls: ssl.SSLContext | None = None,
+    handshake_timeout: float = 10.0,
+) -> Listener:
+    """Listen on ``host``:``port`` (0: any free port). Raises OSError."""
+    sock = bind(host, port)
     return Listener(loop, sock, factory, tls=tls, handshake_timeout=handshake_timeout)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
+from minixmpp.events import EventName
 from minixmpp.storage import Storage, Transaction
 from minixmpp.xml import stanza as st
 
@@ -58,17 +59,6 @@ MIGRATIONS = (
 # Deleted with the account. Its roster_version row stays, one version on: a version is never
 # reused, not even by a new account of the same name (a client's cache would look current).
 USER_TABLES = ("roster", "roster_pending")
-ROSTER_ITEM_REMOVED = "roster-item-removed"  # a user removed a contact (RosterItemRemoved)
-
-
-@dataclass(slots=True)
-class RosterItemRemoved:
-    """A user removed ``item`` from the roster; ``pending`` says a request from the contact was
-    waiting. Subscriptions are cancelled by whoever handles this (mod_presence)."""
-
-    username: str
-    item: RosterItem
-    pending: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +99,20 @@ class RosterItem:
             for group in self.groups:
                 st.sub(item, f"{{{NS_ROSTER}}}group", text=group)
         return item
+
+
+@dataclass(slots=True)
+class RosterItemRemoved:
+    """A user removed ``item`` from the roster; ``pending`` says a request from the contact was
+    waiting. Subscriptions are cancelled by whoever handles this (mod_presence)."""
+
+    username: str
+    item: RosterItem
+    pending: bool
+
+
+# a user removed a contact
+ROSTER_ITEM_REMOVED: EventName[RosterItemRemoved] = EventName("roster-item-removed")
 
 
 def subscription_of(to: bool, from_: bool) -> str:

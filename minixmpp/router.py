@@ -21,17 +21,18 @@ or the host (``iq-<type>/self/…`` as well for the sender's own account).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from minixmpp.errors import StanzaError, StreamError
-from minixmpp.events import Origin, StanzaEvent, run_handlers
+from minixmpp.events import StanzaEvent, run_handlers
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.xml import stanza as st
 
 if TYPE_CHECKING:
     from minixmpp.host import Host
+    from minixmpp.session import Session
 
 log = logging.getLogger("minixmpp.router")
 
@@ -69,7 +70,7 @@ class Router:
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
 
-    async def process(self, origin: Origin, stanza: etree._Element) -> None:
+    async def process(self, origin: Session, stanza: etree._Element) -> None:
         """Handle one stanza or stream element from ``origin``. Never raises."""
         try:
             if origin.bound:
@@ -79,9 +80,8 @@ class Router:
         except StanzaError as error:
             self._reply_error(origin, stanza, error)
         except StreamError as error:
-            close = getattr(origin, "close", None)
-            if close is not None:
-                close(error.condition, error.text)
+            if origin.c2s:
+                origin.close(error.condition, error.text)
             else:
                 log.warning("stream error from the host origin: %s", error)
         except Exception:
@@ -89,7 +89,7 @@ class Router:
             self._reply_error(origin, stanza, StanzaError("internal-server-error"))
 
     @staticmethod
-    def _reply_error(origin: Origin, stanza: etree._Element, error: StanzaError) -> None:
+    def _reply_error(origin: Session, stanza: etree._Element, error: StanzaError) -> None:
         if stanza.tag not in STANZA_KINDS or st.is_error_or_result(stanza):
             if stanza.tag not in STANZA_KINDS:
                 log.warning("stanza error %s raised for a stream element", error.condition)
@@ -98,7 +98,7 @@ class Router:
 
     # -- before resource binding --------------------------------------------------------
 
-    async def _unbound(self, session: Any, stanza: etree._Element) -> None:
+    async def _unbound(self, session: Session, stanza: etree._Element) -> None:
         host = self.hosts[session.host]
         tag = stanza.tag
         event = StanzaEvent(session, stanza)
@@ -123,7 +123,7 @@ class Router:
 
     # -- bound sessions -----------------------------------------------------------------
 
-    async def _bound(self, origin: Any, stanza: etree._Element) -> None:
+    async def _bound(self, origin: Session, stanza: etree._Element) -> None:
         tag = stanza.tag
         if tag not in STANZA_KINDS:
             await self._unbound(origin, stanza)  # stream elements (e.g. XEP-0198) after bind

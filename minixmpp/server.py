@@ -1,4 +1,5 @@
-"""Server: listeners, hosts, module loader and storage; ``serve(config, ready=, shutdown=)``.
+"""Server: hosts, module loader, storage, and the listening services modules provide;
+``serve(config, ready=, shutdown=)``.
 
 ``Server.start(listen=False)`` brings up everything but the network: the CLI uses that to run
 account and invite commands in-process when no server is running.
@@ -11,7 +12,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
-import errno
 import gc
 import logging
 import os
@@ -20,15 +20,18 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from minixmpp import admin, net
+from minixmpp import admin
 from minixmpp.accounts import Accounts
 from minixmpp.config import Config, check_unknown_keys
+from minixmpp.connection import Connection
 from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
+from minixmpp.framing import Framing
 from minixmpp.host import Host
 from minixmpp.module import Loader, enabled_modules, option_values
+from minixmpp.ports import NetService, PortManager
 from minixmpp.roster import Rosters
 from minixmpp.router import Router
-from minixmpp.session import Session
+from minixmpp.scheduling import WriteCoalescer
 from minixmpp.storage import Storage
 from minixmpp.tls import TlsContexts, load_contexts
 
@@ -82,34 +85,37 @@ def warn_unread(config: Config, declared: dict[str, str], loaded: AbstractSet[st
 class Server:
     """The whole server. ``await start()``, then ``await stop()``."""
 
-    tls_handshake_timeout = 10.0
     hibernate_after = 10.0  # seconds without input before a stream frees its parser
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.options = config.options
+        self.tls_handshake_timeout = config.options.network_settings.ssl_handshake_timeout
         self.router = Router()
         self.hosts: dict[str, Host] = {}
-        self.sessions: set[Session] = set()
-        # While one session's input is handled, what it causes for other sessions is held
-        # here and written when that handling returns: one TLS record per recipient, not one
-        # per stanza (a login with 50 online contacts brings 50 presences).
-        self.batch: list[Session] | None = None
+        self.connections: set[Connection] = set()
+        self.coalescer = WriteCoalescer(asyncio.get_running_loop())
         self.loader = Loader([config.resolve(p) for p in config.options.plugin_paths])
         self.tls: TlsContexts
         self.storage: Storage | None = None
         self.accounts: Accounts
         self.rosters: Rosters
         self.secret = b""
-        self.c2s_ports: list[int] = []
-        self.direct_tls_ports: list[int] = []
-        self._listeners: list[net.Listener] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.ports = PortManager()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._admin: admin.AdminSocket | None = None
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
         self._stopping = False
+
+    @property
+    def c2s_ports(self) -> list[int]:
+        return self.ports.ports.get("c2s", [])
+
+    @property
+    def direct_tls_ports(self) -> list[int]:
+        return self.ports.ports.get("c2s_direct_tls", [])
 
     async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
         declared = check(self.config, self.loader, warn=False)  # warned once loaded
@@ -124,7 +130,7 @@ class Server:
             for host_config in self.config.hosts.values():
                 host = Host(
                     host_config,
-                    server_options=self.options,
+                    server=self,
                     storage=self.storage,
                     accounts=self.accounts,
                     router=self.router,
@@ -142,7 +148,10 @@ class Server:
             loaded = {name for host in self.hosts.values() for name in host.modules}
             warn_unread(self.config, declared, loaded)  # any other option was refused already
             if listen:
-                await self._listen()
+                for host in self.hosts.values():
+                    for service in host.items.get("net", ()):
+                        assert isinstance(service, NetService)
+                        await self.ports.open(service)
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
             if admin_socket:
                 self._admin = await admin.AdminSocket.start(self)
@@ -152,53 +161,14 @@ class Server:
             await self._teardown()
             raise
         if listen:
-            log.info(
-                "serving %s on c2s ports %s, direct TLS ports %s",
-                ", ".join(self.hosts),
-                self.c2s_ports,
-                self.direct_tls_ports,
+            services = ", ".join(
+                f"{name} ports {ports}" for name, ports in self.ports.ports.items()
             )
+            log.info("serving %s on %s", ", ".join(self.hosts), services or "no ports")
 
-    async def _listen(self) -> None:
-        for ports, direct, bound in (
-            (self.options.c2s_ports, False, self.c2s_ports),
-            (self.options.c2s_direct_tls_ports, True, self.direct_tls_ports),
-        ):
-            for port in ports:
-                bound.append(await self._listen_on(port, direct=direct))
-
-    async def _listen_on(self, port: int, *, direct: bool) -> int:
-        """Listen on ``port`` on every interface; return the port (chosen by the OS if 0)."""
-        loop = asyncio.get_running_loop()
-
-        def factory() -> Session:
-            return Session(self, direct_tls=direct)
-
-        opened = 0
-        for interface in self.options.interfaces:
-            try:
-                listener = net.listen(
-                    loop,
-                    interface,
-                    port,
-                    factory,
-                    tls=self.tls.direct if direct else None,
-                    handshake_timeout=self.tls_handshake_timeout,
-                )
-            except OSError as exc:
-                if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                    # e.g. "::1" on a machine without IPv6: serve the other interfaces.
-                    log.warning("cannot listen on [%s]:%d: %s", interface, port, exc.strerror)
-                    continue
-                raise OSError(
-                    exc.errno, f"cannot listen on [{interface}]:{port}: {exc.strerror}"
-                ) from None
-            self._listeners.append(listener)
-            opened += 1
-            port = listener.port  # port 0: the other interfaces take the same port
-        if not opened:
-            raise OSError(errno.EADDRNOTAVAIL, f"no interface to listen on for port {port}")
-        return port
+    def connection(self, framing: Framing, *, secure: bool = False) -> Connection:
+        """A new client connection over ``framing`` (for listener modules)."""
+        return Connection(self, framing, secure=secure)
 
     async def _sweep(self) -> None:
         """Close streams that stay unauthenticated or idle too long (connection-timeout), and
@@ -213,28 +183,28 @@ class Server:
             await asyncio.sleep(period)
             now = loop.time()
             hibernated = 0
-            for session in list(self.sessions):
-                idle = now - session.last_activity
+            for conn in list(self.connections):
+                idle = now - conn.last_activity
                 if (
                     opts.c2s_timeout
-                    and not session.bound
-                    and now - session.opened_at > opts.c2s_timeout
+                    and not conn.session.bound
+                    and now - conn.opened_at > opts.c2s_timeout
                 ):
-                    session.close("connection-timeout", "Timed out waiting for authentication")
+                    conn.close("connection-timeout", "Timed out waiting for authentication")
                 elif opts.c2s_idle_timeout and idle > opts.c2s_idle_timeout:
-                    session.close("connection-timeout", "Idle for too long")
-                elif idle > self.hibernate_after and session.hibernate():
+                    conn.close("connection-timeout", "Idle for too long")
+                elif idle > self.hibernate_after and conn.hibernate():
                     hibernated += 1
             if hibernated:
                 release_free_memory()
 
-    def forget(self, session: Session) -> None:
-        """A connection is gone (called by the session)."""
-        self.sessions.discard(session)
-        if not self.sessions:
+    def forget(self, conn: Connection) -> None:
+        """A connection is gone (called by the connection)."""
+        self.connections.discard(conn)
+        if not self.connections:
             self._all_closed.set()
 
-    def keep(self, task: asyncio.Task[Any]) -> None:
+    def keep(self, task: asyncio.Future[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -249,16 +219,15 @@ class Server:
                 await host.events.fire(SERVER_STOPPING, ServerEvent(host.name))
             except Exception:
                 log.exception("server-stopping handler failed on %s", host.name)
-        for listener in self._listeners:
-            listener.close()
-        for session in list(self.sessions):
-            session.close("system-shutdown", reason)
-        if self.sessions:
+        await self.ports.close()
+        for conn in list(self.connections):
+            conn.close("system-shutdown", reason)
+        if self.connections:
             self._all_closed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_closed.wait(), timeout)
-        for session in list(self.sessions):
-            session.abort()
+        for conn in list(self.connections):
+            conn.abort()
         await self._teardown()
         self._stopped.set()
         log.info("stopped")
@@ -269,9 +238,7 @@ class Server:
         if self._admin is not None:
             await self._admin.close()
             self._admin = None
-        for listener in self._listeners:
-            listener.close()
-        self._listeners.clear()
+        await self.ports.close()
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=2.0)

@@ -35,11 +35,12 @@ class CertPair:
 
 
 class TlsContexts:
-    """An SSLContext per host; the direct-TLS context picks the host by SNI."""
+    """An SSLContext per host; the direct-TLS and HTTPS contexts pick the host by SNI."""
 
     def __init__(self, pairs: dict[str, CertPair]) -> None:
         self.pairs = pairs
         self._contexts = {host: _context(pair) for host, pair in pairs.items()}
+        self._https = {host: _context(pair, "http/1.1") for host, pair in pairs.items()}
         self._end_points: dict[int, bytes] = {}
         for host, ctx in self._contexts.items():
             self._end_points[id(ctx)] = _end_point(pairs[host].certificate)
@@ -47,6 +48,8 @@ class TlsContexts:
         self.direct = _context(pairs[first])
         self._end_points[id(self.direct)] = self._end_points[id(self._contexts[first])]
         self.direct.sni_callback = self._sni
+        self.https = _context(pairs[first], "http/1.1")
+        self.https.sni_callback = self._sni_https
 
     def context_for(self, host: str) -> ssl.SSLContext:
         return self._contexts.get(host, self.direct)
@@ -60,12 +63,20 @@ class TlsContexts:
             if ctx is not None:
                 sslobj.context = ctx
 
+    def _sni_https(
+        self, sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
+        if server_name:
+            ctx = self._https.get(server_name.lower().rstrip("."))
+            if ctx is not None:
+                sslobj.context = ctx
 
-def _context(pair: CertPair) -> ssl.SSLContext:
+
+def _context(pair: CertPair, alpn: str = "xmpp-client") -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    ctx.set_alpn_protocols(["xmpp-client"])  # XEP-0368
+    ctx.set_alpn_protocols([alpn])  # XEP-0368's xmpp-client, or http/1.1 for HTTPS
     ctx.num_tickets = 1  # TLS 1.3 resumption needs one; OpenSSL's default sends two
     ctx.load_cert_chain(pair.certificate, pair.key)
     return ctx

@@ -35,7 +35,14 @@ from lxml import etree
 
 from minixmpp.adhoc import Command, Reply, Request
 from minixmpp.errors import StanzaError
-from minixmpp.events import RESOURCE_UNBIND, ResourceUnbind, StanzaEvent
+from minixmpp.events import (
+    HOST_DISCO_INFO_NODE,
+    HOST_DISCO_ITEMS_NODE,
+    RESOURCE_UNBIND,
+    DiscoNode,
+    ResourceUnbind,
+    StanzaEvent,
+)
 from minixmpp.jid import JID
 from minixmpp.module import Module
 from minixmpp.xml import dataforms
@@ -134,8 +141,8 @@ def load(module: Module) -> None:
             return requester.domain == module.host
         return module.is_admin(requester)
 
-    @module.hook("host-disco-items-node")
-    async def items(event: Any) -> bool | None:
+    @module.hook(HOST_DISCO_ITEMS_NODE)
+    async def items(event: DiscoNode) -> bool | None:
         if event.node != NS_COMMANDS:
             return None
         requester = event.event.session.jid
@@ -148,8 +155,8 @@ def load(module: Module) -> None:
                 )
         return True
 
-    @module.hook("host-disco-info-node")
-    async def info(event: Any) -> bool | None:
+    @module.hook(HOST_DISCO_INFO_NODE)
+    async def info(event: DiscoNode) -> bool | None:
         ns = "{http://jabber.org/protocol/disco#info}"
         if event.node == NS_COMMANDS:
             st.sub(

@@ -1,9 +1,24 @@
-"""Resource binding (RFC 6120 §7) and the legacy session establishment (RFC 3921 §3)."""
+"""Resource binding (RFC 6120 §7) and the legacy session establishment (RFC 3921 §3).
+
+The client may ask for a resource; one that resourceprep refuses, or none, gets a random one
+(as Prosody does). A new session for a full JID that is taken replaces the old one, which is
+closed with ``conflict`` and has gone (its unavailable sent) before the new one is bound, so that
+contacts never see the new presence followed by the old unavailable. ``max_resources`` limits
+how many resources an account may bind at once.
+"""
+
+import secrets
 
 from minixmpp.errors import StanzaError
-from minixmpp.events import STREAM_FEATURES, StanzaEvent, StreamFeatures
+from minixmpp.events import (
+    RESOURCE_BIND,
+    STREAM_FEATURES,
+    SessionEvent,
+    StanzaEvent,
+    StreamFeatures,
+)
+from minixmpp.jid import JID, InvalidJID, resourceprep
 from minixmpp.module import Module
-from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
@@ -11,6 +26,9 @@ NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 
 
 def load(module: Module) -> None:
+    users = module.users
+    limit = module.host_options.max_resources
+
     @module.hook(STREAM_FEATURES)
     async def features(event: StreamFeatures) -> None:
         session = event.session
@@ -21,12 +39,38 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/iq/{NS_BIND}:bind")
     async def bind(event: StanzaEvent) -> bool:
         session, stanza = event.session, event.stanza
-        assert isinstance(session, Session)
-        if not session.authenticated:
+        username = session.username
+        if not session.authenticated or username is None:
             raise StanzaError("not-authorized")
         if stanza.get("type") != "set":
             raise StanzaError("bad-request")
-        jid = await session.bind(st.child_text(stanza[0], f"{{{NS_BIND}}}resource"))
+        if session.bound:
+            raise StanzaError("not-allowed")
+        requested = st.child_text(stanza[0], f"{{{NS_BIND}}}resource")
+        try:
+            resource = resourceprep(requested, strict=True) if requested else None
+        except InvalidJID:
+            resource = None  # Prosody hands out a random resource instead of an error
+        if resource is None:
+            resource = secrets.token_urlsafe(9)
+        if users.epoch(username) != session.auth_epoch:
+            # the password changed or the account went after this login checked it
+            if await users.exists(username):
+                session.close("reset", "Password changed")
+            else:
+                session.close("not-authorized", "Account deleted")
+            raise StanzaError("not-authorized")
+        jid = JID(username, module.host, resource)
+        if module.session(jid.full) is None and len(module.sessions_of(username)) >= limit:
+            raise StanzaError(
+                "resource-constraint", f"Resource limit reached; only {limit} resources allowed"
+            )
+        session.set_bound(resource)
+        old = module.register_session(session)
+        if old is not None and old is not session:
+            old.close("conflict", "Replaced by new connection")
+            await old.unbound()
+        await module.fire(RESOURCE_BIND, SessionEvent(session))
         reply = st.reply(stanza)
         st.sub(st.sub(reply, f"{{{NS_BIND}}}bind"), f"{{{NS_BIND}}}jid", text=jid.full)
         session.send(reply)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from minixmpp.errors import StanzaError
-from minixmpp.events import StanzaEvent
+from minixmpp.events import HOST_DISCO_INFO_NODE, HOST_DISCO_ITEMS_NODE, DiscoNode, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
 
@@ -25,15 +25,6 @@ ACCOUNT_ALLOWED = "account-disco-allowed"
 class Options:
     disco_items: list[list[str]] | None = None  # Prosody's disco_items: [[jid, name], …]
     server_name: str = "minixmpp"
-
-
-@dataclass(slots=True)
-class DiscoNode:
-    """Payload of host-disco-info-node / host-disco-items-node: fill ``reply``'s query."""
-
-    event: StanzaEvent
-    node: str
-    query: etree._Element
 
 
 def load(module: Module) -> None:
@@ -60,7 +51,7 @@ def load(module: Module) -> None:
         reply = st.reply(event.stanza)
         query = info_query(reply, node)
         if node:
-            if not await module.fire("host-disco-info-node", DiscoNode(event, node, query)):
+            if not await module.fire(HOST_DISCO_INFO_NODE, DiscoNode(event, node, query)):
                 raise StanzaError("item-not-found", "Node does not exist")
         else:
             add_features(
@@ -77,7 +68,7 @@ def load(module: Module) -> None:
         reply = st.reply(event.stanza)
         query = st.sub(reply, f"{{{NS_ITEMS}}}query", {"node": node})
         if node:
-            if not await module.fire("host-disco-items-node", DiscoNode(event, node, query)):
+            if not await module.fire(HOST_DISCO_ITEMS_NODE, DiscoNode(event, node, query)):
                 raise StanzaError("item-not-found", "Node does not exist")
         else:
             for entry in opts.disco_items or ():

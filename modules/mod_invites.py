@@ -33,12 +33,11 @@ from typing import Any
 
 from minixmpp.admin import AdminCommand, AdminError
 from minixmpp.config import ConfigError
-from minixmpp.events import SERVER_STARTED
+from minixmpp.events import SERVER_STARTED, EventName
 from minixmpp.jid import JID, InvalidJID, nodeprep
 from minixmpp.module import Module
 from minixmpp.storage import Transaction
 
-INVITE_CREATED = "invite-created"  # payload: the Invite, before it is stored
 DAY = 86400
 RESET_EXPIRY = DAY
 KINDS = ("account", "password-reset", "account-and-contact", "contact-only")  # Prosody 13's
@@ -189,6 +188,9 @@ class Invite:
         data = {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
         data["kind"], data["link"] = self.kind, self.link
         return data
+
+
+INVITE_CREATED: EventName[Invite] = EventName("invite-created")  # before it is stored
 
 
 @dataclass

@@ -44,7 +44,6 @@ from minixmpp.events import (
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
 from minixmpp.roster import RosterItem, with_directions
-from minixmpp.session import Session
 from minixmpp.storage import KeyValueStore, Transaction
 from minixmpp.xml import stanza as st
 
@@ -86,7 +85,6 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/iq/{NS_PARS}:preauth")
     async def preauth(event: StanzaEvent) -> bool:
         session, stanza = event.session, event.stanza
-        assert isinstance(session, Session)
         if session.authenticated:
             raise StanzaError("service-unavailable")
         token = stanza[0].get("token", "")
@@ -145,7 +143,7 @@ def load(module: Module) -> None:
         invite = request.extra.get("invite") if request is not None else None
         if invite is None:
             return
-        if isinstance(event.session, Session):
+        if event.session is not None:
             event.session.data.pop(VALIDATED, None)  # one account per invite and stream
         username = event.username
         module.log.info("%s@%s registered with an invite", username, host)
@@ -178,7 +176,7 @@ def load(module: Module) -> None:
         invite = event.extra.get("invite")
         if invite is None:
             return  # the invite was used with the new password (gate's step)
-        if isinstance(event.session, Session):
+        if event.session is not None:
             event.session.data.pop(VALIDATED, None)
         module.log.info("password of %s@%s reset with an invite", event.username, host)
 

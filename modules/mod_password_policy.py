@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from minixmpp.errors import StanzaError
 from minixmpp.events import StanzaEvent
 from minixmpp.module import Module
-from minixmpp.session import Session
 from minixmpp.xml import dataforms
 
 NS_REGISTER = "jabber:iq:register"
@@ -49,7 +48,7 @@ def load(module: Module) -> None:
 
     async def check(event: StanzaEvent) -> None:
         session, stanza = event.session, event.stanza
-        if stanza.get("type") != "set" or not isinstance(session, Session):
+        if stanza.get("type") != "set" or not session.c2s:
             return
         if not session.authenticated and not register.may_register(session):
             return  # mod_register refuses this stream whatever the password

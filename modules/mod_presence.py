@@ -109,7 +109,7 @@ def load(module: Module) -> None:
 
     async def outbound(event: StanzaEvent) -> bool | None:
         origin, stanza = event.session, event.stanza
-        if not isinstance(origin, Session) or origin.username is None:
+        if not origin.c2s or origin.username is None:
             return None
         kind = stanza.get("type")
         if event.to is None:  # no 'to', or the user's own bare JID

@@ -260,7 +260,6 @@ def load(module: Module) -> RegisterApi:
         session, stanza = event.session, event.stanza
         if not api.open:
             return None  # nobody handles it: service-unavailable
-        assert isinstance(session, Session)
         if session.authenticated:
             raise StanzaError("service-unavailable")
         if require_encryption and not session.secure:
@@ -331,7 +330,7 @@ def load(module: Module) -> RegisterApi:
 
     async def account(event: StanzaEvent) -> bool | None:
         session, stanza = event.session, event.stanza
-        if not isinstance(session, Session) or session.host != module.host:
+        if not session.c2s or session.host != module.host:
             return None  # another host's user asking this one: not an account here
         assert session.username is not None
         if stanza.get("type") == "get":
@@ -383,7 +382,7 @@ def load(module: Module) -> RegisterApi:
     @module.hook(USER_DELETED, priority=-999)  # just before the sessions are closed (-1000)
     async def reply_before_close(event: UserEvent) -> None:
         session = event.session
-        if isinstance(session, Session):
+        if session is not None:
             reply = session.data.pop(REMOVAL_REPLY, None)
             if reply is not None:
                 session.send(reply)

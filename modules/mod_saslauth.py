@@ -105,15 +105,13 @@ def load(module: Module) -> None:
         )
         send(session, "success", step.success or b"")
         epoch = session.data.pop(EPOCH, None)
-        session.authenticated_as(
-            step.username, users.epoch(step.username) if epoch is None else epoch
-        )
+        session.authenticate(step.username, users.epoch(step.username) if epoch is None else epoch)
+        session.restart_stream()  # RFC 6120 §6.4.6: the client opens a new stream next
         await module.fire(AUTHENTICATION_SUCCESS, SessionEvent(session))
 
     @module.hook(f"stanza/{NS_SASL}:auth")
     async def auth(event: StanzaEvent) -> bool | None:
         session = event.session
-        assert isinstance(session, Session)
         if session.authenticated:
             return None  # SASL is over: unsupported-stanza-type, as in Prosody
         if not may_authenticate(session):
@@ -149,7 +147,6 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/{NS_SASL}:response")
     async def response(event: StanzaEvent) -> bool | None:
         session = event.session
-        assert isinstance(session, Session)
         if session.authenticated:
             return None
         mechanism = session.data.get(KEY)
@@ -167,7 +164,6 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/{NS_SASL}:abort")
     async def abort(event: StanzaEvent) -> bool | None:
         session = event.session
-        assert isinstance(session, Session)
         if session.authenticated:
             return None
         session.data.pop(KEY, None)

@@ -1,8 +1,13 @@
-"""STARTTLS (RFC 6120 §5): offered before authentication on streams that are not yet secure."""
+"""STARTTLS (RFC 6120 §5): offered before authentication on streams that are not yet secure
+and whose transport can be upgraded (not over WebSocket).
+
+``<starttls/>`` must be the last thing the client sent: if anything follows it, whole or in
+part, the answer is ``<failure/>`` and the stream closes, so nothing sent in plaintext can reach
+the TLS stream. Between ``<proceed/>`` and the end of the handshake the TLS layer owns the socket.
+"""
 
 from minixmpp.events import STREAM_FEATURES, StanzaEvent, StreamFeatures
 from minixmpp.module import Module
-from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
@@ -14,7 +19,7 @@ def load(module: Module) -> None:
     @module.hook(STREAM_FEATURES)
     async def features(event: StreamFeatures) -> None:
         session = event.session
-        if not session.secure and not session.authenticated:
+        if not session.secure and not session.authenticated and session.transport == "tcp":
             starttls = st.sub(event.features, f"{{{NS_TLS}}}starttls")
             if required:
                 st.sub(starttls, f"{{{NS_TLS}}}required")
@@ -22,10 +27,10 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/{NS_TLS}:starttls")
     async def starttls(event: StanzaEvent) -> bool:
         session = event.session
-        assert isinstance(session, Session)
-        if session.secure or session.authenticated:
-            session.send(st.element(f"{{{NS_TLS}}}failure"))
-            session.close()
-            return True
-        await session.starttls()
+        if not (session.secure or session.authenticated or session.transport != "tcp"):
+            proceed = st.element(f"{{{NS_TLS}}}proceed")
+            if await session.start_tls(module.tls_context("starttls"), proceed):
+                return True
+        session.send(st.element(f"{{{NS_TLS}}}failure"))  # no-op once the handshake failed
+        session.close()
         return True

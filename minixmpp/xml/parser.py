@@ -97,8 +97,11 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> StreamError:
 class StreamParser:
     """Incremental parser for one direction of one XMPP stream."""
 
-    def __init__(self, max_stanza_size: int = 256 * 1024) -> None:
+    def __init__(self, max_stanza_size: int = 256 * 1024, *, fragments: bool = False) -> None:
+        """``fragments``: no stream header: top-level elements follow each other, each
+        declaring its own namespaces (the elements of RFC 7395's WebSocket framing)."""
         self.max_stanza_size = max_stanza_size
+        self.fragments = fragments
         self._parser: etree.XMLPullParser | None = None
         self._root: etree._Element | None = None
         self.reset()
@@ -111,8 +114,9 @@ class StreamParser:
         self._scan = 0
         self._in_tag = False
         self._quote = 0
-        self._synthetic = b""  # the stanza parser's header, kept to rebuild it after hibernate()
-        self._end_tag = b""
+        # the stanza parser's header, kept to rebuild it after hibernate()
+        self._synthetic = b"<fragments>" if self.fragments else b""
+        self._end_tag = b"</fragments>" if self.fragments else b""
         self._pending = 0
         self._ends_at_tag = True
         self.closed = False

@@ -60,8 +60,9 @@ def test_check_config(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     result = run("check-config", "-c", str(config))
     assert result.returncode == 0, result.stderr
-    assert "localhost: modules tls, saslauth, bind, roster, message, presence, offline, ping" in (
-        result.stdout
+    assert (
+        "localhost: modules c2s, tls, saslauth, bind, roster, message, presence, offline, ping"
+        in (result.stdout)
     )
     assert result.stdout.rstrip().endswith(": OK")
 

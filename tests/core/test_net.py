@@ -7,9 +7,18 @@ import gc
 import socket
 from pathlib import Path
 
+from minixmpp.connection import Connection
 from minixmpp.testing import TestServer, running_server
 from minixmpp.xml.parser import StreamParser
 from tests.xmpp import RawClient, client_context, login
+
+
+def connection_of(server: TestServer, jid: str) -> Connection:
+    """The connection under a bound session (white-box: the parser's memory is the point)."""
+    for conn in server.server.connections:
+        if conn.session.jid.full == jid:
+            return conn
+    raise AssertionError(f"no connection for {jid}")
 
 
 async def test_large_stanzas_arrive_intact_through_buffered_tls_writes(server: TestServer) -> None:
@@ -26,10 +35,8 @@ async def test_large_stanzas_arrive_intact_through_buffered_tls_writes(server: T
 
 
 async def test_a_silent_direct_tls_connection_times_out(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as srv:
-        srv.server.tls_handshake_timeout = 0.3
-        for listener in srv.server._listeners:
-            listener._handshake_timeout = 0.3
+    options = {"network_settings": {"ssl_handshake_timeout": 0.3}}
+    async with running_server(tmp_path, options=options) as srv:
         sock = socket.create_connection(("127.0.0.1", srv.direct_tls_port))
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
@@ -54,13 +61,14 @@ async def test_garbage_on_the_direct_tls_port(server: TestServer) -> None:
 
 async def test_idle_streams_free_their_parser_and_wake_up(server: TestServer) -> None:
     client, jid = await login(server.c2s_port, server.ca_file, "alice", "alice-secret", "idle")
-    session = server.server.hosts["localhost"].sessions.get(jid)
-    assert session is not None and session.parser._parser is not None
-    assert session.hibernate()
-    assert session.parser.hibernating and session.parser._parser is None
+    conn = connection_of(server, jid)
+    parser = conn.stream.framing.parser
+    assert parser._parser is not None
+    assert conn.hibernate()
+    assert parser.hibernating and parser._parser is None
     reply = await client.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")
     assert reply.get("type") == "result"
-    assert not session.parser.hibernating
+    assert not parser.hibernating
 
 
 async def test_the_sweeper_hibernates_idle_streams(tmp_path: Path) -> None:
@@ -68,13 +76,12 @@ async def test_the_sweeper_hibernates_idle_streams(tmp_path: Path) -> None:
         srv.server.hibernate_after = 0.2
         await srv.create_user("alice", "pw")
         client, jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw", "r")
-        session = srv.server.hosts["localhost"].sessions.get(jid)
-        assert session is not None
+        parser = connection_of(srv, jid).stream.framing.parser
         for _ in range(100):  # the sweep period follows the shortest limit: 0.05 s here
-            if session.parser.hibernating:
+            if parser.hibernating:
                 break
             await asyncio.sleep(0.05)
-        assert session.parser.hibernating
+        assert parser.hibernating
         assert (await client.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")).get(
             "type"
         ) == "result"

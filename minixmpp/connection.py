@@ -1,0 +1,360 @@
+"""A client connection: a transport, the XMPP stream over it, and the session on it.
+
+Theory of operation
+-------------------
+The transport (net.py's TCP one, or mod_websocket's) calls the asyncio.Protocol callbacks. Input
+goes to the sans-I/O stream (stream.py), whose events are handled one at a time, in order
+(scheduling.InOrder): the peer's header is answered here (host, version, features), elements go
+to the router. While a handler waits (storage), later input is held unparsed; so a handler that
+restarts the stream (SASL) or starts TLS always does it before the next byte is read.
+
+Every callback and every event runs inside one error boundary (``_guard``, ``_handle``): a
+``StreamError`` closes the stream with it; anything else is logged once with its traceback and
+closes the stream with ``internal-server-error``; the server goes on serving everyone else.
+(Stanza handlers' exceptions become stanza errors in the router, the innermost boundary.)
+
+Output is written through the server's ``WriteCoalescer``: what this connection is sent during
+one event-loop turn leaves in one write (TCP) or one frame per element (WebSocket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lxml import etree
+
+from minixmpp.errors import StreamError
+from minixmpp.events import STREAM_FEATURES, StreamFeatures
+from minixmpp.framing import Framing
+from minixmpp.jid import JID, InvalidJID, nameprep
+from minixmpp.scheduling import InOrder
+from minixmpp.session import C2SSession
+from minixmpp.stream import State, XmppStream
+from minixmpp.xml import stanza as st
+from minixmpp.xml.parser import Event, StanzaReceived, StreamOpened
+from minixmpp.xml.redact import for_log
+
+if TYPE_CHECKING:
+    from minixmpp.server import Server
+
+log = logging.getLogger("minixmpp.connection")
+
+_LANG_RE = re.compile(r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8})*$")
+MAX_WRITE_BUFFER = 4 * 1024 * 1024  # unsent bytes before a client that does not read is dropped
+MAX_HELD_INPUT = 1024 * 1024  # input held while a handler waits, before reading pauses
+
+
+class Transport(Protocol):
+    """What a connection needs from its transport (the asyncio.Transport subset, plus
+    ``writelines`` of output units: joined on TCP, one text frame each on WebSocket)."""
+
+    def writelines(self, chunks: list[bytes]) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def is_closing(self) -> bool: ...
+    def get_write_buffer_size(self) -> int: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+class Connection:
+    """One client connection (see the module docstring)."""
+
+    def __init__(self, server: Server, framing: Framing, *, secure: bool = False) -> None:
+        self.server = server
+        self.kind = framing.name
+        self.stream = XmppStream(framing)
+        self.transport: Transport | None = None
+        self.session = C2SSession(server.hosts, self, ip="", secure=secure)
+        self.log = self.session.log
+        self.close_condition: str | None = None  # the stream error we closed with, if any
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.opened_at = self.last_activity = loop.time()
+        self._events = InOrder(self._handle, self._resumed, server.keep)
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._out: list[bytes] = []
+        self._restart = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._lost_called = False
+        self._wire = log.isEnabledFor(logging.DEBUG)
+        framing.parser.max_stanza_size = server.options.c2s_unauthed_stanza_size_limit
+
+    # -- transport callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: Transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.session.ip = peer[0] if peer else ""
+        self.server.connections.add(self)
+        self.log.debug("%s connection from %s", self.kind, self.session.ip)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self._loop.time()
+        if self._events.busy:  # a handler waits: keep the bytes, unparsed, in order
+            self._hold(data)
+            return
+        self._guard(self._feed, data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._guard(self._lost, None if exc is None else str(exc) or type(exc).__name__)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()  # stop producing replies for a reader that lags
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._events.busy:
+            self.transport.resume_reading()
+
+    def _guard(self, fn: Any, arg: Any) -> None:
+        """The error boundary around transport callbacks."""
+        try:
+            fn(arg)
+        except Exception:
+            self.log.exception("internal error on a %s connection", self.kind)
+            self.close("internal-server-error")
+
+    # -- input --------------------------------------------------------------------------------
+
+    def _hold(self, data: bytes) -> None:
+        self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > MAX_HELD_INPUT and self.transport is not None:
+            self.transport.pause_reading()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            events = self.stream.receive(data)
+        except StreamError as exc:
+            self.log.info("bad input: %s", exc)
+            if self.stream.state is State.CLOSING:
+                self._close_transport()
+            else:
+                self.close(exc.condition, exc.text, exc.app)
+            return
+        if events:
+            self._events.push(events)
+
+    def _resumed(self) -> None:
+        """The suspended handler and the events behind it are done: parse what was held."""
+        held, self._held, self._held_size = self._held, [], 0
+        for chunk in held:
+            if self._events.busy:
+                self._hold(chunk)  # suspended again: keep the order
+            elif self.stream.state is not State.CLOSED:
+                self._guard(self._feed, chunk)
+        if not self._events.busy and self.transport is not None:
+            self.transport.resume_reading()
+
+    async def _handle(self, event: Event) -> None:
+        """One stream event, inside the error boundary."""
+        if self.stream.state is State.CLOSED or self.stream.state is State.SECURING:
+            return
+        try:
+            if self._wire:  # what was parsed, not raw reads: no secret slips past the redaction
+                self.log.debug("RECV %s", _for_log(event))
+            kind = type(event)
+            if kind is StanzaReceived:
+                if self.stream.state is State.OPEN:
+                    await self.server.router.process(self.session, event.element)  # type: ignore[union-attr]
+            elif kind is StreamOpened:
+                await self._stream_opened(event)  # type: ignore[arg-type]
+            elif self.stream.state is State.CLOSING:
+                self._close_transport()  # the peer's answer to our close
+            else:
+                self.close()
+            if self._restart:
+                self._restart = False
+                self.stream.restart(more_events=self._events.pending > 0 or bool(self._held))
+        except StreamError as exc:
+            self.close(exc.condition, exc.text, exc.app)
+        except Exception:
+            self.log.exception("internal error while handling %s", type(event).__name__)
+            self.close("internal-server-error")
+
+    async def _stream_opened(self, header: StreamOpened) -> None:
+        session = self.session
+        if header.lang and _LANG_RE.match(header.lang):
+            session.lang = header.lang  # the default for this client's stanzas, kept on restarts
+        if header.to is None:
+            raise StreamError(
+                "improper-addressing", "A 'to' attribute is required on stream headers"
+            )
+        try:
+            host = nameprep(header.to)
+        except InvalidJID:
+            host = header.to
+        if session.host and host != session.host:
+            raise StreamError(
+                "not-authorized", "The 'to' attribute must remain the same across stream restarts"
+            )
+        if host not in self.server.hosts:
+            self.close("host-unknown", "This server does not serve " + header.to, from_=host)
+            return
+        session.host = host
+        if session.username is None:
+            session.jid = JID(None, host)
+        if header.version is None or not header.version.startswith("1."):
+            raise StreamError("unsupported-version")
+        self.write(self.stream.open(host))
+        features = st.element("{http://etherx.jabber.org/streams}features")
+        await self.server.hosts[host].events.fire(
+            STREAM_FEATURES, StreamFeatures(session, features)
+        )
+        self.write(self.stream.features(features))
+
+    # -- what the session asks of its connection (session.Link) --------------------------------
+
+    def send_element(self, element: etree._Element) -> bool:
+        data = self.stream.send(element)
+        if data is None or self.transport is None or self.transport.is_closing():
+            return False
+        if self._wire:
+            self.log.debug("SEND %s", for_log(element))
+        self.write(data)
+        if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            # It is not reading: it would never read an error either. Drop it.
+            self.log.warning("client is not reading; dropping the connection")
+            self.abort()
+        return True
+
+    def request_restart(self) -> None:
+        self._restart = True
+
+    def authenticated(self) -> None:
+        self.stream.framing.parser.max_stanza_size = self.server.options.c2s_stanza_size_limit
+
+    def ssl_object(self) -> ssl.SSLObject | ssl.SSLSocket | None:
+        return None if self.transport is None else self.transport.get_extra_info("ssl_object")
+
+    def end_point_hash(self) -> bytes | None:
+        ssl_object = self.ssl_object()
+        return None if ssl_object is None else self.server.tls.end_point_hash(ssl_object.context)
+
+    async def start_tls(self, context: ssl.SSLContext, proceed: etree._Element) -> bool:
+        transport = self.transport
+        start = getattr(transport, "start_tls", None)
+        if transport is None or start is None:
+            return False
+        try:
+            more = self._events.pending > 0 or bool(self._held)
+            data = self.stream.start_tls(proceed, more_events=more)
+        except StreamError:
+            # Data pipelined after <starttls/> is an injection attempt (or a broken client).
+            self.log.warning("refusing STARTTLS: data after <starttls/>")
+            return False
+        self.write(data)
+        self.flush()
+        try:
+            await start(context, self.server.tls_handshake_timeout)
+        except (OSError, ValueError, RuntimeError) as exc:  # ssl.SSLError and timeouts: OSError
+            self.log.info("TLS handshake failed: %s", exc)
+            self._lost(f"TLS handshake failed: {exc}")
+            return False
+        if self.stream.state is not State.SECURING:
+            return False
+        self.stream.secured()
+        return True
+
+    # -- output and the end ---------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self._out:
+            self.server.coalescer.request(self)
+        self._out.append(data)
+
+    def flush(self) -> None:
+        out, self._out = self._out, []
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.writelines(out)
+
+    def close(
+        self,
+        condition: str | None = None,
+        text: str | None = None,
+        app: str | None = None,
+        *,
+        from_: str | None = None,
+    ) -> None:
+        """Close the stream (with a stream error when ``condition`` is given)."""
+        state = self.stream.state
+        if state is State.CLOSING or state is State.CLOSED or self.transport is None:
+            return
+        if state is State.SECURING:  # mid-handshake: no XML can be sent any more
+            self.abort()
+            return
+        if condition is not None:
+            self.log.info("closing stream: %s%s", condition, f" ({text})" if text else "")
+            self.close_condition = condition
+        host = from_ or self.session.host or next(iter(self.server.hosts))
+        units = self.stream.close(condition, text, app, from_=host)
+        if self._wire:
+            for unit in units:
+                self.log.debug("SEND %s", unit)
+        for unit in units:
+            self.write(unit)
+        graceful = condition is None and self.session.authenticated and not self.stream.peer_closed
+        self.session.end(None if condition is None else text or condition)
+        if graceful:
+            # Give an authenticated client a moment to send what it had and close its stream.
+            timeout = self.server.options.c2s_close_timeout
+            self._close_timer = self._loop.call_later(timeout, self._close_transport)
+        else:
+            self._close_transport()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._lost("aborted")
+
+    def _close_transport(self) -> None:
+        self.flush()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _lost(self, error: str | None) -> None:
+        if self._lost_called:
+            return
+        self._lost_called = True
+        clean = self.stream.state is State.CLOSING or self.stream.state is State.CLOSED
+        self.stream.lost()
+        self._events.clear()
+        self._held.clear()
+        self.stream.framing.parser.release()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self.server.forget(self)
+        if self.session.state != "ended":
+            if clean:
+                self.session.end(error or "connection closed")
+            else:
+                self.session.connection_lost(error)
+        self.log.debug("connection closed%s", f" ({error})" if error else "")
+
+    def hibernate(self) -> bool:
+        """Free the parser's memory while idle (called by the server's sweeper)."""
+        if self._events.busy or self.session.state != "bound":
+            return False
+        return self.stream.framing.parser.hibernate()
+
+
+def _for_log(event: Event) -> bytes | str:
+    if isinstance(event, StanzaReceived):
+        return for_log(event.element)
+    if isinstance(event, StreamOpened):
+        return f"<stream:stream to={event.to!r} from={event.from_!r} version={event.version!r}>"
+    return "</stream:stream>"

@@ -1,0 +1,227 @@
+"""The sans-I/O XMPP stream and its framings, synchronously: bytes in, events out; actions in,
+bytes out; every state change checked against the table."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from minixmpp.errors import StreamError
+from minixmpp.framing import NS_FRAMING, TcpFraming, WebSocketFraming
+from minixmpp.stream import TRANSITIONS, State, StreamStateError, XmppStream
+from minixmpp.xml import stanza as st
+from minixmpp.xml.parser import StanzaReceived, StreamClosed, StreamOpened
+
+HEADER = (
+    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+    b" to='localhost' version='1.0'>"
+)
+OPEN = f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>".encode()
+CLOSE = f"<close xmlns='{NS_FRAMING}'/>".encode()
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+
+
+def tcp() -> XmppStream:
+    return XmppStream(TcpFraming(10_000))
+
+
+def ws() -> XmppStream:
+    return XmppStream(WebSocketFraming(10_000))
+
+
+def kinds(events: list[object]) -> list[str]:
+    return [type(e).__name__ for e in events]
+
+
+def test_a_tcp_stream_from_header_to_close() -> None:
+    stream = tcp()
+    events = stream.receive(HEADER + b"<presence/>")
+    assert kinds(events) == ["StreamOpened", "StanzaReceived"]
+    assert isinstance(events[0], StreamOpened) and events[0].to == "localhost"
+    header = stream.open("localhost")
+    assert header.startswith(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client'")
+    assert f"id='{stream.id}'".encode() in header and stream.state is State.OPEN
+    features = stream.features(st.element("{http://etherx.jabber.org/streams}features"))
+    assert features == b"<stream:features></stream:features>"
+    assert stream.send(st.element("message", {"to": "a@b"})) == b'<message to="a@b"/>'
+    assert kinds(stream.receive(b"</stream:stream>")) == ["StreamClosed"]
+    assert stream.peer_closed
+    assert stream.close() == [b"</stream:stream>"]
+    assert stream.state is State.CLOSED  # both sides have closed
+    assert stream.send(st.element("message")) is None
+
+
+def test_closing_before_our_header_sends_one_first() -> None:
+    stream = tcp()
+    stream.receive(HEADER.replace(b"localhost", b"elsewhere"))
+    units = stream.close("host-unknown", "not here", from_="elsewhere")
+    assert len(units) == 3 and units[0].startswith(b"<?xml") and b"from='elsewhere'" in units[0]
+    assert units[1] == st.stream_error("host-unknown", "not here")
+    assert units[2] == b"</stream:stream>"
+    assert stream.state is State.CLOSING
+    assert stream.close() == []  # once
+
+
+def test_a_restart_needs_a_new_header_and_nothing_pipelined() -> None:
+    stream = tcp()
+    stream.receive(HEADER)
+    first = stream.open("localhost")
+    stream.restart()
+    assert stream.state is State.WAIT_HEADER
+    assert kinds(stream.receive(HEADER)) == ["StreamOpened"]
+    second = stream.open("localhost")
+    assert first != second  # a new stream id
+
+    pipelined = tcp()
+    pipelined.receive(HEADER)
+    pipelined.open("localhost")
+    with pytest.raises(StreamError) as info:
+        pipelined.restart(more_events=True)
+    assert info.value.condition == "policy-violation"
+    partial = tcp()
+    partial.receive(HEADER)
+    partial.open("localhost")
+    partial.receive(b"<stream:stre")  # a new header, in part, before the restart happened
+    with pytest.raises(StreamError):
+        partial.restart()
+
+
+def test_starttls_refuses_held_input_and_needs_a_new_header_after() -> None:
+    stream = tcp()
+    stream.receive(HEADER)
+    stream.open("localhost")
+    proceed = st.element(f"{{{NS_TLS}}}proceed")
+    assert stream.start_tls(proceed) == st.tostring(proceed)
+    assert stream.state is State.SECURING
+    assert stream.receive(b"<message/>") == []  # the TLS layer owns the socket
+    assert stream.close("system-shutdown") == []  # no XML mid-handshake
+    assert stream.state is State.CLOSED
+
+    injected = tcp()
+    injected.receive(HEADER)
+    injected.open("localhost")
+    injected.receive(b"<iq type='set' id='x'>")  # plaintext after <starttls/>, in part
+    with pytest.raises(StreamError):
+        injected.start_tls(proceed)
+    assert injected.state is State.OPEN
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"<presence/>", "An element before the stream header"),
+        (HEADER + HEADER, "A stream header inside the stream"),
+    ],
+)
+def test_the_peers_order_is_checked_as_parsed(data: bytes, reason: str) -> None:
+    stream = tcp()
+    if not data.startswith(HEADER):
+        stream.framing.parser.feed(HEADER)  # a parser already past some header
+    with pytest.raises(StreamError) as info:
+        stream.receive(data)
+    assert info.value.condition == "not-well-formed"
+
+
+ACTIONS = sorted({action for table in TRANSITIONS.values() for action in table})
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("action", ACTIONS)
+def test_every_transition_is_in_the_table(state: State, action: str) -> None:
+    stream = tcp()
+    stream.state = state
+    allowed = action in TRANSITIONS[state]
+    try:
+        stream._go(action)
+    except StreamStateError:
+        assert not allowed
+    else:
+        assert allowed and stream.state is TRANSITIONS[state][action]
+
+
+def test_actions_out_of_turn_are_our_bugs() -> None:
+    stream = tcp()
+    with pytest.raises(StreamStateError):
+        stream.send(st.element("message"))  # before the header
+    with pytest.raises(StreamStateError):
+        stream.features(st.element("{http://etherx.jabber.org/streams}features"))
+    with pytest.raises(StreamStateError):
+        stream.secured()
+
+
+# -- RFC 7395 framing -------------------------------------------------------------------------
+
+
+def test_a_websocket_stream_from_open_to_close() -> None:
+    stream = ws()
+    events = stream.receive(OPEN)
+    assert kinds(events) == ["StreamOpened"]
+    assert isinstance(events[0], StreamOpened) and events[0].version == "1.0"
+    header = stream.open("localhost")
+    assert etree.fromstring(header).tag == f"{{{NS_FRAMING}}}open"
+    assert b"from='localhost'" in header and f"id='{stream.id}'".encode() in header
+    features = stream.features(st.element("{http://etherx.jabber.org/streams}features"))
+    assert etree.fromstring(features).tag == "{http://etherx.jabber.org/streams}features"
+    events = stream.receive(b"<message xmlns='jabber:client' to='a@b'><body>hi</body></message>")
+    assert isinstance(events[0], StanzaReceived)
+    assert events[0].element.tag == "message"  # jabber:client elements come out plain
+    out = stream.send(events[0].element)
+    assert out is not None
+    parsed = etree.fromstring(out)  # a standalone document, namespace declared
+    assert parsed.tag == "{jabber:client}message"
+    assert parsed.find("{jabber:client}body") is not None
+    error = stream.framing.error("policy-violation", "too big", None)
+    assert etree.fromstring(error).tag == "{http://etherx.jabber.org/streams}error"
+    assert kinds(stream.receive(CLOSE)) == ["StreamClosed"]
+    assert stream.close() == [CLOSE]
+
+
+def test_a_websocket_restart_is_a_new_open() -> None:
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    stream.restart()
+    with pytest.raises(StreamError):
+        stream.receive(b"<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>")
+    again = ws()
+    again.receive(OPEN)
+    again.open("localhost")
+    again.restart()
+    assert kinds(again.receive(OPEN)) == ["StreamOpened"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"<message xmlns='jabber:client'><body>half",  # not a complete element
+        HEADER,  # TCP framing's header
+        b"</fragments>",  # the parser's own root
+        b"hello",
+        b"<message xmlns='jabber:client'><x:body/></message>",
+    ],
+)
+def test_websocket_frames_that_are_not_complete_elements(frame: bytes) -> None:
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    with pytest.raises(StreamError) as info:
+        stream.receive(frame)
+    assert info.value.condition in ("not-well-formed", "bad-format")
+
+
+def test_websocket_stream_close_answers() -> None:
+    stream = ws()
+    assert kinds(stream.receive(OPEN)) == ["StreamOpened"]
+    units = stream.close("host-unknown", None, from_="x")
+    assert [etree.fromstring(u).tag for u in units] == [
+        f"{{{NS_FRAMING}}}open",
+        "{http://etherx.jabber.org/streams}error",
+        f"{{{NS_FRAMING}}}close",
+    ]
+
+
+def test_a_closed_peer_stream_is_an_event_in_both_framings() -> None:
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    assert [type(e) for e in stream.receive(CLOSE)] == [StreamClosed]
