@@ -41,15 +41,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    # -c may come before the command or after it. Each place has its own dest: a subparser
+    # sets every dest it knows, so one shared dest would let the later default erase the
+    # earlier value (which is how "minixmpp -c FILE serve" used to ignore FILE).
     common = _Parser(add_help=False)
     common.add_argument(
         "-c",
         "--config",
+        dest="config_after",
         metavar="FILE",
         default=None,
         help=f"configuration file (default: ./{DEFAULT_CONFIG})",
     )
-    parser = _Parser(prog="minixmpp", description="A small, real XMPP server.", parents=[common])
+    parser = _Parser(prog="minixmpp", description="A small, real XMPP server.")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"configuration file (default: ./{DEFAULT_CONFIG}); before or after the command",
+    )
     parser.add_argument("--version", action="version", version=f"minixmpp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -140,7 +151,9 @@ def _invite_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    path = Path(args.config or DEFAULT_CONFIG)
+    if args.config is not None and args.config_after is not None:
+        return _fail("-c given both before and after the command; give it once", EXIT_CONFIG)
+    path = Path(args.config or args.config_after or DEFAULT_CONFIG)
     try:
         config = load_config(path.resolve())
     except ConfigError as exc:
