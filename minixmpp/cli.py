@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from minixmpp import __version__, admin
+from minixmpp import __version__, admin, datalock
 from minixmpp.config import Config, ConfigError
 from minixmpp.config import load as load_config
 from minixmpp.jid import JID, InvalidJID, nodeprep
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_admin(config, args)
     except (ConfigError, ModuleError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except StorageError as exc:
+    except (StorageError, datalock.DataFolderError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_FAILED
@@ -234,6 +234,8 @@ def _serve(config: Config) -> int:
         runner = uvloop.run
     try:
         runner(serve(config))
+    except datalock.DataFolderBusy as exc:
+        return _fail(f"{exc}; stop it, or give this server its own data_path", EXIT_FAILED)
     except OSError as exc:
         return _fail(f"cannot serve: {exc}", EXIT_FAILED)
     return EXIT_OK
@@ -276,7 +278,7 @@ def _run_admin(config: Config, args: argparse.Namespace) -> int:
             request = {"jid": args.jid}
         else:
             request = {"host": args.host}
-        result = asyncio.run(run_command(config, f"user.{action}", request))
+        result = asyncio.run(admin.run(config, f"user.{action}", request))
     except admin.AdminError as exc:
         return _fail(str(exc), EXIT_FAILED)
     if action == "list":
@@ -286,23 +288,6 @@ def _run_admin(config: Config, args: argparse.Namespace) -> int:
         verb = {"add": "created", "delete": "deleted", "passwd": "password changed for"}[action]
         print(f"{verb} {result}")
     return EXIT_OK
-
-
-async def run_command(config: Config, command: str, args: dict[str, Any]) -> Any:
-    """Run an admin command in the running server, or in-process when none runs."""
-    try:
-        return await admin.call(admin.socket_path(config.data_path), command, args)
-    except (ConnectionRefusedError, FileNotFoundError):
-        pass
-    from minixmpp.server import Server
-
-    logging.basicConfig(level=logging.WARNING, format="minixmpp: %(message)s")
-    server = Server(config)
-    await server.start(listen=False, admin_socket=False)
-    try:
-        return await admin.dispatch(server, command, args)
-    finally:
-        await server.stop()
 
 
 def _domain(jid: str) -> str:
@@ -378,7 +363,7 @@ def _run_invite(config: Config, args: argparse.Namespace) -> int:
         action, "invite.create"
     )
     try:
-        result = asyncio.run(run_command(config, command, request))
+        result = asyncio.run(admin.run(config, command, request))
     except admin.AdminError as exc:
         return _fail(str(exc), EXIT_FAILED)
     if command == "invite.create":

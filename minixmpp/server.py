@@ -20,7 +20,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from minixmpp import admin, net
+from minixmpp import admin, datalock, net
 from minixmpp.accounts import Accounts
 from minixmpp.config import Config, check_unknown_keys
 from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
@@ -107,16 +107,24 @@ class Server:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._admin: admin.AdminSocket | None = None
+        self._data_lock: datalock.DataLock | None = None
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
         self._stopping = False
 
-    async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
+    async def start(
+        self, *, listen: bool = True, admin_socket: bool = True, lock: bool = True
+    ) -> None:
+        """``listen=False``: everything but the network, for a CLI command run in-process.
+        ``lock``: take the data folder's lock (datalock.py), as a server, or with
+        ``listen=False`` as a command; DataFolderBusy when another process holds it."""
         declared = check(self.config, self.loader, warn=False)  # warned once loaded
-        if listen:
-            self.tls = load_contexts(self.config)
-        self.storage = await Storage.open(self.config.data_path / DATABASE)
+        if lock:
+            self._data_lock = await self._lock_data_folder(server=listen)
         try:
+            if listen:
+                self.tls = load_contexts(self.config)
+            self.storage = await Storage.open(self.config.data_path / DATABASE)
             self.secret = await self.storage.meta("sasl-secret", os.urandom(32))
             self.accounts = Accounts(self.storage, self.options.default_iteration_count)
             self.rosters = Rosters(self.storage)
@@ -286,6 +294,15 @@ class Server:
         if self.storage is not None:
             await self.storage.close()
             self.storage = None
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None
+
+    async def _lock_data_folder(self, *, server: bool) -> datalock.DataLock:
+        folder = self.config.data_path
+        if server:
+            return await datalock.acquire_for_server(folder)
+        return datalock.DataLock.try_acquire(folder, datalock.COMMAND)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,8 +39,9 @@ def long_data_config(folder: Path) -> tuple[Path, Path]:
 
 
 class Serving:
-    def __init__(self, port: int, folder: Path, log: list[str]) -> None:
-        self.port, self.folder, self.log = port, folder, log
+    def __init__(self, port: int, folder: Path, log: list[str], proc: Process) -> None:
+        self.port, self.folder, self.log, self.proc = port, folder, log, proc
+        self.pid = proc.pid
         self.ca_file = folder / "certs" / "ca.pem"
 
 
@@ -67,7 +69,7 @@ async def serving(config: Path) -> AsyncIterator[Serving]:
     reader = asyncio.ensure_future(collect())
     try:
         port = await asyncio.wait_for(started, 30)
-        yield Serving(port, config.parent, log)
+        yield Serving(port, config.parent, log, proc)
     finally:
         if proc.returncode is None:
             proc.terminate()

@@ -7,8 +7,10 @@ as root, as root without the capabilities that let it read and write everything.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from minixmpp import admin, datalock
+from minixmpp.config import load as load_config
+from minixmpp.server import Server
 from tests.core.test_cli import run, write_config
+from tests.core.test_cli_extra import MODULES, acli, serving
+from tests.xmpp import login
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -81,3 +88,152 @@ def test_config_before_and_after_the_command_is_refused(tmp_path: Path) -> None:
         assert result.stderr == (
             "minixmpp: -c given both before and after the command; give it once\n"
         )
+
+
+# -- one server per data folder -------------------------------------------------------------------
+
+
+async def test_a_second_server_on_the_same_data_folder_refuses_to_start(tmp_path: Path) -> None:
+    config = write_config(tmp_path, modules=MODULES)
+    data, sock = tmp_path / "data", tmp_path / "data" / "minixmpp.sock"
+    assert (await acli(config, "user", "add", "alice@localhost", "pw"))[0] == 0
+    async with serving(config) as first:
+        client, _ = await login(first.port, first.ca_file, "alice", "pw")
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "minixmpp", "serve", "-c", str(config),
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, err = await asyncio.wait_for(second.communicate(), 30)
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await asyncio.wait_for(second.wait(), 10)
+        assert second.returncode == 1
+        assert err.decode() == (
+            f"minixmpp: data folder {data} is in use by a minixmpp server (pid {first.pid});"
+            " stop it, or give this server its own data_path\n"
+        )
+        # the first server still has its admin socket, so the CLI still acts on it
+        assert sock.exists()
+        assert (await acli(config, "user", "delete", "alice@localhost"))[0] == 0
+        assert await client.stream_error() == ("not-authorized", "Account deleted")
+
+
+async def test_a_killed_server_leaves_no_stale_lock(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with serving(config) as first:
+        os.kill(first.pid, signal.SIGKILL)
+    async with serving(config) as second:  # the kernel dropped the lock with the process
+        assert (await acli(config, "user", "add", "bob@localhost", "pw"))[0] == 0
+        assert any("admin command user.add" in line for line in second.log)
+
+
+async def test_a_starting_server_waits_for_a_command_running_in_process(tmp_path: Path) -> None:
+    # What an in-process command (`minixmpp user add` with no server running) holds while it
+    # runs, so that a server starting meanwhile loads its state after the change, not before.
+    config = write_config(tmp_path)
+    data = tmp_path / "data"
+    lock = datalock.DataLock.try_acquire(data, datalock.COMMAND)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "minixmpp", "serve", "-c", str(config),
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+
+    async def until(text: str) -> list[str]:
+        assert proc.stderr is not None
+        lines = []
+        while text not in (lines or [""])[-1]:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert line, f"the server exited: {lines}"
+            lines.append(line)
+        return lines
+
+    try:
+        lines = await until(" minixmpp.")
+        waiting = f"waiting for a minixmpp command (pid {os.getpid()}) to finish with data folder"
+        assert f"{waiting} {data}\n" in lines[-1]
+        lock.release()
+        await until("serving localhost")
+    finally:
+        lock.release()
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
+
+
+def test_a_command_waits_for_a_server_that_is_still_starting(tmp_path: Path) -> None:
+    # A server holds the lock before its admin socket is open: a command in that window must
+    # not run in-process beside it; it runs once the socket answers or the lock is free.
+    config = write_config(tmp_path)
+    lock = datalock.DataLock.try_acquire(tmp_path / "data", datalock.SERVER)
+    try:
+        argv = ["user", "add", "carol@localhost", "pw", "-c", str(config)]
+        command = subprocess.Popen(
+            [sys.executable, "-m", "minixmpp", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            command.wait(1.5)  # bounded: it is waiting, not done
+        assert accounts(tmp_path) == []
+    finally:
+        lock.release()
+    out, err = command.communicate(timeout=30)
+    assert (command.returncode, out) == (0, "created carol@localhost\n"), err
+    assert accounts(tmp_path) == ["carol"]
+
+
+async def test_a_command_running_in_process_holds_the_data_folder(tmp_path: Path) -> None:
+    server = Server(load_config(write_config(tmp_path)))
+    await server.start(listen=False, admin_socket=False)  # what the CLI does without a server
+    try:
+        with pytest.raises(datalock.DataFolderBusy) as busy:
+            datalock.check_free(tmp_path / "data")
+        assert busy.value.holder == datalock.Holder(os.getpid(), datalock.COMMAND)
+    finally:
+        await server.stop()
+    datalock.check_free(tmp_path / "data")  # released
+
+
+async def test_a_command_gives_up_on_a_server_that_never_answers(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    data = tmp_path / "data"
+    lock = datalock.DataLock.try_acquire(data, datalock.SERVER)
+    try:
+        with pytest.raises(admin.AdminError) as failed:
+            await admin.run(config, "user.list", {"host": "localhost"}, wait=0.2)
+    finally:
+        lock.release()
+    assert str(failed.value) == (
+        f"data folder {data} is in use by a minixmpp server (pid {os.getpid()}), which does not"
+        f" answer on its admin socket {data / 'minixmpp.sock'}"
+    )
+    assert await admin.run(config, "user.list", {"host": "localhost"}, wait=0.2) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["user", "add", "erin@localhost", "pw"],
+        ["user", "list", "localhost"],
+        ["invite", "list", "localhost"],
+    ],
+)
+def test_commands_when_the_data_folder_cannot_be_created(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "file").touch()
+    config = write_config(tmp_path, 'data_path = "file/data"', MODULES)
+    one_line_error(
+        run(*args, "-c", str(config)),
+        1,
+        f"cannot create data folder {tmp_path / 'file' / 'data'}: Not a directory",
+    )
+    (tmp_path / "readonly").mkdir(mode=0o555)
+    config = write_config(tmp_path, 'data_path = "readonly/data"', MODULES)
+    one_line_error(
+        unprivileged(*args, "-c", str(config)),
+        1,
+        f"cannot create data folder {tmp_path / 'readonly' / 'data'}: Permission denied",
+    )
