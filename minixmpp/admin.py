@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -261,8 +262,12 @@ async def run(
     while True:
         try:
             return await call(path, command, args)
+        except TimeoutError:
+            raise AdminError(f"the server did not answer on its admin socket {path}") from None
         except _NO_SERVER:
             pass
+        except OSError as exc:
+            raise AdminError(_socket_problem(path, exc)) from None
         try:
             return await _in_process(config, command, args, lock=True)
         except datalock.DataFolderBusy as busy:
@@ -276,6 +281,13 @@ async def run(
                     ) from None
                 raise AdminError(str(busy)) from None
         await asyncio.sleep(0.05)
+
+
+def _socket_problem(path: Path, exc: OSError) -> str:
+    problem = f"cannot use the running server's admin socket {path}: {exc.strerror}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        problem += " (run the command as the user the server runs as)"
+    return problem
 
 
 async def _in_process(config: Config, command: str, args: dict[str, Any], *, lock: bool) -> Any:

@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-config",
         parents=[common],
-        help="check the configuration and modules without serving",
+        help="check configuration, modules, certificates, data folder and ports without serving",
     )
 
     user = commands.add_parser("user", help="manage accounts").add_subparsers(
@@ -242,18 +242,26 @@ def _serve(config: Config) -> int:
 
 
 def _check(config: Config) -> int:
+    from minixmpp import preflight
     from minixmpp.module import Loader, enabled_modules
     from minixmpp.server import check
-    from minixmpp.tls import find_certificate
 
     logging.basicConfig(level=logging.WARNING, format="minixmpp: warning: %(message)s")
     loader = Loader([config.resolve(p) for p in config.options.plugin_paths])
     check(config, loader)
+    problems = []
     for host in config.hosts.values():
         modules = ", ".join(enabled_modules(host))
-        cert = find_certificate(config, host)
-        where = cert.certificate if cert else "a test certificate will be generated"
+        where, problem = preflight.certificate(config, host)
         print(f"{host.name}: modules {modules}; certificate: {where}")
+        problems += [problem] if problem else []
+    problems += preflight.data_folder(config) + preflight.ports(config.options)
+    for problem in problems:
+        print(f"minixmpp: {problem.message}", file=sys.stderr)
+    if any(problem.configuration for problem in problems):
+        return EXIT_CONFIG
+    if problems:
+        return EXIT_FAILED
     print(f"{config.path}: OK")
     return EXIT_OK
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from minixmpp import admin, datalock
 from minixmpp.config import load as load_config
 from minixmpp.server import Server
+from minixmpp.tls import generate_test_certificate
 from tests.core.test_cli import run, write_config
 from tests.core.test_cli_extra import MODULES, acli, serving
 from tests.xmpp import login
@@ -118,6 +120,10 @@ async def test_a_second_server_on_the_same_data_folder_refuses_to_start(tmp_path
         assert sock.exists()
         assert (await acli(config, "user", "delete", "alice@localhost"))[0] == 0
         assert await client.stream_error() == ("not-authorized", "Account deleted")
+        # check-config tells the same
+        code, _, err = await acli(config, "check-config")
+        in_use = f"data folder {data} is in use by a minixmpp server (pid {first.pid})"
+        assert code == 1 and f"minixmpp: {in_use}\n" in err
 
 
 async def test_a_killed_server_leaves_no_stale_lock(tmp_path: Path) -> None:
@@ -237,3 +243,104 @@ def test_commands_when_the_data_folder_cannot_be_created(tmp_path: Path, args: l
         1,
         f"cannot create data folder {tmp_path / 'readonly' / 'data'}: Permission denied",
     )
+
+
+# -- one-line errors instead of tracebacks ---------------------------------------------------------
+
+
+async def test_command_without_access_to_the_admin_socket(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    async with serving(config) as server:
+        sock = tmp_path / "data" / "minixmpp.sock"
+        sock.chmod(0)  # now its owner may not connect either
+        result = await asyncio.to_thread(
+            unprivileged, "user", "add", "frank@localhost", "pw", "-c", str(config)
+        )
+        one_line_error(
+            result,
+            1,
+            f"cannot use the running server's admin socket {sock}: Permission denied"
+            " (run the command as the user the server runs as)",
+        )
+        assert not any("admin command" in line for line in server.log)
+    assert accounts(tmp_path) == []
+
+
+def test_check_config_with_an_unusable_certificate(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    certs = tmp_path / "certs"
+    crt, key = certs / "localhost.crt", certs / "localhost.key"
+    generate_test_certificate(certs, "localhost")
+    stranger = generate_test_certificate(tmp_path / "other", "localhost")
+    assert run("check-config", "-c", str(config)).returncode == 0
+
+    # a certificate its reader may not read (check-config said OK: it never opened it)
+    crt.chmod(0)
+    result = unprivileged("check-config", "-c", str(config))
+    one_line_error(
+        result, 2, f'VirtualHost "localhost": cannot read certificate {crt}: Permission denied'
+    )
+    assert ": OK" not in result.stdout
+    crt.chmod(0o644)
+
+    # a key that is not the certificate's
+    shutil.copy(stranger.key, key)
+    result = run("check-config", "-c", str(config))
+    assert (result.returncode, result.stderr.count("\n")) == (2, 1), result
+    assert result.stderr.startswith(
+        f'minixmpp: VirtualHost "localhost": cannot use certificate {crt} with key {key}:'
+        " [X509: KEY_VALUES_MISMATCH] key values mismatch"
+    )
+
+    # a key that is not PEM; serve says the same, naming the file
+    key.write_text("not a key\n")
+    for command in ("check-config", "serve"):
+        one_line_error(
+            run(command, "-c", str(config)),
+            2,
+            f'VirtualHost "localhost": key {key} is not in PEM format',
+        )
+
+
+def test_check_config_when_certificates_cannot_be_generated(tmp_path: Path) -> None:
+    (tmp_path / "file").touch()
+    config = write_config(tmp_path, 'certificates = "file/certs"')
+    result = run("check-config", "-c", str(config))
+    one_line_error(
+        result,
+        2,
+        'VirtualHost "localhost": no certificate, and none can be made:'
+        f" {tmp_path / 'file'} is not a folder",
+    )
+    assert "certificate: none" in result.stdout and ": OK" not in result.stdout
+    (tmp_path / "readonly").mkdir(mode=0o555)
+    config = write_config(tmp_path, 'certificates = "readonly/certs"')
+    one_line_error(
+        unprivileged("check-config", "-c", str(config)),
+        2,
+        'VirtualHost "localhost": no certificate, and none can be made:'
+        f" {tmp_path / 'readonly'} is not writable",
+    )
+
+
+def test_check_config_when_a_port_is_taken(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = config.read_text().replace(
+            "c2s_direct_tls_ports = [0]", f"c2s_direct_tls_ports = [0, {port}]"
+        )
+        config.write_text(text)
+        result = run("check-config", "-c", str(config))
+        one_line_error(
+            result,
+            1,
+            f"cannot listen on [127.0.0.1]:{port}: Address already in use"
+            " (is a server already running?)",
+        )
+        assert ": OK" not in result.stdout
+    # free again: released at once, so serve could use it
+    assert run("check-config", "-c", str(config)).returncode == 0
+    assert not (tmp_path / "data").exists()  # a check creates nothing
