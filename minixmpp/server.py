@@ -326,6 +326,35 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 _malloc_trim = _find_malloc_trim()
 
 
+OPEN_FILES_WANTED = 4096  # fewer, and a few thousand clients exhaust the server's descriptors
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise the soft limit on open files to the hard limit (every connection is a file
+    descriptor); warn when it stays under ``wanted``. Returns the soft limit now in force."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # e.g. macOS refuses RLIM_INFINITY
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "the open files limit is %d (hard limit %d): fewer than %d clients can connect;"
+            " raise it to at least %d (ulimit -n, or LimitNOFILE= in a systemd unit)",
+            soft,
+            hard,
+            soft,
+            wanted,
+        )
+    return soft
+
+
 async def serve(
     config: Config,
     *,
@@ -333,6 +362,7 @@ async def serve(
     shutdown: asyncio.Event | None = None,
 ) -> None:
     """Run until ``shutdown`` is set, SIGTERM or SIGINT; then close cleanly."""
+    raise_open_files_limit()
     server = Server(config)
     await server.start()
     # This process is the server: what start-up built lives for ever, so the cyclic GC need not

@@ -46,12 +46,13 @@ class Serving:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: Path) -> AsyncIterator[Serving]:
-    """``minixmpp serve`` as a process; its log lines are collected as they come."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "minixmpp", "serve", "-c", str(config),
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+async def serving(config: Path, *, shell: str = "") -> AsyncIterator[Serving]:
+    """``minixmpp serve`` as a process; its log lines are collected as they come. ``shell``:
+    sh commands run first in the process, which then becomes the server (exec)."""
+    argv = [sys.executable, "-m", "minixmpp", "serve", "-c", str(config)]
+    if shell:
+        argv = ["sh", "-c", f'{shell} && exec "$@"', "sh", *argv]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
     stderr = proc.stderr
     log: list[str] = []

@@ -8,7 +8,9 @@ as root, as root without the capabilities that let it read and write everything.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from minixmpp import admin, datalock
+from minixmpp import server as server_module
 from minixmpp.config import load as load_config
 from minixmpp.server import Server
 from minixmpp.tls import generate_test_certificate
@@ -344,3 +347,43 @@ def test_check_config_when_a_port_is_taken(tmp_path: Path) -> None:
     # free again: released at once, so serve could use it
     assert run("check-config", "-c", str(config)).returncode == 0
     assert not (tmp_path / "data").exists()  # a check creates nothing
+
+
+# -- the open files limit --------------------------------------------------------------------------
+
+
+async def test_serve_raises_the_open_files_limit_and_warns_when_it_is_low(tmp_path: Path) -> None:
+    if not os.path.exists("/proc/self/limits"):  # noqa: ASYNC240
+        pytest.skip("needs /proc")
+    config = write_config(tmp_path)
+    async with serving(config, shell="ulimit -Sn 256 && ulimit -Hn 2048") as server:
+        line = next(
+            line
+            for line in Path(f"/proc/{server.pid}/limits").read_text().splitlines()  # noqa: ASYNC240
+            if line.startswith("Max open files")
+        )
+        assert line.split()[3:5] == ["2048", "2048"]
+    warning = (
+        "WARNING minixmpp.server the open files limit is 2048 (hard limit 2048): fewer than 2048"
+        " clients can connect; raise it to at least 4096 (ulimit -n, or LimitNOFILE= in a"
+        " systemd unit)\n"
+    )
+    assert any(line.endswith(warning) for line in server.log), server.log
+
+
+def test_raise_open_files_limit(caplog: pytest.LogCaptureFixture) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 512:
+        pytest.skip(f"hard limit {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        with caplog.at_level(logging.WARNING, "minixmpp.server"):
+            assert server_module.raise_open_files_limit(wanted=hard) == hard
+            assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+            assert caplog.records == []  # enough
+            assert server_module.raise_open_files_limit(wanted=hard + 1) == hard
+            assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+                f"the open files limit is {hard} (hard limit {hard})"
+            ]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
