@@ -28,7 +28,7 @@ from minixmpp.server import Server
 from minixmpp.tls import generate_test_certificate
 from tests.core.test_cli import run, write_config
 from tests.core.test_cli_extra import MODULES, acli, serving
-from tests.xmpp import login
+from tests.xmpp import RawClient, login
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -387,3 +387,20 @@ def test_raise_open_files_limit(caplog: pytest.LogCaptureFixture) -> None:
             ]
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# -- what a client sees on Ctrl-C ------------------------------------------------------------------
+
+
+async def test_ctrl_c_closes_every_stream_with_received_sigint(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert (await acli(config, "user", "add", "gina@localhost", "pw"))[0] == 0
+    async with serving(config) as server:
+        bound, _ = await login(server.port, server.ca_file, "gina", "pw")
+        fresh = await RawClient.connect(server.port)
+        await fresh.open()
+        os.kill(server.pid, signal.SIGINT)
+        for client in (bound, fresh):
+            assert await client.stream_error() == ("system-shutdown", "Received SIGINT")
+        assert await asyncio.wait_for(server.proc.wait(), 30) == 0
+    assert not (tmp_path / "data" / "minixmpp.sock").exists()
