@@ -4,7 +4,8 @@ A running server listens on ``<data_path>/minixmpp.sock`` (mode 0600): one JSON 
 line, ``{"command": ..., "args": {...}}``, one JSON reply per line, ``{"ok": true, "result":
 ...}`` or ``{"ok": false, "error": "..."}``. The CLI uses it when the server runs, so that
 account changes go through the live server (sessions are kicked, contacts told); otherwise it
-starts the server without listeners and dispatches in-process. Same code path either way.
+starts the server without listeners and dispatches in-process, holding the data folder's lock
+(datalock.py) so that no server starts meanwhile. Same code path either way (``run``).
 
 Core commands are ``user.*``; modules add more as items of kind ``admin-command``
 (``AdminCommand``). Command arguments and results are logged by name only, never by value.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -23,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from minixmpp import datalock
 from minixmpp.accounts import BadPassword
 from minixmpp.jid import JID, InvalidJID, nodeprep
 
 if TYPE_CHECKING:
+    from minixmpp.config import Config
     from minixmpp.host import Host
     from minixmpp.server import Server
 
@@ -233,3 +237,66 @@ async def call(path: Path, command: str, args: dict[str, Any], timeout: float = 
     if not reply.get("ok"):
         raise AdminError(reply.get("error", "failed"))
     return reply.get("result")
+
+
+# What connecting to the admin socket raises when no server listens on it.
+_NO_SERVER = (FileNotFoundError, ConnectionRefusedError, NotADirectoryError)
+# How long a command waits for a server that holds the data folder but does not answer on its
+# admin socket yet (it is starting, or stopping), or for another command running in-process.
+COMMAND_WAIT = 30.0
+
+
+async def run(
+    config: Config, command: str, args: dict[str, Any], *, wait: float = COMMAND_WAIT
+) -> Any:
+    """Run an admin command in the running server, or in-process when none runs.
+
+    In-process, the command holds the data folder's lock (datalock.py), so no server starts
+    beside it; when a server holds the lock, the command goes through its admin socket as soon
+    as it answers. A server without an admin socket (the path is too long for one) is the
+    exception: the command then runs in-process beside it, as the server's log says it will.
+    """
+    path = socket_path(config.data_path)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            return await call(path, command, args)
+        except TimeoutError:
+            raise AdminError(f"the server did not answer on its admin socket {path}") from None
+        except _NO_SERVER:
+            pass
+        except OSError as exc:
+            raise AdminError(_socket_problem(path, exc)) from None
+        try:
+            return await _in_process(config, command, args, lock=True)
+        except datalock.DataFolderBusy as busy:
+            server = busy.holder is not None and busy.holder.role == datalock.SERVER
+            if server and not fits_socket(path):
+                return await _in_process(config, command, args, lock=False)
+            if loop.time() >= deadline:
+                if server:
+                    raise AdminError(
+                        f"{busy}, which does not answer on its admin socket {path}"
+                    ) from None
+                raise AdminError(str(busy)) from None
+        await asyncio.sleep(0.05)
+
+
+def _socket_problem(path: Path, exc: OSError) -> str:
+    problem = f"cannot use the running server's admin socket {path}: {exc.strerror}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        problem += " (run the command as the user the server runs as)"
+    return problem
+
+
+async def _in_process(config: Config, command: str, args: dict[str, Any], *, lock: bool) -> Any:
+    from minixmpp.server import Server
+
+    logging.basicConfig(level=logging.WARNING, format="minixmpp: %(message)s")
+    server = Server(config)
+    await server.start(listen=False, admin_socket=False, lock=lock)
+    try:
+        return await dispatch(server, command, args)
+    finally:
+        await server.stop()

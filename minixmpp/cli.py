@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from minixmpp import __version__, admin
+from minixmpp import __version__, admin, datalock
 from minixmpp.config import Config, ConfigError
 from minixmpp.config import load as load_config
 from minixmpp.jid import JID, InvalidJID, nodeprep
@@ -41,15 +41,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    # -c may come before the command or after it. Each place has its own dest: a subparser
+    # sets every dest it knows, so one shared dest would let the later default erase the
+    # earlier value (which is how "minixmpp -c FILE serve" used to ignore FILE).
     common = _Parser(add_help=False)
     common.add_argument(
         "-c",
         "--config",
+        dest="config_after",
         metavar="FILE",
         default=None,
         help=f"configuration file (default: ./{DEFAULT_CONFIG})",
     )
-    parser = _Parser(prog="minixmpp", description="A small, real XMPP server.", parents=[common])
+    parser = _Parser(prog="minixmpp", description="A small, real XMPP server.")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"configuration file (default: ./{DEFAULT_CONFIG}); before or after the command",
+    )
     parser.add_argument("--version", action="version", version=f"minixmpp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check-config",
         parents=[common],
-        help="check the configuration and modules without serving",
+        help="check configuration, modules, certificates, data folder and ports without serving",
     )
 
     user = commands.add_parser("user", help="manage accounts").add_subparsers(
@@ -140,7 +151,9 @@ def _invite_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    path = Path(args.config or DEFAULT_CONFIG)
+    if args.config is not None and args.config_after is not None:
+        return _fail("-c given both before and after the command; give it once", EXIT_CONFIG)
+    path = Path(args.config or args.config_after or DEFAULT_CONFIG)
     try:
         config = load_config(path.resolve())
     except ConfigError as exc:
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_admin(config, args)
     except (ConfigError, ModuleError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except StorageError as exc:
+    except (StorageError, datalock.DataFolderError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_FAILED
@@ -221,24 +234,34 @@ def _serve(config: Config) -> int:
         runner = uvloop.run
     try:
         runner(serve(config))
+    except datalock.DataFolderBusy as exc:
+        return _fail(f"{exc}; stop it, or give this server its own data_path", EXIT_FAILED)
     except OSError as exc:
         return _fail(f"cannot serve: {exc}", EXIT_FAILED)
     return EXIT_OK
 
 
 def _check(config: Config) -> int:
+    from minixmpp import preflight
     from minixmpp.module import Loader, enabled_modules
     from minixmpp.server import check
-    from minixmpp.tls import find_certificate
 
     logging.basicConfig(level=logging.WARNING, format="minixmpp: warning: %(message)s")
     loader = Loader([config.resolve(p) for p in config.options.plugin_paths])
     check(config, loader)
+    problems = []
     for host in config.hosts.values():
         modules = ", ".join(enabled_modules(host))
-        cert = find_certificate(config, host)
-        where = cert.certificate if cert else "a test certificate will be generated"
+        where, problem = preflight.certificate(config, host)
         print(f"{host.name}: modules {modules}; certificate: {where}")
+        problems += [problem] if problem else []
+    problems += preflight.data_folder(config) + preflight.ports(config.options)
+    for problem in problems:
+        print(f"minixmpp: {problem.message}", file=sys.stderr)
+    if any(problem.configuration for problem in problems):
+        return EXIT_CONFIG
+    if problems:
+        return EXIT_FAILED
     print(f"{config.path}: OK")
     return EXIT_OK
 
@@ -263,7 +286,7 @@ def _run_admin(config: Config, args: argparse.Namespace) -> int:
             request = {"jid": args.jid}
         else:
             request = {"host": args.host}
-        result = asyncio.run(run_command(config, f"user.{action}", request))
+        result = asyncio.run(admin.run(config, f"user.{action}", request))
     except admin.AdminError as exc:
         return _fail(str(exc), EXIT_FAILED)
     if action == "list":
@@ -273,23 +296,6 @@ def _run_admin(config: Config, args: argparse.Namespace) -> int:
         verb = {"add": "created", "delete": "deleted", "passwd": "password changed for"}[action]
         print(f"{verb} {result}")
     return EXIT_OK
-
-
-async def run_command(config: Config, command: str, args: dict[str, Any]) -> Any:
-    """Run an admin command in the running server, or in-process when none runs."""
-    try:
-        return await admin.call(admin.socket_path(config.data_path), command, args)
-    except (ConnectionRefusedError, FileNotFoundError):
-        pass
-    from minixmpp.server import Server
-
-    logging.basicConfig(level=logging.WARNING, format="minixmpp: %(message)s")
-    server = Server(config)
-    await server.start(listen=False, admin_socket=False)
-    try:
-        return await admin.dispatch(server, command, args)
-    finally:
-        await server.stop()
 
 
 def _domain(jid: str) -> str:
@@ -365,7 +371,7 @@ def _run_invite(config: Config, args: argparse.Namespace) -> int:
         action, "invite.create"
     )
     try:
-        result = asyncio.run(run_command(config, command, request))
+        result = asyncio.run(admin.run(config, command, request))
     except admin.AdminError as exc:
         return _fail(str(exc), EXIT_FAILED)
     if command == "invite.create":

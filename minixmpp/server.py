@@ -20,7 +20,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from minixmpp import admin
+from minixmpp import admin, datalock
 from minixmpp.accounts import Accounts
 from minixmpp.config import Config, check_unknown_keys
 from minixmpp.connection import Connection
@@ -105,6 +105,7 @@ class Server:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._admin: admin.AdminSocket | None = None
+        self._data_lock: datalock.DataLock | None = None
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
         self._stopping = False
@@ -117,12 +118,19 @@ class Server:
     def direct_tls_ports(self) -> list[int]:
         return self.ports.ports.get("c2s_direct_tls", [])
 
-    async def start(self, *, listen: bool = True, admin_socket: bool = True) -> None:
+    async def start(
+        self, *, listen: bool = True, admin_socket: bool = True, lock: bool = True
+    ) -> None:
+        """``listen=False``: everything but the network, for a CLI command run in-process.
+        ``lock``: take the data folder's lock (datalock.py), as a server, or with
+        ``listen=False`` as a command; DataFolderBusy when another process holds it."""
         declared = check(self.config, self.loader, warn=False)  # warned once loaded
-        if listen:
-            self.tls = load_contexts(self.config)
-        self.storage = await Storage.open(self.config.data_path / DATABASE)
+        if lock:
+            self._data_lock = await self._lock_data_folder(server=listen)
         try:
+            if listen:
+                self.tls = load_contexts(self.config)
+            self.storage = await Storage.open(self.config.data_path / DATABASE)
             self.secret = await self.storage.meta("sasl-secret", os.urandom(32))
             self.accounts = Accounts(self.storage, self.options.default_iteration_count)
             self.rosters = Rosters(self.storage)
@@ -253,6 +261,15 @@ class Server:
         if self.storage is not None:
             await self.storage.close()
             self.storage = None
+        if self._data_lock is not None:
+            self._data_lock.release()
+            self._data_lock = None
+
+    async def _lock_data_folder(self, *, server: bool) -> datalock.DataLock:
+        folder = self.config.data_path
+        if server:
+            return await datalock.acquire_for_server(folder)
+        return datalock.DataLock.try_acquire(folder, datalock.COMMAND)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -276,6 +293,35 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 _malloc_trim = _find_malloc_trim()
 
 
+OPEN_FILES_WANTED = 4096  # fewer, and a few thousand clients exhaust the server's descriptors
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
+    """Raise the soft limit on open files to the hard limit (every connection is a file
+    descriptor); warn when it stays under ``wanted``. Returns the soft limit now in force."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # e.g. macOS refuses RLIM_INFINITY
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "the open files limit is %d (hard limit %d): fewer than %d clients can connect;"
+            " raise it to at least %d (ulimit -n, or LimitNOFILE= in a systemd unit)",
+            soft,
+            hard,
+            soft,
+            wanted,
+        )
+    return soft
+
+
 async def serve(
     config: Config,
     *,
@@ -283,6 +329,7 @@ async def serve(
     shutdown: asyncio.Event | None = None,
 ) -> None:
     """Run until ``shutdown`` is set, SIGTERM or SIGINT; then close cleanly."""
+    raise_open_files_limit()
     server = Server(config)
     await server.start()
     # This process is the server: what start-up built lives for ever, so the cyclic GC need not

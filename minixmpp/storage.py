@@ -104,7 +104,10 @@ class Storage:
 
     @classmethod
     async def open(cls, path: Path) -> Storage:
-        _create_private(path)
+        try:
+            _create_private(path)
+        except OSError as exc:
+            raise StorageError(f"cannot create database {path}: {exc.strerror}") from exc
         try:
             writer = await _connect(path)
         except (sqlite3.Error, OSError) as exc:

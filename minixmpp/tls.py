@@ -122,9 +122,34 @@ def find_certificate(config: Config, host: HostConfig) -> CertPair | None:
     return None
 
 
+def verify_pair(pair: CertPair) -> None:
+    """Raise ConfigError, naming the files, unless the certificate and key load and match."""
+    for what, path in (("certificate", pair.certificate), ("key", pair.key)):
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+        if b"-----BEGIN " not in pem:
+            raise ConfigError(f"{what} {path} is not in PEM format")
+    try:
+        _context(pair)
+        _end_point(pair.certificate)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(
+            f"cannot use certificate {pair.certificate} with key {pair.key}: {reason}"
+        ) from None
+
+
 def load_contexts(config: Config) -> TlsContexts:
     try:
-        return TlsContexts(certificates(config))
+        pairs = certificates(config)
+        for host, pair in pairs.items():
+            try:
+                verify_pair(pair)  # a message that names the file
+            except ConfigError as exc:
+                raise ConfigError(f'VirtualHost "{host}": {exc}') from None
+        return TlsContexts(pairs)
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise ConfigError(f"TLS certificate problem: {exc}") from exc
 

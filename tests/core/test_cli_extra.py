@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,18 +39,20 @@ def long_data_config(folder: Path) -> tuple[Path, Path]:
 
 
 class Serving:
-    def __init__(self, port: int, folder: Path, log: list[str]) -> None:
-        self.port, self.folder, self.log = port, folder, log
+    def __init__(self, port: int, folder: Path, log: list[str], proc: Process) -> None:
+        self.port, self.folder, self.log, self.proc = port, folder, log, proc
+        self.pid = proc.pid
         self.ca_file = folder / "certs" / "ca.pem"
 
 
 @contextlib.asynccontextmanager
-async def serving(config: Path) -> AsyncIterator[Serving]:
-    """``minixmpp serve`` as a process; its log lines are collected as they come."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "minixmpp", "serve", "-c", str(config),
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+async def serving(config: Path, *, shell: str = "") -> AsyncIterator[Serving]:
+    """``minixmpp serve`` as a process; its log lines are collected as they come. ``shell``:
+    sh commands run first in the process, which then becomes the server (exec)."""
+    argv = [sys.executable, "-m", "minixmpp", "serve", "-c", str(config)]
+    if shell:
+        argv = ["sh", "-c", f'{shell} && exec "$@"', "sh", *argv]
+    proc = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
     stderr = proc.stderr
     log: list[str] = []
@@ -67,7 +70,7 @@ async def serving(config: Path) -> AsyncIterator[Serving]:
     reader = asyncio.ensure_future(collect())
     try:
         port = await asyncio.wait_for(started, 30)
-        yield Serving(port, config.parent, log)
+        yield Serving(port, config.parent, log, proc)
     finally:
         if proc.returncode is None:
             proc.terminate()

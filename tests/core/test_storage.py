@@ -165,3 +165,10 @@ async def test_the_database_is_private(tmp_path: Path) -> None:
         path = tmp_path / "data" / name
         if path.exists():
             assert path.stat().st_mode & 0o077 == 0, name
+
+
+async def test_a_folder_that_cannot_be_created_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").touch()
+    database = tmp_path / "file" / "data" / "minixmpp.sqlite"
+    with pytest.raises(StorageError, match=f"cannot create database {database}: Not a directory"):
+        await Storage.open(database)

@@ -182,7 +182,9 @@ def test_a_websocket_restart_is_a_new_open() -> None:
     stream.open("localhost")
     stream.restart()
     with pytest.raises(StreamError):
-        stream.receive(b"<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        stream.receive(
+            b"<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )
     again = ws()
     again.receive(OPEN)
     again.open("localhost")
