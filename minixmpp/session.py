@@ -149,6 +149,18 @@ class Session(asyncio.Protocol):
             self.abort()
         return True
 
+    async def drain(self) -> None:
+        """Wait until everything sent so far has been handed to the socket, or the connection
+        is gone. A module that sends much (a backlog) sends it in parts and waits here between
+        them: send() drops a client whose unsent output exceeds _MAX_WRITE_BUFFER."""
+        self._uncork()  # what this step has sent must reach the transport's buffer first
+        transport = self.transport
+        while transport is not None and transport.get_write_buffer_size():
+            waiter = transport._drained  # resolved when the buffer empties or the socket closes
+            if waiter is None or waiter.done():
+                waiter = transport._drained = self._loop.create_future()
+            await waiter
+
     def close(
         self, condition: str | None = None, text: str | None = None, app: str | None = None
     ) -> None:
