@@ -287,17 +287,29 @@ class Rosters:
 
     # -- pending-in subscription requests ----------------------------------------------------
 
-    async def add_pending(self, host: str, username: str, contact: str, stanza: bytes) -> None:
-        """Keep an inbound subscription request (the last one from a contact wins)."""
+    async def add_pending(
+        self, host: str, username: str, contact: str, stanza: bytes, limit: int | None = None
+    ) -> bool:
+        """Keep an inbound subscription request (the last one from a contact wins). False, and
+        nothing kept, when ``limit`` requests from other contacts are pending already."""
         self._pending_users.add((host, username))
         self._pending_changes += 1
         async with self.storage.transaction() as tx:
+            if limit is not None:
+                row = await tx.fetchone(
+                    "SELECT count(*) FROM roster_pending"
+                    " WHERE host = ? AND username = ? AND contact != ?",
+                    (host, username, contact),
+                )
+                if row is not None and row[0] >= limit:
+                    return False
             await tx.execute(
                 "INSERT INTO roster_pending (host, username, contact, stanza, received_at)"
                 " VALUES (?, ?, ?, ?, julianday('now')) ON CONFLICT (host, username, contact)"
                 " DO UPDATE SET stanza = excluded.stanza, received_at = excluded.received_at",
                 (host, username, contact, stanza),
             )
+        return True
 
     async def remove_pending(self, host: str, username: str, contact: str) -> bool:
         if (host, username) not in self._pending_users:

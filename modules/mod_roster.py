@@ -86,8 +86,10 @@ class RosterApi:
 
     # pending-in subscription requests (stored whole)
 
-    async def add_pending(self, username: str, contact: str, stanza: bytes) -> None:
-        await self._store.add_pending(self.host, username, contact, stanza)
+    async def add_pending(
+        self, username: str, contact: str, stanza: bytes, limit: int | None = None
+    ) -> bool:
+        return await self._store.add_pending(self.host, username, contact, stanza, limit)
 
     async def remove_pending(self, username: str, contact: str) -> bool:
         return await self._store.remove_pending(self.host, username, contact)
