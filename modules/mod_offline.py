@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minixmpp.config import ConfigError
+from minixmpp.config import NonNegativeInt
 from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.session import Session
@@ -47,15 +47,12 @@ BATCH_BYTES = 256 * 1024  # far below the 4 MB of unsent output at which a clien
 
 @dataclass
 class Options:
-    offline_max_messages: int = 1000  # per account
-    offline_max_bytes: int = 10 * 1024 * 1024  # per account
+    offline_max_messages: NonNegativeInt = 1000  # per account
+    offline_max_bytes: NonNegativeInt = 10 * 1024 * 1024  # per account
 
 
 def load(module: Module) -> None:
     opts = module.options(Options)
-    for name in ("offline_max_messages", "offline_max_bytes"):
-        if getattr(opts, name) < 0:
-            raise ConfigError(f"{module.name}: {name} must be at least 0")
     module.migrate("offline", MIGRATIONS)
     module.own_user_rows("offline")
     module.add_feature("msgoffline")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from minixmpp.config import ConfigError
+from minixmpp.config import NonNegativeInt
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
     OFFLINE_BROADCAST,
@@ -73,15 +73,12 @@ def priority_of(stanza: etree._Element) -> int:
 
 @dataclass
 class Options:
-    subscription_max_pending: int = 100  # requests waiting for an answer, per account
-    subscription_max_request_size: int = 4096  # bytes of one stored request
+    subscription_max_pending: NonNegativeInt = 100  # requests waiting for an answer, per account
+    subscription_max_request_size: NonNegativeInt = 4096  # bytes of one stored request
 
 
 def load(module: Module) -> None:
     opts = module.options(Options)
-    for name in ("subscription_max_pending", "subscription_max_request_size"):
-        if getattr(opts, name) < 0:
-            raise ConfigError(f"{module.name}: {name} must be at least 0")
     roster = module.depends("roster")
     host = module.host
 
