@@ -61,6 +61,14 @@ USER_TABLES = ("roster", "roster_pending")
 ROSTER_ITEM_REMOVED = "roster-item-removed"  # a user removed a contact (RosterItemRemoved)
 
 
+class RosterFull(Exception):
+    """A change would add an item to a roster that holds ``limit`` items already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"roster holds {limit} items")
+        self.limit = limit
+
+
 @dataclass(slots=True)
 class RosterItemRemoved:
     """A user removed ``item`` from the roster; ``pending`` says a request from the contact was
@@ -260,10 +268,12 @@ class Rosters:
         username: str,
         contact: str,
         change: Callable[[RosterItem | None], RosterItem | None],
+        max_items: int | None = None,
     ) -> tuple[RosterItem | None, RosterItem | None, int | None]:
         """Read-modify-write one item atomically (the subscription state machine races with
         itself otherwise). ``change`` gets the current item (or None) and returns the new one
-        (None: delete). Returns (old, new, new version or None when nothing changed)."""
+        (None: delete). Returns (old, new, new version or None when nothing changed). Raises
+        RosterFull, changing nothing, if it would add an item beyond ``max_items``."""
         async with self.storage.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT contact, name, subscription, ask, approved, groups FROM roster"
@@ -274,6 +284,13 @@ class Rosters:
             new = change(old)
             if new == old:
                 return old, new, None
+            if old is None and max_items is not None:
+                count = await tx.fetchone(
+                    "SELECT count(*) FROM roster WHERE host = ? AND username = ?",
+                    (host, username),
+                )
+                if count is not None and count[0] >= max_items:
+                    raise RosterFull(max_items)
             if new is None:
                 await tx.execute(
                     "DELETE FROM roster WHERE host = ? AND username = ? AND contact = ?",

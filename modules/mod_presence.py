@@ -161,12 +161,13 @@ def load(module: Module) -> None:
                 item = item or RosterItem(contact)
                 return item if item.to else item.with_(ask=True)
 
-            await roster.update(username, contact, ask)
+            await roster.update(username, contact, ask, by_user=True)  # full: refused here
             await module.send(stanza)
         elif kind == "unsubscribe":
             await roster.update(username, contact, with_directions(to=False, ask=False))
             await module.send(stanza)
         elif kind == "subscribed":
+            await roster.check_room(username, contact)  # before the request is taken away
             if not await roster.remove_pending(username, contact):
                 # No request: a pre-approval (§3.4), or already subscribed; not routed (A.2.2,
                 # where Prosody routes it again and resends presence to a subscriber).
@@ -175,13 +176,13 @@ def load(module: Module) -> None:
                     item = item or RosterItem(contact)
                     return item if item.from_ else item.with_(approved=True)
 
-                await roster.update(username, contact, preapprove)
+                await roster.update(username, contact, preapprove, by_user=True)
                 return
 
             def approve(item: RosterItem | None) -> RosterItem | None:
                 return with_directions(from_=True, approved=False)(item or RosterItem(contact))
 
-            item = (await roster.update(username, contact, approve)).new
+            item = (await roster.update(username, contact, approve, by_user=True)).new
             if item is not None and item.from_:
                 await module.send(stanza)
                 await send_presence(username, contact)

@@ -122,6 +122,9 @@ def test_from_dict_rejects_non_table_vhost(tmp_path: Path) -> None:
         ("offline_max_bytes", -1, ">= 0"),
         ("subscription_max_pending", -1, ">= 0"),
         ("subscription_max_request_size", -1, ">= 0"),
+        ("roster_max_items", -1, ">= 0"),
+        ("roster_max_groups", -1, ">= 0"),
+        ("roster_max_group_length", 0, ">= 1"),
     ],
 )
 def test_limits_cannot_be_negative(tmp_path: Path, option: str, value: int, expected: str) -> None:
