@@ -12,13 +12,17 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from minixmpp.jid import JID, InvalidJID, nameprep
 
 T = TypeVar("T")
+
+# Types for module options with a lower bound: checked with the types, so also by check-config.
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class ConfigError(Exception):

@@ -60,6 +60,7 @@ class Transport(Protocol):
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    async def wait_drained(self) -> None: ...
 
 
 class Connection:
@@ -227,6 +228,11 @@ class Connection:
             self.log.warning("client is not reading; dropping the connection")
             self.abort()
         return True
+
+    async def drain(self) -> None:
+        self.flush()  # what this turn queued must reach the transport first
+        if self.transport is not None:
+            await self.transport.wait_drained()
 
     def request_restart(self) -> None:
         self._restart = True

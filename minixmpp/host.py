@@ -123,6 +123,9 @@ class HostOrigin:
     async def unbound(self) -> None:
         pass
 
+    async def drain(self) -> None:
+        pass
+
 
 class Host:
     def __init__(

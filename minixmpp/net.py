@@ -150,6 +150,14 @@ class Transport:
         """Close now, dropping unsent data."""
         self._finish(None, orderly=False)
 
+    async def wait_drained(self) -> None:
+        """Until every byte written so far is handed to the socket, or the connection is gone."""
+        while self._buffer and not self._closed:
+            drained = self._drained
+            if drained is None or drained.done():
+                drained = self._drained = self._loop.create_future()
+            await drained
+
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         """Upgrade this plaintext connection to TLS (the server side of STARTTLS).
 
@@ -160,12 +168,9 @@ class Transport:
             raise RuntimeError("start_tls() on a closing or already encrypted connection")
         self._read_paused = True
         self._update_reading()
-        while self._buffer:  # <proceed/> must reach the client in plaintext first
-            drained = self._loop.create_future()
-            self._drained = drained
-            await drained
-            if self._closed:
-                raise ConnectionError("connection closed before TLS started")
+        await self.wait_drained()  # <proceed/> must reach the client in plaintext first
+        if self._closed:
+            raise ConnectionError("connection closed before TLS started")
         self._read_paused = False
         await self._wrap(context, timeout)
 

@@ -61,6 +61,14 @@ MIGRATIONS = (
 USER_TABLES = ("roster", "roster_pending")
 
 
+class RosterFull(Exception):
+    """A change would add an item to a roster that holds ``limit`` items already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"roster holds {limit} items")
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class RosterItem:
     jid: str  # the contact's bare JID
@@ -264,10 +272,12 @@ class Rosters:
         username: str,
         contact: str,
         change: Callable[[RosterItem | None], RosterItem | None],
+        max_items: int | None = None,
     ) -> tuple[RosterItem | None, RosterItem | None, int | None]:
         """Read-modify-write one item atomically (the subscription state machine races with
         itself otherwise). ``change`` gets the current item (or None) and returns the new one
-        (None: delete). Returns (old, new, new version or None when nothing changed)."""
+        (None: delete). Returns (old, new, new version or None when nothing changed). Raises
+        RosterFull, changing nothing, if it would add an item beyond ``max_items``."""
         async with self.storage.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT contact, name, subscription, ask, approved, groups FROM roster"
@@ -278,6 +288,13 @@ class Rosters:
             new = change(old)
             if new == old:
                 return old, new, None
+            if old is None and max_items is not None:
+                count = await tx.fetchone(
+                    "SELECT count(*) FROM roster WHERE host = ? AND username = ?",
+                    (host, username),
+                )
+                if count is not None and count[0] >= max_items:
+                    raise RosterFull(max_items)
             if new is None:
                 await tx.execute(
                     "DELETE FROM roster WHERE host = ? AND username = ? AND contact = ?",
@@ -291,17 +308,29 @@ class Rosters:
 
     # -- pending-in subscription requests ----------------------------------------------------
 
-    async def add_pending(self, host: str, username: str, contact: str, stanza: bytes) -> None:
-        """Keep an inbound subscription request (the last one from a contact wins)."""
+    async def add_pending(
+        self, host: str, username: str, contact: str, stanza: bytes, limit: int | None = None
+    ) -> bool:
+        """Keep an inbound subscription request (the last one from a contact wins). False, and
+        nothing kept, when ``limit`` requests from other contacts are pending already."""
         self._pending_users.add((host, username))
         self._pending_changes += 1
         async with self.storage.transaction() as tx:
+            if limit is not None:
+                row = await tx.fetchone(
+                    "SELECT count(*) FROM roster_pending"
+                    " WHERE host = ? AND username = ? AND contact != ?",
+                    (host, username, contact),
+                )
+                if row is not None and row[0] >= limit:
+                    return False
             await tx.execute(
                 "INSERT INTO roster_pending (host, username, contact, stanza, received_at)"
                 " VALUES (?, ?, ?, ?, julianday('now')) ON CONFLICT (host, username, contact)"
                 " DO UPDATE SET stanza = excluded.stanza, received_at = excluded.received_at",
                 (host, username, contact, stanza),
             )
+        return True
 
     async def remove_pending(self, host: str, username: str, contact: str) -> bool:
         if (host, username) not in self._pending_users:

@@ -49,6 +49,7 @@ class Link(Protocol):
     kind: str  # "tcp" or "websocket"
 
     def send_element(self, element: etree._Element) -> bool: ...
+    async def drain(self) -> None: ...
     def close(
         self, condition: str | None = None, text: str | None = None, app: str | None = None
     ) -> None: ...
@@ -90,6 +91,7 @@ class Session(Protocol):
     def tls_version(self) -> str | None: ...
 
     def send(self, stanza: etree._Element) -> bool: ...
+    async def drain(self) -> None: ...
     def close(
         self, condition: str | None = None, text: str | None = None, app: str | None = None
     ) -> None: ...
@@ -182,6 +184,13 @@ class C2SSession:
             stanza = filtered
         link = self.link
         return link is not None and link.send_element(stanza)
+
+    async def drain(self) -> None:
+        """Wait until everything sent so far has been handed to the socket, or the connection
+        is gone. A module that sends much (a backlog) sends it in parts and waits here between
+        them: a client whose unsent output grows past 4 MB is dropped."""
+        if self.link is not None:
+            await self.link.drain()
 
     def close(
         self, condition: str | None = None, text: str | None = None, app: str | None = None

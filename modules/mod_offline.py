@@ -2,16 +2,25 @@
 resource are stored with a delay stamp (XEP-0203) and delivered, oldest first, when a resource
 sends its first available presence with a non-negative priority.
 
-mod_message decides what is offered here (never headlines, groupchat or errors); a user with
-``offline_max_messages`` stored gets no more, and the sender gets ``service-unavailable``.
+mod_message decides what is offered here (never headlines, groupchat or errors). An account
+holds at most ``offline_max_messages`` messages and ``offline_max_bytes`` bytes (the stored
+stanzas, delay stamps included); a message that does not fit is refused and the sender gets
+``service-unavailable``, as from Prosody when its archive store is over quota.
+
+The backlog is delivered in batches of at most ``BATCH_MESSAGES`` messages and ``BATCH_BYTES``
+bytes (always at least one message): each batch is read, sent and deleted in one transaction,
+and the next is read only once the client has taken the previous one off the socket's buffer
+(Session.drain), so a large backlog costs neither memory nor the connection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from minixmpp.config import NonNegativeInt
 from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
 from minixmpp.module import Module
+from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
 MIGRATIONS = (
@@ -24,12 +33,22 @@ MIGRATIONS = (
     );
     CREATE INDEX offline_by_user ON offline (host, username, id);
     """,
+    # Sizes, for the byte cap and for batches; the index covers both, so neither reads stanzas.
+    """
+    ALTER TABLE offline ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+    UPDATE offline SET size = length(stanza);
+    DROP INDEX offline_by_user;
+    CREATE INDEX offline_by_user ON offline (host, username, id, size);
+    """,
 )
+BATCH_MESSAGES = 100
+BATCH_BYTES = 256 * 1024  # far below the 4 MB of unsent output at which a client is dropped
 
 
 @dataclass
 class Options:
-    offline_max_messages: int = 1000  # per account
+    offline_max_messages: NonNegativeInt = 1000  # per account
+    offline_max_bytes: NonNegativeInt = 10 * 1024 * 1024  # per account
 
 
 def load(module: Module) -> None:
@@ -51,16 +70,20 @@ def load(module: Module) -> None:
         username = event.to.node
         stanza = event.stanza
         st.add_delay(stanza, host)
+        data = st.tostring(stanza)
         async with storage.transaction() as tx:
             row = await tx.fetchone(
-                "SELECT count(*) FROM offline WHERE host = ? AND username = ?", (host, username)
+                "SELECT count(*), coalesce(sum(size), 0) FROM offline"
+                " WHERE host = ? AND username = ?",
+                (host, username),
             )
-            if row is not None and row[0] >= opts.offline_max_messages:
+            count, size = (row[0], row[1]) if row is not None else (0, 0)
+            if count >= opts.offline_max_messages or size + len(data) > opts.offline_max_bytes:
                 module.log.info("offline store of %s@%s is full", username, host)
                 return None  # mod_message answers service-unavailable
             await tx.execute(
-                "INSERT INTO offline (host, username, stanza) VALUES (?, ?, ?)",
-                (host, username, st.tostring(stanza)),
+                "INSERT INTO offline (host, username, stanza, size) VALUES (?, ?, ?, ?)",
+                (host, username, data, len(data)),
             )
         nonlocal stores
         stores += 1
@@ -70,8 +93,8 @@ def load(module: Module) -> None:
     @module.hook(OFFLINE_BROADCAST)
     async def deliver(event: StanzaEvent) -> None:
         session = event.session
+        assert session.username is not None
         username = session.username
-        assert username is not None
         nonlocal loaded
         if not loaded:
             found = await storage.fetchall(
@@ -82,22 +105,46 @@ def load(module: Module) -> None:
         if username not in holders:
             return
         before = stores
-        # Read, send and delete in one write transaction: two resources coming online at once
-        # take turns, and the second finds nothing left (sending only queues, it never waits).
+        while True:
+            sent = await deliver_batch(session, username)
+            if sent is None:  # the stream is gone: the rest stays stored
+                return
+            if not sent:
+                break
+            await session.drain()
+        if before == stores:
+            holders.discard(username)
+
+    async def deliver_batch(session: Session, username: str) -> int | None:
+        """Send the oldest messages (one batch) and delete them. Returns how many were taken,
+        None if the stream stopped taking them. Read, send and delete are one transaction: two
+        resources coming online at once take turns, and each message goes to one of them."""
         async with storage.transaction() as tx:
-            rows = await tx.fetchall(
-                "SELECT id, stanza FROM offline WHERE host = ? AND username = ? ORDER BY id",
-                (host, username),
+            sizes = await tx.fetchall(
+                "SELECT id, size FROM offline WHERE host = ? AND username = ? ORDER BY id LIMIT ?",
+                (host, username, BATCH_MESSAGES),
             )
-            sent = []
+            if not sizes:
+                return 0
+            last, total = sizes[0][0], 0
+            for row_id, size in sizes:
+                total += size
+                if total > BATCH_BYTES and row_id != sizes[0][0]:
+                    break
+                last = row_id
+            rows = await tx.fetchall(
+                "SELECT id, stanza FROM offline WHERE host = ? AND username = ? AND id <= ?"
+                " ORDER BY id",
+                (host, username, last),
+            )
+            taken = []
             for row_id, data in rows:
                 stanza = st.from_stored(bytes(data))
                 if stanza is None:  # undeliverable: it must not hold up the ones behind it
                     module.log.warning("dropping an unreadable offline message for %s", username)
-                    sent.append(row_id)
-                elif session.send(stanza):
-                    sent.append(row_id)
-            if sent:
-                await tx.executemany("DELETE FROM offline WHERE id = ?", [(i,) for i in sent])
-        if len(sent) == len(rows) and before == stores:
-            holders.discard(username)
+                elif not session.send(stanza):
+                    break
+                taken.append(row_id)
+            if taken:
+                await tx.executemany("DELETE FROM offline WHERE id = ?", [(i,) for i in taken])
+        return len(taken) if len(taken) == len(rows) else None

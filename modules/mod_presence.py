@@ -11,8 +11,12 @@ stanzas change the user's roster (atomically, with pushes) and are routed from t
 Inbound (to a local account): subscription stanzas drive the contact side of the state machine
 (Appendix A). A ``subscribe`` that is not answered at once is acknowledged with ``unavailable``,
 stored whole and delivered to the available resources, now and at every later login, until
-answered. Probes from subscribers are answered with each available resource's presence (or
-``unavailable`` from the bare JID), others with ``unsubscribed``.
+answered. What is stored is bounded (Prosody keeps any number of any size): a request over
+``subscription_max_request_size`` bytes gets ``not-acceptable``, and one beyond
+``subscription_max_pending`` requests from other contacts ``resource-constraint``; a refused
+request is neither acknowledged, stored nor delivered. Probes from subscribers are answered
+with each available resource's presence (or ``unavailable`` from the bare JID), others with
+``unsubscribed``.
 
 The order of stanzas is Prosody's; where Prosody departs from RFC 6121 we follow the RFC:
 no roster push when nothing changed, a pre-approved request turns into a ``from`` subscription,
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass
 
 from lxml import etree
 
+from minixmpp.config import NonNegativeInt
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
     OFFLINE_BROADCAST,
@@ -65,7 +71,14 @@ def priority_of(stanza: etree._Element) -> int:
     return max(-128, min(127, int(text)))
 
 
+@dataclass
+class Options:
+    subscription_max_pending: NonNegativeInt = 100  # requests waiting for an answer, per account
+    subscription_max_request_size: NonNegativeInt = 4096  # bytes of one stored request
+
+
 def load(module: Module) -> None:
+    opts = module.options(Options)
     roster = module.depends("roster")
     host = module.host
 
@@ -148,12 +161,13 @@ def load(module: Module) -> None:
                 item = item or RosterItem(contact)
                 return item if item.to else item.with_(ask=True)
 
-            await roster.update(username, contact, ask)
+            await roster.update(username, contact, ask, by_user=True)  # full: refused here
             await module.send(stanza)
         elif kind == "unsubscribe":
             await roster.update(username, contact, with_directions(to=False, ask=False))
             await module.send(stanza)
         elif kind == "subscribed":
+            await roster.check_room(username, contact)  # before the request is taken away
             if not await roster.remove_pending(username, contact):
                 # No request: a pre-approval (§3.4), or already subscribed; not routed (A.2.2,
                 # where Prosody routes it again and resends presence to a subscriber).
@@ -162,13 +176,13 @@ def load(module: Module) -> None:
                     item = item or RosterItem(contact)
                     return item if item.from_ else item.with_(approved=True)
 
-                await roster.update(username, contact, preapprove)
+                await roster.update(username, contact, preapprove, by_user=True)
                 return
 
             def approve(item: RosterItem | None) -> RosterItem | None:
                 return with_directions(from_=True, approved=False)(item or RosterItem(contact))
 
-            item = (await roster.update(username, contact, approve)).new
+            item = (await roster.update(username, contact, approve, by_user=True)).new
             if item is not None and item.from_:
                 await module.send(stanza)
                 await send_presence(username, contact)
@@ -317,9 +331,11 @@ def load(module: Module) -> None:
                 await module.send(st.presence(type="subscribed", from_=own, to=contact))
                 await send_presence(username, contact)
             else:
+                pending = await roster.is_pending(username, contact)
+                if not pending:
+                    await keep_request(username, contact, stanza)
                 await module.send(st.presence(type="unavailable", from_=own, to=contact))
-                if not await roster.is_pending(username, contact):
-                    await roster.add_pending(username, contact, st.tostring(stanza))
+                if not pending:
                     deliver(available(username), stanza)
         elif kind == "subscribed":
             if item is not None and item.ask:
@@ -336,6 +352,19 @@ def load(module: Module) -> None:
         elif item is not None and (item.to or item.ask):  # unsubscribed
             deliver(roster.interested(username), stanza)
             await roster.update(username, contact, with_directions(to=False, ask=False))
+
+    async def keep_request(username: str, contact: str, stanza: etree._Element) -> None:
+        """Store a subscription request, or refuse it (the error goes back to the sender)."""
+        data = st.tostring(stanza)
+        limit = opts.subscription_max_request_size
+        if len(data) > limit:
+            module.log.info("refusing a %d-byte subscription request to %s", len(data), username)
+            raise StanzaError(
+                "not-acceptable", f"Subscription requests are limited to {limit} bytes"
+            )
+        if not await roster.add_pending(username, contact, data, opts.subscription_max_pending):
+            module.log.info("refusing a subscription request to %s: too many pending", username)
+            raise StanzaError("resource-constraint", "Too many pending subscription requests")
 
     # -- sessions and accounts ---------------------------------------------------------------
 

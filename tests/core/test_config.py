@@ -113,3 +113,22 @@ def test_missing_module_stops_start_up(tmp_path: Path) -> None:
 def test_from_dict_rejects_non_table_vhost(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         from_dict({"VirtualHost": {"a.test": 3}}, tmp_path / "x.toml")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("offline_max_messages", -1, ">= 0"),
+        ("offline_max_bytes", -1, ">= 0"),
+        ("subscription_max_pending", -1, ">= 0"),
+        ("subscription_max_request_size", -1, ">= 0"),
+        ("roster_max_items", -1, ">= 0"),
+        ("roster_max_groups", -1, ">= 0"),
+        ("roster_max_group_length", 0, ">= 1"),
+    ],
+)
+def test_limits_cannot_be_negative(tmp_path: Path, option: str, value: int, expected: str) -> None:
+    # Checked with the types, so check-config finds them too, naming the module and the key.
+    cfg = load(config(tmp_path, f'[VirtualHost."a.test"]\n{option} = {value}'))
+    with pytest.raises(ConfigError, match=rf"option '{option}': expected `int` {expected}"):
+        check(cfg, Loader([]))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import sqlite3
 from pathlib import Path
 
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import login, stanza_error
+from minixmpp.xml.parser import StanzaReceived, StreamParser
+from tests.xmpp import TIMEOUT, RawClient, login, stanza_error
 
 DELAY = "{urn:xmpp:delay}delay"
 
@@ -111,3 +113,129 @@ async def test_deleting_the_account_drops_its_offline_messages(server: TestServe
     assert (await storage.fetchone("SELECT count(*) FROM offline"))[0] == 1  # type: ignore[index]
     assert await server.server.hosts["localhost"].users.delete("bob")
     assert (await storage.fetchone("SELECT count(*) FROM offline"))[0] == 0  # type: ignore[index]
+
+
+async def send_messages(client: RawClient, sizes: list[int]) -> list[str | None]:
+    """Send chat messages to bob with bodies of these sizes (ids m0, m1, …); after a ping round
+    trip, return the error condition each got (None: stored)."""
+    for i, size in enumerate(sizes):
+        body = "x" * size
+        await client.send(
+            f"<message to='bob@localhost' type='chat' id='m{i}'><body>{body}</body></message>"
+        )
+    await client.send("<iq type='get' id='sent' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    errors: list[str | None] = [None] * len(sizes)
+    while True:
+        element = await client.next()
+        if element.tag == "iq":
+            assert element.get("id") == "sent"
+            return errors
+        errors[int(element.get("id", "")[1:])] = stanza_error(element)[1]
+
+
+async def test_limit_in_bytes_per_account(tmp_path: Path) -> None:
+    # The cap counts the stored stanzas (with their delay stamps): two 100 KB messages fit in
+    # 250 000 bytes, a third does not; a small one still does.
+    options = {"offline_max_bytes": 250_000}
+    async with running_server(tmp_path, options=options) as srv:
+        await srv.create_user("alice", "pw")
+        await srv.create_user("bob", "pw")
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        errors = await send_messages(alice, [100_000, 100_000, 100_000, 10])
+        assert errors == [None, None, "service-unavailable", None]
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", "pw")
+        await bob.send("<presence/>")
+        await bob.send(
+            "<iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )
+        got = []
+        element = await bob.next()
+        while element.tag != "iq":
+            if element.tag == "message":
+                got.append(element.get("id"))
+            element = await bob.next()
+        assert got == ["m0", "m1", "m3"]
+        # Delivered messages no longer count: with bob unavailable again, the store takes as
+        # much as before.
+        await bob.send("<presence type='unavailable'/>")
+        await bob.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost", id="gone")
+        assert await send_messages(alice, [100_000, 100_000, 100_000]) == [
+            None,
+            None,
+            "service-unavailable",
+        ]
+
+
+async def test_a_backlog_larger_than_the_output_limit_is_delivered_in_paced_batches(
+    tmp_path: Path,
+) -> None:
+    """20 MB stored for one user: the login gets all of it, in order, over a stream that is not
+    dropped (unsent output above 4 MB drops a client), and the server never holds more than a
+    batch of it unsent."""
+    count = 200
+    options = {"offline_max_bytes": 32 * 1024 * 1024}
+    async with running_server(tmp_path, options=options) as srv:
+        await srv.create_user("alice", "pw")
+        await srv.create_user("bob", "pw")
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        assert await send_messages(alice, [100_000] * count) == [None] * count
+        bob, jid = await login(srv.c2s_port, srv.ca_file, "bob", "pw")
+        conn = next(c for c in srv.server.connections if c.session.jid.full == jid)
+        transport = conn.transport
+        assert transport is not None
+        await bob.send(
+            "<presence/><iq type='get' id='after' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )
+        # Read without keeping every byte (RawClient.raw would): 20 MB go through here.
+        parser, ids, unsent = StreamParser(1 << 20), [], 0
+        parser.feed(
+            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+        )
+        done = False
+        while not done:
+            data = await asyncio.wait_for(bob.reader.read(1 << 16), TIMEOUT)
+            assert data, "the server dropped the connection"
+            unsent = max(unsent, transport.get_write_buffer_size())
+            for event in parser.feed(data):
+                if isinstance(event, StanzaReceived):
+                    element = event.element
+                    if element.tag == "message":
+                        ids.append(element.get("id"))
+                    done = done or element.get("id") == "after"
+        assert ids == [f"m{i}" for i in range(count)]
+        assert unsent < 1024 * 1024
+        storage = srv.server.storage
+        assert storage is not None
+        assert (await storage.fetchone("SELECT count(*) FROM offline"))[0] == 0  # type: ignore[index]
+
+
+async def test_messages_stored_before_the_byte_limit_count_against_it(tmp_path: Path) -> None:
+    """A database from before sizes were recorded: the upgrade measures what it holds."""
+    database = tmp_path / "data" / "minixmpp.sqlite"
+    database.parent.mkdir(mode=0o700, parents=True)
+    old = (
+        "<message xmlns='jabber:client' from='alice@localhost/x' to='bob@localhost' type='chat'"
+        f" id='old'><body>{'o' * 150_000}</body></message>"
+    )
+    with sqlite3.connect(database) as db:
+        db.executescript(
+            "CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            " WITHOUT ROWID; INSERT INTO schema_versions VALUES ('offline', 1);"
+            "CREATE TABLE offline (id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL,"
+            " username TEXT NOT NULL, stanza BLOB NOT NULL);"
+            "CREATE INDEX offline_by_user ON offline (host, username, id);"
+        )
+        db.execute(
+            "INSERT INTO offline (host, username, stanza) VALUES ('localhost', 'bob', ?)",
+            (old.encode(),),
+        )
+    database.chmod(0o600)
+    async with running_server(tmp_path, options={"offline_max_bytes": 200_000}) as srv:
+        await srv.create_user("alice", "pw")
+        await srv.create_user("bob", "pw")
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        assert await send_messages(alice, [100_000, 10]) == ["service-unavailable", None]
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", "pw")
+        await bob.send("<presence/>")
+        assert (await bob.expect("message")).get("id") == "old"
+        assert (await bob.expect("message")).get("id") == "m1"

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import NS_BIND, NS_SASL, RawClient, login, receives
+from tests.xmpp import NS_BIND, NS_SASL, RawClient, login, receives, stanza_error
 
 R = "xmlns='jabber:iq:roster'"
 DELAY = "<delay xmlns='urn:xmpp:delay' from='localhost' stamp=''/>"
@@ -525,3 +526,82 @@ async def test_a_pending_request_is_sent_again_at_login(server: TestServer) -> N
         "<presence from='bob@localhost/b' xml:lang='en'/>",
         "<presence type='subscribe' from='alice@localhost' to='bob@localhost'/>",
     )
+
+
+async def ping_is_next(client: RawClient, id: str = "quiet") -> None:
+    """Nothing reached this client but the answer to a ping it sends now (the server answers it
+    after everything sent to this stream before)."""
+    await client.send(f"<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    reply = await client.next()
+    assert (reply.tag, reply.get("id")) == ("iq", id), etree.tostring(reply)
+
+
+async def test_an_oversized_subscription_request_is_refused(server: TestServer) -> None:
+    # 100 requests with a 200 KB status each were 20 MB to redeliver at every login: a request
+    # over subscription_max_request_size (4096 bytes as stored) is refused, neither acknowledged
+    # nor stored nor delivered.
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret", presence=True)
+    bob, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret", presence=True)
+    await alice.send(
+        "<presence to='bob@localhost' type='subscribe' id='big'>"
+        f"<status>{'s' * 5000}</status></presence>"
+    )
+    error = await alice.expect_where("presence", type="error", id="big")
+    assert error.get("from") == "bob@localhost"
+    assert stanza_error(error) == (
+        "modify",
+        "not-acceptable",
+        "Subscription requests are limited to 4096 bytes",
+    )
+    await ping_is_next(alice)  # no 'unavailable' acknowledging it
+    await ping_is_next(bob)
+    assert not await server.server.rosters.is_pending("localhost", "bob", "alice@localhost")
+    await alice.send(
+        "<presence to='bob@localhost' type='subscribe' id='ok'>"
+        f"<status>{'s' * 3000}</status></presence>"
+    )
+    assert (await bob.expect_where("presence", type="subscribe")).get("id") == "ok"
+    assert await server.server.rosters.is_pending("localhost", "bob", "alice@localhost")
+
+
+async def test_pending_subscription_requests_are_limited_per_account(tmp_path: Path) -> None:
+    async with running_server(tmp_path, options={"subscription_max_pending": 2}) as srv:
+        users: dict[str, RawClient] = {}
+        for name in ("bob", "a1", "a2", "a3"):
+            await srv.create_user(name, "pw")
+            if name != "bob":
+                users[name], _ = await login(srv.c2s_port, srv.ca_file, name, "pw", presence=True)
+
+        async def subscribe(name: str) -> str | None:
+            """The type of bob's answer to a request from ``name``."""
+            await users[name].send(f"<presence to='bob@localhost' type='subscribe' id='{name}'/>")
+            answer = await users[name].expect_where("presence", from_="bob@localhost")
+            return answer.get("type")
+
+        assert [await subscribe(name) for name in ("a1", "a2", "a3")] == [
+            "unavailable",  # acknowledged and stored
+            "unavailable",
+            "error",
+        ]
+        await users["a3"].send("<presence to='bob@localhost' type='subscribe' id='again'/>")
+        error = await users["a3"].expect_where("presence", type="error", id="again")
+        assert stanza_error(error) == (
+            "wait",
+            "resource-constraint",
+            "Too many pending subscription requests",
+        )
+        assert await subscribe("a1") == "unavailable"  # already pending: not one more
+
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", "pw")
+        await bob.send("<presence/>")
+        await bob.expect("presence")  # the reflection
+        got = [await bob.next() for _ in range(2)]
+        assert [(el.get("type"), el.get("from")) for el in got] == [
+            ("subscribe", "a1@localhost"),
+            ("subscribe", "a2@localhost"),
+        ]
+        await ping_is_next(bob)
+        # An answer makes room for the next request.
+        await bob.send("<presence to='a1@localhost' type='unsubscribed'/>")
+        assert await subscribe("a3") == "unavailable"
+        assert (await bob.expect_where("presence", type="subscribe")).get("from") == "a3@localhost"

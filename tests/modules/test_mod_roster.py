@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
 from tests.xmpp import RawClient, login, same_xml, stanza_error
 
@@ -131,6 +132,16 @@ async def test_pushes_go_to_resources_that_asked(server: TestServer) -> None:
             f"<item jid='a@localhost'><group>{'g' * 1024}</group></item>",
             ("modify", "not-acceptable"),
         ),
+        (
+            f"<item jid='a@localhost'><group>{'g' * 256}</group></item>",
+            ("modify", "not-acceptable"),
+        ),
+        (
+            "<item jid='a@localhost'>"
+            + "".join(f"<group>{i}</group>" for i in range(17))
+            + "</item>",
+            ("modify", "not-acceptable"),
+        ),
         ("<item jid='nobody@localhost' subscription='remove'/>", ("cancel", "item-not-found")),
     ],
 )
@@ -145,9 +156,12 @@ async def test_set_errors(server: TestServer, body: str, error: tuple[str, str])
 
 async def test_limits_are_inclusive(server: TestServer) -> None:
     alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
-    name, group = "n" * 1023, "g" * 1023
-    await roster_set(alice, f"<item jid='a@localhost' name='{name}'><group>{group}</group></item>")
-    assert items(await roster_get(alice))["a@localhost"]["name"] == name
+    name, group = "n" * 1023, "g" * 255
+    groups = "".join(f"<group>{group[:-2]}{i:02}</group>" for i in range(16))
+    await roster_set(alice, f"<item jid='a@localhost' name='{name}'>{groups}</item>")
+    reply = await roster_get(alice)
+    assert items(reply)["a@localhost"]["name"] == name
+    assert len(reply.findall(f"{Q}/{ITEM}/{{{NS}}}group")) == 16
 
 
 async def test_client_cannot_set_subscription_state(server: TestServer) -> None:
@@ -190,3 +204,89 @@ async def test_rosters_survive_a_restart(tmp_path: Path) -> None:
         reply = await roster_get(alice)
         assert reply.find(Q).get("ver") == version  # type: ignore[union-attr]
         assert items(reply)["bob@localhost"]["name"] == "B"
+
+
+async def ping_is_next(client: RawClient, id: str = "quiet") -> None:
+    """Nothing reached this client but the answer to a ping it sends now (the server answers it
+    after everything sent to this stream before)."""
+    await client.send(f"<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    reply = await client.next()
+    assert (reply.tag, reply.get("id")) == ("iq", id), etree.tostring(reply)
+
+
+async def test_groups_per_item_and_group_names_are_limited(server: TestServer) -> None:
+    # 240 groups of 1 KB on each of 20 items pushed 4.9 MB to every resource: by default an
+    # item has at most 16 groups of at most 255 characters (RFC 6121 §2.3.3: not-acceptable).
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
+    await roster_get(alice)  # interested: a refused set must push nothing
+    many = "".join(f"<group>{'g' * 1000}{i}</group>" for i in range(240))
+    reply = await roster_set(alice, f"<item jid='bob@localhost'>{many}</item>")
+    assert stanza_error(reply) == ("modify", "not-acceptable", "Items are limited to 16 groups")
+    reply = await roster_set(alice, f"<item jid='bob@localhost'><group>{'g' * 256}</group></item>")
+    assert stanza_error(reply) == (
+        "modify",
+        "not-acceptable",
+        "Group names are limited to 255 characters",
+    )
+    await ping_is_next(alice)
+    assert items(await roster_get(alice)) == {}
+
+
+async def test_the_number_of_items_is_limited(tmp_path: Path) -> None:
+    async with running_server(tmp_path, options={"roster_max_items": 2}) as srv:
+        for name in ("alice", "carol"):
+            await srv.create_user(name, "pw")
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw", presence=True)
+        carol, _ = await login(srv.c2s_port, srv.ca_file, "carol", "pw", presence=True)
+        for contact in ("a", "b"):
+            reply = await roster_set(alice, f"<item jid='{contact}@localhost'/>", id=contact)
+            assert reply.get("type") == "result"
+        reply = await roster_set(alice, "<item jid='c@localhost'/>", id="c")
+        assert stanza_error(reply) == (
+            "wait",
+            "resource-constraint",
+            "Roster limit reached; only 2 items allowed",
+        )
+        reply = await roster_set(alice, "<item jid='a@localhost' name='A'/>", id="rename")
+        assert reply.get("type") == "result"  # the items there can still change
+
+        # Subscription presences would add items too: refused, and not routed.
+        await carol.send("<presence to='alice@localhost' type='subscribe'/>")
+        assert (await alice.expect_where("presence", type="subscribe")).get("from") == (
+            "carol@localhost"
+        )
+        for kind in ("subscribe", "subscribed"):  # asking; approving carol's request
+            await alice.send(f"<presence to='carol@localhost' type='{kind}' id='{kind}'/>")
+            error = await alice.expect_where("presence", type="error", id=kind)
+            assert (error.get("from"), stanza_error(error)[:2]) == (
+                "carol@localhost",
+                ("wait", "resource-constraint"),
+            )
+        await alice.send("<presence to='d@localhost' type='subscribed' id='pre'/>")  # pre-approval
+        error = await alice.expect_where("presence", type="error", id="pre")
+        assert stanza_error(error)[:2] == ("wait", "resource-constraint")
+        await ping_is_next(alice)
+        await carol.expect_where("presence", type="unavailable", from_="alice@localhost")  # the ack
+        await ping_is_next(carol)  # nothing routed to carol
+        assert await srv.server.rosters.is_pending("localhost", "alice", "carol@localhost")
+        assert set(items(await roster_get(alice))) == {"a@localhost", "b@localhost"}
+
+        # Removing one makes room.
+        await roster_set(alice, "<item jid='b@localhost' subscription='remove'/>", id="rm")
+        reply = await roster_set(alice, "<item jid='c@localhost'/>", id="c2")
+        assert reply.get("type") == "result"
+
+
+async def test_a_roster_holds_1000_items_by_default(server: TestServer) -> None:
+    storage, rosters = server.server.storage, server.server.rosters
+    assert storage is not None
+    async with storage.transaction() as tx:
+        for i in range(1000):
+            await rosters.save_in(tx, "localhost", "alice", RosterItem(f"c{i}@localhost"))
+    rosters.forget("localhost", "alice")
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
+    reply = await roster_set(alice, "<item jid='one-more@localhost'/>")
+    assert stanza_error(reply)[1:] == (
+        "resource-constraint",
+        "Roster limit reached; only 1000 items allowed",
+    )
