@@ -95,6 +95,8 @@ class Connection:
         self.session.ip = peer[0] if peer else ""
         self.server.connections.add(self)
         self.log.debug("%s connection from %s", self.kind, self.session.ip)
+        if self.server.stopping:
+            self.close("system-shutdown", self.server.stop_reason)
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self._loop.time()

@@ -242,6 +242,20 @@ class Module:
     def tls_handshake_timeout(self) -> float:
         return self._host.server.tls_handshake_timeout
 
+    @property
+    def bound_ports(self) -> dict[str, list[int]]:
+        """The ports each listening service got (live: filled in as services open)."""
+        return self._host.server.ports.ports
+
+    def shared(self, name: str, factory: Callable[[], T]) -> T:
+        """An object this module's instances share across the server's hosts (Prosody's
+        ``module:shared``), made by ``factory`` on first use."""
+        store = self._host.server.shared
+        key = f"{self.name}/{name}"
+        if key not in store:
+            store[key] = factory()
+        return store[key]  # type: ignore[no-any-return]
+
     async def send(self, stanza: etree._Element) -> None:
         """Route a stanza from the host, as the host (Prosody's module:send)."""
         await self._host.route_from_host(stanza)

@@ -102,6 +102,8 @@ class Server:
         self.rosters: Rosters
         self.secret = b""
         self.ports = PortManager()
+        self.shared: dict[str, Any] = {}  # Module.shared()
+        self.stop_reason: str | None = None  # set once stopping
         self._tasks: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._admin: admin.AdminSocket | None = None
@@ -222,12 +224,14 @@ class Server:
             await self._stopped.wait()
             return
         self._stopping = True
+        self.stop_reason = reason
         for host in self.hosts.values():
             try:
                 await host.events.fire(SERVER_STOPPING, ServerEvent(host.name))
             except Exception:
                 log.exception("server-stopping handler failed on %s", host.name)
-        await self.ports.close()
+        # Streams close first (a connection accepted meanwhile is closed as it is made), then
+        # the listening services: an HTTP server waits for its WebSocket handlers to end.
         for conn in list(self.connections):
             conn.close("system-shutdown", reason)
         if self.connections:
@@ -236,6 +240,7 @@ class Server:
                 await asyncio.wait_for(self._all_closed.wait(), timeout)
         for conn in list(self.connections):
             conn.abort()
+        await self.ports.close()
         await self._teardown()
         self._stopped.set()
         log.info("stopped")
@@ -270,6 +275,10 @@ class Server:
         if server:
             return await datalock.acquire_for_server(folder)
         return datalock.DataLock.try_acquire(folder, datalock.COMMAND)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -36,6 +36,8 @@ class TestServer:
     direct_tls_port: int
     ca_file: Path
     data_path: Path
+    http_port: int = 0  # with the http module (or one that needs it, e.g. websocket)
+    https_port: int = 0
 
     __test__ = False  # not a pytest test class
 
@@ -53,6 +55,20 @@ class TestServer:
         if module is None:
             raise ValueError("the invites module is not enabled")
         return module.api
+
+    @property
+    def http_url(self) -> str:
+        """``http://localhost:<port>`` (no path)."""
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://{self.host}:{self.https_port}"
+
+    @property
+    def websocket_url(self) -> str:
+        """``ws://localhost:<port>/xmpp-websocket`` (the websocket module)."""
+        return f"ws://{self.host}:{self.http_port}/xmpp-websocket"
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -77,6 +93,8 @@ def make_config(
         "modules_enabled": list(modules),
         "log": {"warning": "*console"},
     }
+    if {"http", "websocket"} & set(modules):
+        data.update({"http_ports": [0], "https_ports": [0]})
     data.update(options or {})
     data["VirtualHost"] = {h: dict((host_options or {}).get(h, {})) for h in hosts}
     return data
@@ -107,6 +125,8 @@ async def running_server(
             direct_tls_port=server.direct_tls_ports[0] if server.direct_tls_ports else 0,
             ca_file=config.resolve(server.config.hosts[hosts[0]].options.certificates) / "ca.pem",
             data_path=config.data_path,
+            http_port=next(iter(server.ports.ports.get("http", [])), 0),
+            https_port=next(iter(server.ports.ports.get("https", [])), 0),
         )
     finally:
         await server.stop()

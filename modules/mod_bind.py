@@ -9,7 +9,7 @@ how many resources an account may bind at once.
 
 import secrets
 
-from minixmpp.errors import StanzaError
+from minixmpp.errors import StanzaError, StreamError
 from minixmpp.events import (
     RESOURCE_BIND,
     STREAM_FEATURES,
@@ -70,7 +70,12 @@ def load(module: Module) -> None:
         if old is not None and old is not session:
             old.close("conflict", "Replaced by new connection")
             await old.unbound()
-        await module.fire(RESOURCE_BIND, SessionEvent(session))
+        try:
+            await module.fire(RESOURCE_BIND, SessionEvent(session))
+        except Exception:
+            # Half-bound: the client cannot be told "not bound", so the stream ends.
+            module.log.exception("a resource-bind handler failed")
+            raise StreamError("internal-server-error") from None
         reply = st.reply(stanza)
         st.sub(st.sub(reply, f"{{{NS_BIND}}}bind"), f"{{{NS_BIND}}}jid", text=jid.full)
         session.send(reply)

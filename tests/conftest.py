@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from minixmpp.testing import TestServer, running_server
+from tests.websocket import close_all as close_websockets
 from tests.xmpp import OPEN_CLIENTS, SLIX_CLIENTS
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
@@ -28,3 +29,4 @@ async def _close_clients() -> AsyncIterator[None]:
         await OPEN_CLIENTS.pop().close()
     while SLIX_CLIENTS:
         await SLIX_CLIENTS.pop().disconnect()
+    await close_websockets()
