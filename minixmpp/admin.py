@@ -147,8 +147,12 @@ async def _dispatch(server: Server, command: str, args: dict[str, Any]) -> Any:
     for item in host.items.get("admin-command", ()):
         if item.name == command:
             return await item.handler(host, args)
-    if command.startswith("invite."):
-        raise AdminError(f'invites are not enabled on {host.name}: add "invites" to its modules')
+    provider = server.loader.provider_of_admin_command(command)
+    if provider is not None:
+        raise AdminError(
+            f"{command} needs module {provider}, which is not enabled on {host.name}:"
+            f' add "{provider}" to its modules_enabled'
+        )
     raise AdminError(f"unknown command {command!r} for {host.name}")
 
 

@@ -243,7 +243,7 @@ def _serve(config: Config) -> int:
 
 def _check(config: Config) -> int:
     from minixmpp import preflight
-    from minixmpp.module import Loader, enabled_modules
+    from minixmpp.loader import Loader, enabled_modules
     from minixmpp.server import check
 
     logging.basicConfig(level=logging.WARNING, format="minixmpp: warning: %(message)s")

@@ -165,7 +165,7 @@ class Connection:
             return
         try:
             if self._wire:  # what was parsed, not raw reads: no secret slips past the redaction
-                self.log.debug("RECV %s", _for_log(event))
+                self.log.debug("RECV %s", _for_log(event, self.server.log_secrets))
             kind = type(event)
             if kind is StanzaReceived:
                 if self.stream.state is State.OPEN:
@@ -223,7 +223,7 @@ class Connection:
         if data is None or self.transport is None or self.transport.is_closing():
             return False
         if self._wire:
-            self.log.debug("SEND %s", for_log(element))
+            self.log.debug("SEND %s", for_log(element, self.server.log_secrets))
         self.write(data)
         if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             # It is not reading: it would never read an error either. Drop it.
@@ -360,9 +360,9 @@ class Connection:
         return self.stream.framing.parser.hibernate()
 
 
-def _for_log(event: Event) -> bytes | str:
+def _for_log(event: Event, patterns: list[re.Pattern[str]]) -> bytes | str:
     if isinstance(event, StanzaReceived):
-        return for_log(event.element)
+        return for_log(event.element, patterns)
     if isinstance(event, StreamOpened):
         return f"<stream:stream to={event.to!r} from={event.from_!r} version={event.version!r}>"
     return "</stream:stream>"

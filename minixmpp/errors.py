@@ -115,3 +115,7 @@ class StreamError(Exception):
         self.condition = condition
         self.text = text
         self.app = app
+
+
+class ModuleError(Exception):
+    """A module cannot be found, imported or loaded; the message names it and says why."""

@@ -1,4 +1,4 @@
-"""Modules: ``Module`` is the API a module sees; ``Loader`` finds, loads and unloads them.
+"""Modules: ``Module`` is the API a module sees (loader.py finds, loads and unloads them).
 
 A module is a file ``mod_<name>.py``, or a package folder ``mod_<name>/`` whose ``__init__.py``
 may import helper files beside it relatively (``from ._store import Invites``), on one of the
@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.util
 import logging
-import sys
+import re
 import types
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from minixmpp.config import ConfigError, GlobalOptions, HostConfig, HostOptions, convert
+from minixmpp.config import GlobalOptions, HostConfig, HostOptions, convert
+from minixmpp.errors import ModuleError as ModuleError  # re-exported for module authors
 from minixmpp.events import EventName
 from minixmpp.events import StanzaEvent as StanzaEvent  # re-exported for module authors
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.roster import Rosters
-from minixmpp.storage import KeyValueStore, MapStore
+from minixmpp.storage import ArchiveStore, KeyValueStore, MapStore, Transaction
 
 if TYPE_CHECKING:
     import ssl
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from minixmpp.connection import Connection
     from minixmpp.framing import Framing
     from minixmpp.host import Host
+    from minixmpp.loader import Loader
     from minixmpp.session import Session
 
 T = TypeVar("T")
@@ -47,23 +48,7 @@ P = TypeVar("P")
 R = TypeVar("R")
 Handler = Callable[[Any], Awaitable[Any]]
 
-# Loaded on every host unless listed in modules_disabled: the c2s protocol itself.
-AUTOLOAD = ("c2s", "tls", "saslauth", "bind", "roster", "message", "presence", "offline")
-
 log = logging.getLogger("minixmpp.module")
-
-
-class ModuleError(Exception):
-    """A module cannot be found, imported or loaded; the message names it and says why."""
-
-
-def builtin_module_dir() -> Path:
-    """Built-in modules: inside the package in a wheel, ./modules in a source checkout."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "_modules", package.parent / "modules"):
-        if candidate.is_dir():
-            return candidate
-    raise ModuleError(f"built-in modules not found next to {package}")
 
 
 class Module:
@@ -80,7 +65,8 @@ class Module:
         self._hooks: list[tuple[str, Handler]] = []
         self._items: list[tuple[str, Any]] = []
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
-        self._migrations: list[tuple[str, Sequence[str]]] = []
+        self._deletion_steps: list[Any] = []
+        self._log_secrets: list[re.Pattern[str]] = []
         self._options: Any = None
 
     # -- events -------------------------------------------------------------------------
@@ -140,6 +126,14 @@ class Module:
         """A disco#info feature of every account on the host."""
         self.add_item("account-feature", var)
 
+    def add_log_secret(self, pattern: re.Pattern[str]) -> None:
+        """Text matching ``pattern`` (a token this module hands out) is cut from the wire log
+        wherever it is, keeping the pattern's first group (say, the first characters)."""
+        secrets = self._host.server.log_secrets
+        if pattern not in secrets:
+            secrets.append(pattern)
+            self._log_secrets.append(pattern)
+
     def add_identity(self, category: str, type: str, name: str | None = None) -> None:
         self.add_item("identity", (category, type, name))
 
@@ -170,24 +164,43 @@ class Module:
         """A random server secret, stable across restarts (kept in the database)."""
         return self._host.secret
 
-    def open_store(self, name: str, kind: str = "keyval") -> KeyValueStore | MapStore:
-        """A per-host store: ``keyval`` (one value per user) or ``map`` (values by key)."""
+    @overload
+    def open_store(self, name: str, kind: Literal["keyval"] = "keyval") -> KeyValueStore: ...
+    @overload
+    def open_store(self, name: str, kind: Literal["map"]) -> MapStore: ...
+    @overload
+    def open_store(self, name: str, kind: Literal["archive"]) -> ArchiveStore: ...
+
+    def open_store(self, name: str, kind: str = "keyval") -> Any:
+        """A store of this host (storage/kinds.py): ``keyval`` (one value per user), ``map``
+        (values by user and key) or ``archive`` (items per user, in order, by time and id).
+        What a store holds under a username is deleted with that account."""
         storage = self._host.storage
         if kind == "keyval":
             return storage.keyval(self.host, name)
         if kind == "map":
             return storage.map(self.host, name)
+        if kind == "archive":
+            return storage.archive(self.host, name)
         raise ValueError(f"unknown store kind {kind!r}")
 
-    def migrate(self, component: str, migrations: Sequence[str]) -> None:
-        """Own tables: the loader applies these migrations before the server serves."""
-        self._migrations.append((component, migrations))
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """``async with module.transaction() as tx``: store operations given ``tx=tx`` commit
+        together, or not at all if the block raises."""
+        return self._host.storage.transaction()
 
-    def own_user_rows(
-        self, table: str, host_column: str = "host", user_column: str = "username"
-    ) -> None:
-        """Rows of ``table`` belong to an account and go when it is deleted."""
-        self._host.storage.own_user_rows(table, host_column, user_column)
+    def delete_with_account(self, step: Callable[[Transaction, str], Awaitable[None]]) -> None:
+        """``await step(tx, username)`` runs inside the transaction that deletes an account of
+        this host, before its stores' rows go: for data kept under other keys than its name
+        (e.g. invites it issued)."""
+        host = self.host
+
+        async def on_this_host(tx: Transaction, account_host: str, username: str) -> None:
+            if account_host == host:
+                await step(tx, username)
+
+        self._host.storage.user_deletion_steps.append(on_this_host)
+        self._deletion_steps.append(on_this_host)
 
     @property
     def users(self) -> Users:
@@ -197,10 +210,6 @@ class Module:
     def rosters(self) -> Rosters:
         """Roster storage (core tables); mod_roster adds the protocol and pushes."""
         return self._host.rosters
-
-    @property
-    def storage(self) -> Any:
-        return self._host.storage
 
     # -- sessions and routing --------------------------------------------------------------
 
@@ -223,7 +232,7 @@ class Module:
 
     def connection(self, framing: Framing, *, secure: bool = False) -> Connection:
         """A new client connection speaking XMPP over ``framing``; give it a transport with
-        ``connection_made()`` (net.Listener does), then feed it ``data_received()``."""
+        ``connection_made()`` (ports.Listener does), then feed it ``data_received()``."""
         return self._host.server.connection(framing, secure=secure)
 
     def tls_context(self, kind: str = "starttls") -> ssl.SSLContext:
@@ -309,6 +318,15 @@ class Module:
                 items.remove(item)
         for timer in self._timers:
             timer.cancel()
+        steps = self._host.storage.user_deletion_steps
+        for step in self._deletion_steps:
+            if step in steps:
+                steps.remove(step)
+        self._deletion_steps.clear()
+        for pattern in self._log_secrets:
+            if pattern in self._host.server.log_secrets:
+                self._host.server.log_secrets.remove(pattern)
+        self._log_secrets.clear()
         self._hooks.clear()
         self._items.clear()
         self._timers.clear()
@@ -321,136 +339,3 @@ def option_values(config: HostConfig, cls: type[T], module: str) -> T:
     values = {k: v for k, v in config.raw.items() if k in names}
     where = f'module {module} on VirtualHost "{config.name}"'
     return convert(values, cls, where)
-
-
-class Loader:
-    """Finds module files, imports each once, and loads them per host."""
-
-    def __init__(self, plugin_paths: Sequence[Path]) -> None:
-        self.search_path = [*plugin_paths, builtin_module_dir()]
-        self._code: dict[str, types.ModuleType] = {}
-
-    def find(self, name: str) -> Path:
-        """``mod_<name>.py`` or ``mod_<name>/__init__.py``, the first found on the path."""
-        if not name.replace("_", "").isalnum():
-            raise ModuleError(f"module {name!r}: invalid name")
-        for folder in self.search_path:
-            package = folder / f"mod_{name}" / "__init__.py"
-            if package.is_file():
-                return package
-            candidate = folder / f"mod_{name}.py"
-            if candidate.is_file():
-                return candidate
-        places = ", ".join(str(p) for p in self.search_path)
-        raise ModuleError(
-            f"module {name!r} not found (looked for mod_{name}.py and mod_{name}/ in {places})"
-        )
-
-    def code(self, name: str) -> types.ModuleType:
-        """Import the module once; later calls return the same code."""
-        if name in self._code:
-            return self._code[name]
-        path = self.find(name)
-        qualname = f"minixmpp.mod.{name}"
-        package = path.name == "__init__.py"
-        spec = importlib.util.spec_from_file_location(
-            qualname, path, submodule_search_locations=[str(path.parent)] if package else None
-        )
-        if spec is None or spec.loader is None:
-            raise ModuleError(f"module {name!r}: cannot import {path}")
-        code = importlib.util.module_from_spec(spec)
-        sys.modules[qualname] = code
-        try:
-            spec.loader.exec_module(code)
-        except Exception as exc:
-            _forget(qualname)
-            raise ModuleError(
-                f"module {name!r} failed to import: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not callable(getattr(code, "load", None)):
-            _forget(qualname)
-            raise ModuleError(f"module {name!r}: {path} has no load(module) function")
-        self._code[name] = code
-        return code
-
-    def available(self) -> list[str]:
-        names: set[str] = set()
-        for folder in self.search_path:
-            names.update(p.stem[4:] for p in folder.glob("mod_*.py"))
-            names.update(p.parent.name[4:] for p in folder.glob("mod_*/__init__.py"))
-        return sorted(names)
-
-    def options_class(self, name: str) -> type | None:
-        cls = getattr(self.code(name), "Options", None)
-        if cls is None:
-            return None
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise ModuleError(f"module {name!r}: Options must be a dataclass")
-        return cls
-
-    def load(self, host: Host, name: str, *, required_by: str | None = None) -> Module:
-        """Load ``name`` on ``host`` (and what it depends on). Idempotent."""
-        existing = host.modules.get(name)
-        if existing is not None:
-            if existing.api is _LOADING:
-                raise ModuleError(f"module {name!r}: circular dependency via {required_by!r}")
-            return existing
-        code = self.code(name)
-        module = Module(name, host, self, code)
-        module.api = _LOADING
-        host.modules[name] = module
-        try:
-            cls = getattr(code, "Options", None)
-            if cls is not None:
-                module.options(cls)
-            module.api = code.load(module)
-        except (ModuleError, ConfigError):
-            module._teardown()
-            del host.modules[name]
-            raise
-        except Exception as exc:
-            module._teardown()
-            del host.modules[name]
-            raise ModuleError(
-                f"module {name!r} failed to load on {host.name}: {type(exc).__name__}: {exc}"
-            ) from exc
-        log.debug("loaded module %s on %s", name, host.name)
-        return module
-
-    async def migrate(self, host: Host) -> None:
-        """Apply the schema migrations loaded modules asked for."""
-        for module in list(host.modules.values()):
-            while module._migrations:
-                component, steps = module._migrations.pop(0)
-                await host.storage.migrate(component, steps)
-
-    def unload(self, host: Host, name: str) -> None:
-        module = host.modules.pop(name, None)
-        if module is None:
-            return
-        unload = getattr(module._code, "unload", None)
-        try:
-            if callable(unload):
-                unload(module)
-        finally:
-            module._teardown()
-        log.debug("unloaded module %s from %s", name, host.name)
-
-
-_LOADING = object()
-
-
-def _forget(qualname: str) -> None:
-    """Drop a module that failed to import, and its helper files, from sys.modules."""
-    for key in [k for k in sys.modules if k == qualname or k.startswith(qualname + ".")]:
-        del sys.modules[key]
-
-
-def enabled_modules(config: HostConfig) -> list[str]:
-    """Modules to load on a host: the automatic ones, then modules_enabled, minus disabled."""
-    disabled = set(config.options.modules_disabled)
-    ordered: list[str] = []
-    for name in (*AUTOLOAD, *config.options.modules_enabled):
-        if name not in disabled and name not in ordered:
-            ordered.append(name)
-    return ordered

@@ -5,10 +5,10 @@ through Python-level MemoryBIO plumbing. Measured on the benchmark machine (benc
 server CPU per forwarded message and ~39 KB per idle TLS connection, against 21 µs and ~16 KB
 when an ``SSLSocket`` reads, decrypts, encrypts and writes in one C call each.
 
-``Listener`` accepts connections; ``Transport`` is the connection, with the part of the asyncio
-transport API the server uses (write, close, abort, pause/resume reading, flow control towards
-the protocol, get_extra_info) plus ``start_tls()`` for STARTTLS on the same socket. The protocol
-object gets the asyncio.Protocol callbacks. Everything is level-triggered ``add_reader`` /
+``Transport`` is one connection (ports.py's ``Listener`` accepts them), with the part of the
+asyncio transport API the server uses (write, close, abort, pause/resume reading, flow control
+towards the protocol, get_extra_info) plus ``start_tls()`` for STARTTLS on the same socket. The
+protocol object gets the asyncio.Protocol callbacks. Everything is level-triggered ``add_reader`` /
 ``add_writer`` on the running loop (stdlib or uvloop).
 
 TLS writes follow OpenSSL's retry rule: a write that could not complete is retried with a
@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import socket
 import ssl
-from collections.abc import Callable
 from typing import Any, Protocol
 
 log = logging.getLogger("minixmpp.net")
@@ -32,7 +30,6 @@ log = logging.getLogger("minixmpp.net")
 READ_SIZE = 16 * 1024  # one TLS record
 HIGH_WATER = 64 * 1024  # ask the protocol to stop producing above this many unsent bytes
 LOW_WATER = 16 * 1024
-ACCEPT_BATCH = 64
 _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -382,98 +379,3 @@ def _peer(sock: socket.socket) -> Any:
         return sock.getpeername()
     except OSError:
         return None
-
-
-class Listener:
-    """A listening socket that makes a Transport for each connection."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        factory: Callable[[], StreamProtocol],
-        *,
-        tls: ssl.SSLContext | None,
-        handshake_timeout: float,
-    ) -> None:
-        self._loop = loop
-        self._sock = sock
-        self._factory = factory
-        self._tls = tls
-        self._handshake_timeout = handshake_timeout
-        self.port: int = sock.getsockname()[1]
-        loop.add_reader(sock.fileno(), self._accept)
-        self._closed = False
-
-    def _accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, _addr = self._sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of file descriptors: stop accepting for a moment instead of spinning.
-                    log.error("cannot accept connections: %s; pausing for 1 s", exc.strerror)
-                    self._loop.remove_reader(self._sock.fileno())
-                    self._loop.call_later(1.0, self._resume)
-                    return
-                raise
-            conn.setblocking(False)
-            with contextlib.suppress(OSError):
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                Transport(
-                    self._loop,
-                    conn,
-                    self._factory(),
-                    tls=self._tls,
-                    handshake_timeout=self._handshake_timeout,
-                )
-            except Exception:
-                log.exception("cannot set up an accepted connection")
-                conn.close()
-
-    def _resume(self) -> None:
-        if not self._closed:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(ValueError, OSError):
-            self._loop.remove_reader(self._sock.fileno())
-        self._sock.close()
-
-
-def bind(host: str, port: int, *, backlog: int = 1024) -> socket.socket:
-    """A non-blocking listening TCP socket on ``host``:``port`` (0: any free port).
-    Raises OSError."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def listen(
-    loop: asyncio.AbstractEventLoop,
-    host: str,
-    port: int,
-    factory: Callable[[], StreamProtocol],
-    *,
-    tls: ssl.SSLContext | None = None,
-    handshake_timeout: float = 10.0,
-) -> Listener:
-    """Listen on ``host``:``port`` (0: any free port). Raises OSError."""
-    sock = bind(host, port)
-    return Listener(loop, sock, factory, tls=tls, handshake_timeout=handshake_timeout)

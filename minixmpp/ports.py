@@ -1,5 +1,5 @@
 """Listening ports: the services modules provide, opened on every interface (Prosody's
-portmanager).
+portmanager), and ``Listener``, which accepts TCP connections as net.py ``Transport``s.
 
 A module offers a listening service with ``module.provides("net", NetService(...))``: a name
 (``c2s``, ``c2s_direct_tls``, ``http``, ``https``), its ports and interfaces, and ``serve``, which
@@ -12,16 +12,19 @@ to bind stops start-up with a message naming the interface and port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from minixmpp import net
+from minixmpp.net import StreamProtocol, Transport
 
 log = logging.getLogger("minixmpp.ports")
+ACCEPT_BATCH = 64  # connections accepted per readiness event
 
 Stop = Callable[[], Awaitable[None]]
 
@@ -76,7 +79,7 @@ def bind_everywhere(interfaces: Sequence[str], port: int) -> list[socket.socket]
     try:
         for interface in interfaces:
             try:
-                sock = net.bind(interface, port)
+                sock = bind(interface, port)
             except OSError as exc:
                 if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     log.warning("cannot listen on [%s]:%d: %s", interface, port, exc.strerror)
@@ -94,3 +97,98 @@ def bind_everywhere(interfaces: Sequence[str], port: int) -> list[socket.socket]
     if not socks:
         raise OSError(errno.EADDRNOTAVAIL, f"no interface to listen on for port {port}")
     return socks
+
+
+class Listener:
+    """A listening socket that makes a Transport for each connection."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        factory: Callable[[], StreamProtocol],
+        *,
+        tls: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._factory = factory
+        self._tls = tls
+        self._handshake_timeout = handshake_timeout
+        self.port: int = sock.getsockname()[1]
+        loop.add_reader(sock.fileno(), self._accept)
+        self._closed = False
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of file descriptors: stop accepting for a moment instead of spinning.
+                    log.error("cannot accept connections: %s; pausing for 1 s", exc.strerror)
+                    self._loop.remove_reader(self._sock.fileno())
+                    self._loop.call_later(1.0, self._resume)
+                    return
+                raise
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                Transport(
+                    self._loop,
+                    conn,
+                    self._factory(),
+                    tls=self._tls,
+                    handshake_timeout=self._handshake_timeout,
+                )
+            except Exception:
+                log.exception("cannot set up an accepted connection")
+                conn.close()
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+
+
+def bind(host: str, port: int, *, backlog: int = 1024) -> socket.socket:
+    """A non-blocking listening TCP socket on ``host``:``port`` (0: any free port).
+    Raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def listen(
+    loop: asyncio.AbstractEventLoop,
+    host: str,
+    port: int,
+    factory: Callable[[], StreamProtocol],
+    *,
+    tls: ssl.SSLContext | None = None,
+    handshake_timeout: float = 10.0,
+) -> Listener:
+    """Listen on ``host``:``port`` (0: any free port). Raises OSError."""
+    sock = bind(host, port)
+    return Listener(loop, sock, factory, tls=tls, handshake_timeout=handshake_timeout)

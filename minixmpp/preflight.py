@@ -13,8 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from minixmpp import datalock, net
+from minixmpp import datalock
 from minixmpp.config import Config, ConfigError, GlobalOptions, HostConfig
+from minixmpp.ports import bind
 from minixmpp.server import DATABASE
 from minixmpp.tls import find_certificate, verify_pair
 
@@ -70,7 +71,7 @@ def ports(options: GlobalOptions) -> list[Problem]:
             continue
         for interface in options.interfaces:
             try:
-                net.bind(interface, port).close()  # as serve binds it
+                bind(interface, port).close()  # as serve binds it
             except OSError as exc:
                 if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
                     log.warning("[%s]:%d: %s (serve skips it)", interface, port, _reason(exc))

@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -27,7 +28,8 @@ from minixmpp.connection import Connection
 from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
 from minixmpp.framing import Framing
 from minixmpp.host import Host
-from minixmpp.module import Loader, enabled_modules, option_values
+from minixmpp.loader import Loader, enabled_modules
+from minixmpp.module import option_values
 from minixmpp.ports import NetService, PortManager
 from minixmpp.roster import Rosters
 from minixmpp.router import Router
@@ -103,6 +105,7 @@ class Server:
         self.secret = b""
         self.ports = PortManager()
         self.shared: dict[str, Any] = {}  # Module.shared()
+        self.log_secrets: list[re.Pattern[str]] = []  # Module.add_log_secret()
         self.stop_reason: str | None = None  # set once stopping
         self._tasks: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -154,7 +157,6 @@ class Server:
             for host in self.hosts.values():
                 for name in enabled_modules(host.config):
                     self.loader.load(host, name)
-                await self.loader.migrate(host)
             loaded = {name for host in self.hosts.values() for name in host.modules}
             warn_unread(self.config, declared, loaded)  # any other option was refused already
             if listen:

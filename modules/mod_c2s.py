@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from minixmpp.framing import TcpFraming
 from minixmpp.module import Module
-from minixmpp.net import Listener
-from minixmpp.ports import NetService, Stop
+from minixmpp.ports import Listener, NetService, Stop
 
 if TYPE_CHECKING:
     from minixmpp.connection import Connection

@@ -44,7 +44,7 @@ from minixmpp.events import (
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
 from minixmpp.roster import RosterItem, with_directions
-from minixmpp.storage import KeyValueStore, Transaction
+from minixmpp.storage import Transaction
 from minixmpp.xml import stanza as st
 
 NS_PARS = "urn:xmpp:pars:0"
@@ -151,7 +151,6 @@ def load(module: Module) -> None:
             await module.users.set_roles(username, invite.roles)
         if invite.groups:  # kept with the account (minixmpp has no shared groups)
             groups = module.open_store("groups")
-            assert isinstance(groups, KeyValueStore)
             await groups.set(username, invite.groups)
         if invite.inviter is not None and await module.users.exists(invite.inviter):
             await befriend(invite.inviter, username)

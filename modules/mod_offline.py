@@ -21,26 +21,9 @@ from minixmpp.config import NonNegativeInt
 from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.session import Session
+from minixmpp.storage import ArchiveStore
 from minixmpp.xml import stanza as st
 
-MIGRATIONS = (
-    """
-    CREATE TABLE offline (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        host TEXT NOT NULL,
-        username TEXT NOT NULL,
-        stanza BLOB NOT NULL
-    );
-    CREATE INDEX offline_by_user ON offline (host, username, id);
-    """,
-    # Sizes, for the byte cap and for batches; the index covers both, so neither reads stanzas.
-    """
-    ALTER TABLE offline ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
-    UPDATE offline SET size = length(stanza);
-    DROP INDEX offline_by_user;
-    CREATE INDEX offline_by_user ON offline (host, username, id, size);
-    """,
-)
 BATCH_MESSAGES = 100
 BATCH_BYTES = 256 * 1024  # far below the 4 MB of unsent output at which a client is dropped
 
@@ -53,10 +36,8 @@ class Options:
 
 def load(module: Module) -> None:
     opts = module.options(Options)
-    module.migrate("offline", MIGRATIONS)
-    module.own_user_rows("offline")
     module.add_feature("msgoffline")
-    storage = module.storage
+    archive: ArchiveStore = module.open_store("offline", "archive")  # Prosody's store too
     host = module.host
     # Accounts that may have messages stored (a superset), so that the logins of all the
     # others need no trip to the database: filled at the first delivery, added to by store().
@@ -71,20 +52,12 @@ def load(module: Module) -> None:
         stanza = event.stanza
         st.add_delay(stanza, host)
         data = st.tostring(stanza)
-        async with storage.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT count(*), coalesce(sum(size), 0) FROM offline"
-                " WHERE host = ? AND username = ?",
-                (host, username),
-            )
-            count, size = (row[0], row[1]) if row is not None else (0, 0)
+        async with module.transaction() as tx:
+            count, size = await archive.summary(username, tx=tx)
             if count >= opts.offline_max_messages or size + len(data) > opts.offline_max_bytes:
                 module.log.info("offline store of %s@%s is full", username, host)
                 return None  # mod_message answers service-unavailable
-            await tx.execute(
-                "INSERT INTO offline (host, username, stanza, size) VALUES (?, ?, ?, ?)",
-                (host, username, data, len(data)),
-            )
+            await archive.append(username, data, peer=stanza.get("from"), tx=tx)
         nonlocal stores
         stores += 1
         holders.add(username)
@@ -97,10 +70,7 @@ def load(module: Module) -> None:
         username = session.username
         nonlocal loaded
         if not loaded:
-            found = await storage.fetchall(
-                "SELECT DISTINCT username FROM offline WHERE host = ?", (host,)
-            )
-            holders.update(row[0] for row in found)
+            holders.update(await archive.users())
             loaded = True
         if username not in holders:
             return
@@ -119,32 +89,15 @@ def load(module: Module) -> None:
         """Send the oldest messages (one batch) and delete them. Returns how many were taken,
         None if the stream stopped taking them. Read, send and delete are one transaction: two
         resources coming online at once take turns, and each message goes to one of them."""
-        async with storage.transaction() as tx:
-            sizes = await tx.fetchall(
-                "SELECT id, size FROM offline WHERE host = ? AND username = ? ORDER BY id LIMIT ?",
-                (host, username, BATCH_MESSAGES),
-            )
-            if not sizes:
-                return 0
-            last, total = sizes[0][0], 0
-            for row_id, size in sizes:
-                total += size
-                if total > BATCH_BYTES and row_id != sizes[0][0]:
-                    break
-                last = row_id
-            rows = await tx.fetchall(
-                "SELECT id, stanza FROM offline WHERE host = ? AND username = ? AND id <= ?"
-                " ORDER BY id",
-                (host, username, last),
-            )
+        async with module.transaction() as tx:
+            items = await archive.find(username, limit=BATCH_MESSAGES, max_bytes=BATCH_BYTES, tx=tx)
             taken = []
-            for row_id, data in rows:
-                stanza = st.from_stored(bytes(data))
+            for item in items:
+                stanza = st.from_stored(item.value)
                 if stanza is None:  # undeliverable: it must not hold up the ones behind it
                     module.log.warning("dropping an unreadable offline message for %s", username)
                 elif not session.send(stanza):
                     break
-                taken.append(row_id)
-            if taken:
-                await tx.executemany("DELETE FROM offline WHERE id = ?", [(i,) for i in taken])
-        return len(taken) if len(taken) == len(rows) else None
+                taken.append(item.id)
+            await archive.delete(username, ids=taken, tx=tx)
+        return len(taken) if len(taken) == len(items) else None

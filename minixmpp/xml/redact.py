@@ -1,13 +1,17 @@
 """Stanzas fit for a log: no passwords, SASL payloads or whole tokens.
 
 Works on the parsed element, never on raw bytes: how the XML was written (quotes, spaces,
-CDATA, prefixes, a read split in two) cannot hide a secret from it.
+CDATA, prefixes, a read split in two) cannot hide a secret from it. What a secret looks like
+beyond passwords and SASL is the modules' business: each gives the patterns of its own
+(``module.add_log_secret``, e.g. mod_invites' tokens), and any text matching one is cut wherever
+it is (an attribute, a URI, a message body), keeping the pattern's first group.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 
 from lxml import etree
 
@@ -15,14 +19,13 @@ from minixmpp.xml import stanza as st
 from minixmpp.xml.dataforms import NS_DATA
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
-# An invite token: 24 base64url characters (18 random bytes). Any such run is cut, wherever it
-# is (an attribute, a URI, a landing page URL, a message body): the first 4 are kept.
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{4})[A-Za-z0-9_-]{20}(?![A-Za-z0-9_-])")
 HIDDEN = "[redacted]"
 
 
-def _cut_tokens(text: str) -> str:
-    return _TOKEN.sub(r"\1…", text)
+def _cut(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
+    for pattern in patterns:
+        text = pattern.sub(r"\1…", text)
+    return text
 
 
 def _secret(el: etree._Element) -> bool:
@@ -40,17 +43,19 @@ def _secret(el: etree._Element) -> bool:
     return False
 
 
-def for_log(element: etree._Element) -> bytes:
-    """``element`` serialised with its secrets cut out (a copy: the element is not changed)."""
+def for_log(element: etree._Element, patterns: Sequence[re.Pattern[str]] = ()) -> bytes:
+    """``element`` serialised with its secrets cut out (a copy: the element is not changed):
+    passwords and SASL payloads, and text matching ``patterns``."""
     clean = copy.deepcopy(element)
     secrets = []
     for el in clean.iter(tag=etree.Element):  # the parser keeps no comments or PIs
-        for name, value in el.attrib.items():
-            el.set(name, _cut_tokens(str(value)))
-        if el.text:
-            el.text = _cut_tokens(el.text)
-        if el.tail:
-            el.tail = _cut_tokens(el.tail)
+        if patterns:
+            for name, value in el.attrib.items():
+                el.set(name, _cut(str(value), patterns))
+            if el.text:
+                el.text = _cut(el.text, patterns)
+            if el.tail:
+                el.tail = _cut(el.tail, patterns)
         if _secret(el):
             secrets.append(el)
     for el in secrets:

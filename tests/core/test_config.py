@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from minixmpp.config import ConfigError, from_dict, load
-from minixmpp.module import Loader, ModuleError
+from minixmpp.loader import Loader
+from minixmpp.module import ModuleError
 from minixmpp.server import check
 
 

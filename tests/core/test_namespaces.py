@@ -82,12 +82,9 @@ async def test_unreadable_stored_items_are_dropped_and_the_rest_delivered(
         b"<message to='bob@localhost' from='alice@localhost/a' type='chat' id='good'>"
         b"<body>hi</body></message>",
     ]
-    async with storage.transaction() as tx:
-        for row in rows:
-            await tx.execute(
-                "INSERT INTO offline (host, username, stanza) VALUES ('localhost', 'bob', ?)",
-                (row,),
-            )
+    offline = storage.archive("localhost", "offline")  # what mod_offline stores in
+    for row in rows:
+        await offline.append("bob", row)
     rosters = server.server.hosts["localhost"].rosters
     await rosters.add_pending(
         "localhost",

@@ -34,7 +34,7 @@ def test_wheel_ships_the_built_in_modules(tmp_path: Path) -> None:
     for source in (ROOT / "modules").glob("mod_*.py"):
         assert f"minixmpp/_modules/{source.name}" in names
     found = subprocess.run(
-        [sys.executable, "-c", "from minixmpp.module import builtin_module_dir as d; print(d())"],
+        [sys.executable, "-c", "from minixmpp.loader import builtin_module_dir as d; print(d())"],
         env={"PYTHONPATH": str(tmp_path / "site")},
         capture_output=True,
         text=True,

@@ -57,6 +57,68 @@ async def test_stores(tmp_path: Path) -> None:
         await storage.close()
 
 
+async def test_the_archive_store(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        archive = storage.archive("h", "mam")
+        ids = [
+            await archive.append("alice", f"m{i}".encode() * (i + 1), peer=peer, when=100.0 + i)
+            for i, peer in enumerate(["bob@h", "carol@h", "bob@h", None, "bob@h"])
+        ]
+        assert len(set(ids)) == 5
+        await archive.append("bob", b"other user")
+        await storage.archive("h", "offline").append("alice", b"other store")
+
+        async def values(**query: object) -> list[bytes]:
+            return [item.value[:2] for item in await archive.find("alice", **query)]  # type: ignore[arg-type]
+
+        assert await values() == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+        assert await values(reverse=True, limit=2) == [b"m4", b"m3"]
+        assert await values(peer="bob@h") == [b"m0", b"m2", b"m4"]
+        assert await values(start=101.0, end=103.0) == [b"m1", b"m2", b"m3"]
+        assert await values(after_id=ids[1]) == [b"m2", b"m3", b"m4"]
+        assert await values(before_id=ids[3], reverse=True) == [b"m2", b"m1", b"m0"]
+        assert await values(ids=[ids[4], ids[0]]) == [b"m0", b"m4"]
+        assert await values(after_id="no-such-id") == []
+        # as many as fit in 12 bytes (2, 4, 6 …), but always the first
+        assert await values(max_bytes=6) == [b"m0", b"m1"]
+        assert await values(max_bytes=1) == [b"m0"]
+        item = (await archive.find("alice", limit=1))[0]
+        assert (item.id, item.when, item.peer) == (ids[0], 100.0, "bob@h")
+        assert await archive.summary("alice") == (5, 2 + 4 + 6 + 8 + 10)
+        assert sorted(await archive.users()) == ["alice", "bob"]
+        assert await archive.delete("alice", ids=[ids[0], ids[1]]) == 2
+        assert await archive.delete("alice", before=103.0) == 1
+        assert await values() == [b"m3", b"m4"]
+        assert await archive.delete("alice") == 2
+        assert await archive.summary("alice") == (0, 0)
+        with pytest.raises(RuntimeError):
+            async with storage.transaction() as tx:
+                await archive.append("carol", b"rolled back", tx=tx)
+                assert await archive.summary("carol", tx=tx) == (1, 11)  # seen inside
+                raise RuntimeError("undo")
+        assert await archive.summary("carol") == (0, 0)
+    finally:
+        await storage.close()
+
+
+async def test_an_accounts_stores_go_with_it(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        accounts = Accounts(storage, 4096)
+        assert await accounts.create("h", "alice", "pw")
+        await storage.keyval("h", "vcard").set("alice", {"fn": "A"})
+        await storage.map("h", "m").set("alice", "k", 1)
+        await storage.archive("h", "mam").append("alice", b"x")
+        await storage.archive("h", "mam").append("bob", b"kept")
+        assert await accounts.delete("h", "alice")
+        assert await storage.keyval("h", "vcard").get("alice") is None
+        assert await storage.map("h", "m").items("alice") == {}
+        assert await storage.archive("h", "mam").users() == ["bob"]
+    finally:
+        await storage.close()
+
+
 async def test_transactions_roll_back_and_do_not_interleave(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "x.sqlite")
     try:

@@ -5,6 +5,7 @@ invite CLI against a server process.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 import subprocess
@@ -185,8 +186,16 @@ def test_invite_commands_take_a_token_that_starts_with_a_dash(tmp_path: Path, da
     # One token in 64 starts with "-"; "-c…" once parsed as "-c FILE" and "-g…" as "--group".
     configure(tmp_path, MODULES)
     token = cli(tmp_path, "mod_invites", "generate", "localhost").stdout.strip().rpartition("=")[2]
-    with sqlite3.connect(tmp_path / "data" / "minixmpp.sqlite") as db:
-        assert db.execute("UPDATE invites SET token = ? WHERE token = ?", (dashed, token)).rowcount
+    with sqlite3.connect(tmp_path / "data" / "minixmpp.sqlite") as db:  # the invites map store
+        (value,) = db.execute(
+            "SELECT value FROM kv WHERE store = 'invites' AND key = ?", (token,)
+        ).fetchone()
+        invite = json.loads(value)
+        invite["token"] = dashed
+        assert db.execute(
+            "UPDATE kv SET key = ?, value = ? WHERE store = 'invites' AND key = ?",
+            (dashed, json.dumps(invite), token),
+        ).rowcount
     db.close()
     shown = cli(tmp_path, "invite", "show", "localhost", dashed)
     assert shown.returncode == 0 and f"token: {dashed}" in shown.stdout, shown
@@ -236,7 +245,7 @@ def test_invite_command_errors(tmp_path: Path, args: list[str], code: int, messa
 def test_invites_not_enabled(tmp_path: Path) -> None:
     configure(tmp_path, ["ping"])
     result = cli(tmp_path, "invite", "list", "localhost")
-    assert result.returncode == 1 and "invites are not enabled" in result.stderr
+    assert result.returncode == 1 and "needs module invites, which is not enabled" in result.stderr
 
 
 async def test_cli_invite_for_a_running_server(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -629,10 +630,8 @@ async def test_invite_purge_after_option(tmp_path: Path) -> None:
 async def test_expired_invites_are_purged_at_start_up(tmp_path: Path) -> None:
     async with running_server(tmp_path, modules=MODULES) as srv:
         api = srv.invites()
+        api.clock = lambda: time.time() - 3 * 86400  # made three days ago: long expired
         old = await api.create_account(ttl=1)
-        with sqlite3.connect(srv.data_path / "minixmpp.sqlite") as db:  # long expired
-            db.execute("UPDATE invites SET expires = expires - 3 * 86400")
-        db.close()
         assert await api.find(old.token, check_expiry=False) is not None
     async with running_server(tmp_path, modules=MODULES) as srv:
         assert await srv.invites().find(old.token, check_expiry=False) is None
@@ -676,3 +675,48 @@ async def test_subscription_token_edges(server: TestServer, case: str) -> None:
         item = pushed.find("{jabber:iq:roster}query/{jabber:iq:roster}item")
         assert item is not None and item.get("subscription") == "from"
         assert await api.find(invite.token, check_expiry=False) is None  # used
+
+
+async def test_invites_of_a_database_from_before_store_kinds_still_work(tmp_path: Path) -> None:
+    """mod_invites had its own table; the upgrade moves its rows into the map stores."""
+    database = tmp_path / "data" / "minixmpp.sqlite"
+    database.parent.mkdir(mode=0o700, parents=True)
+    now = int(time.time())
+    with sqlite3.connect(database) as db:
+        db.executescript(
+            "CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            " WITHOUT ROWID; INSERT INTO schema_versions VALUES ('invites', 1);"
+            "CREATE TABLE invites (host TEXT NOT NULL, token TEXT NOT NULL, type TEXT NOT NULL,"
+            " jid TEXT NOT NULL, inviter TEXT, subject TEXT, allow_registration INTEGER NOT NULL,"
+            " reusable INTEGER NOT NULL DEFAULT 0, max_uses INTEGER,"
+            " uses INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL DEFAULT '{}', uri TEXT NOT NULL,"
+            " landing_page TEXT, created_at INTEGER NOT NULL, expires INTEGER NOT NULL,"
+            " PRIMARY KEY (host, token)) WITHOUT ROWID;"
+        )
+        db.executemany(
+            "INSERT INTO invites VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL, 0, ?, ?, NULL, ?, ?)",
+            [
+                ("localhost", "oldaccountinvite00000000", "register", "newbie@localhost",
+                 None, "newbie", 1, json.dumps({"groups": ["old"]}),
+                 "xmpp:newbie@localhost?register;preauth=oldaccountinvite00000000",
+                 now, now + 3600),
+                ("localhost", "oldcontactinvite00000000", "roster", "alice@localhost",
+                 "alice", None, 0, "{}", "xmpp:alice@localhost?roster;preauth=x", now, now + 3600),
+            ],
+        )  # fmt: skip
+    database.chmod(0o600)
+    async with running_server(tmp_path, modules=MODULES) as srv:
+        await srv.create_user("alice", "pw")
+        api = srv.invites()
+        moved = await api.find("oldaccountinvite00000000")
+        assert moved is not None and (moved.subject, moved.groups) == ("newbie", ["old"])
+        assert (await api.reserved_for("newbie")) is not None
+        client, _ = await fresh(srv)
+        await preauth(client, "oldaccountinvite00000000")
+        same_xml(await register(client, "newbie"), OK, ())
+        assert await api.find("oldaccountinvite00000000") is None  # used up
+        assert await srv.server.hosts["localhost"].users.delete("alice")  # its invite goes too
+        assert await api.find("oldcontactinvite00000000") is None
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "invites" not in tables

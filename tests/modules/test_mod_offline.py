@@ -110,9 +110,10 @@ async def test_deleting_the_account_drops_its_offline_messages(server: TestServe
     await alice.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")
     storage = server.server.storage
     assert storage is not None
-    assert (await storage.fetchone("SELECT count(*) FROM offline"))[0] == 1  # type: ignore[index]
+    offline = storage.archive("localhost", "offline")
+    assert (await offline.summary("bob"))[0] == 1
     assert await server.server.hosts["localhost"].users.delete("bob")
-    assert (await storage.fetchone("SELECT count(*) FROM offline"))[0] == 0  # type: ignore[index]
+    assert (await offline.summary("bob"))[0] == 0
 
 
 async def send_messages(client: RawClient, sizes: list[int]) -> list[str | None]:
@@ -206,7 +207,7 @@ async def test_a_backlog_larger_than_the_output_limit_is_delivered_in_paced_batc
         assert unsent < 1024 * 1024
         storage = srv.server.storage
         assert storage is not None
-        assert (await storage.fetchone("SELECT count(*) FROM offline"))[0] == 0  # type: ignore[index]
+        assert (await storage.archive("localhost", "offline").summary("bob"))[0] == 0
 
 
 async def test_messages_stored_before_the_byte_limit_count_against_it(tmp_path: Path) -> None:

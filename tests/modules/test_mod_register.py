@@ -552,7 +552,7 @@ async def test_removing_the_account(open_server: TestServer) -> None:
     assert await rosters.items("localhost", "alice") == {}
     assert not await can_log_in(open_server, "alice", "alice-secret")
     with sqlite3.connect(open_server.data_path / "minixmpp.sqlite") as db:
-        for table, column in (("roster", "username"), ("offline", "username"), ("kv", "user")):
+        for table, column in (("roster", "username"), ("archive", "user"), ("kv", "user")):
             rows = db.execute(f"SELECT count(*) FROM {table} WHERE {column} = 'alice'").fetchone()
             assert rows == (0,), table
 

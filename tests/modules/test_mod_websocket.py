@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 from scramp import ScramClient
 
-from minixmpp.module import Loader
+from minixmpp.loader import Loader
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
 from tests.websocket import CLOSE, NS_FRAMING, NS_STREAM, OPEN, WsClient, text_of

@@ -1,4 +1,5 @@
-"""SQLite storage through aiosqlite: WAL, per-component migrations, ``BEGIN IMMEDIATE`` writes.
+"""The SQLite backend (the embedded default), through aiosqlite: WAL, per-component migrations,
+``BEGIN IMMEDIATE`` writes.
 
 Two connections share the database file. Writes go through ``transaction()``, which holds an
 asyncio lock around ``BEGIN IMMEDIATE … COMMIT`` on the writer connection, so coroutines never
@@ -21,13 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import msgspec
+
+from minixmpp.storage.stores import SqlArchiveStore, SqlKeyValueStore, SqlMapStore
+from minixmpp.storage.upgrade import move_module_tables
 
 log = logging.getLogger("minixmpp.storage")
 
 Params = Sequence[Any]
+# A migration step: SQL statements separated by ';', or a function run in the transaction.
+Step = str | Callable[["Transaction"], Awaitable[None]]
 
-CORE_MIGRATIONS = (
+CORE_MIGRATIONS: tuple[Step, ...] = (
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE accounts (
@@ -50,6 +55,22 @@ CORE_MIGRATIONS = (
     ) WITHOUT ROWID;
     CREATE INDEX kv_by_user ON kv (host, user);
     """,
+    """
+    CREATE TABLE archive (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        store TEXT NOT NULL,
+        user TEXT NOT NULL,
+        key TEXT NOT NULL,
+        at REAL NOT NULL,
+        peer TEXT,
+        value BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX archive_key ON archive (host, store, key);
+    CREATE INDEX archive_by_user ON archive (host, store, user, seq);
+    CREATE INDEX archive_by_time ON archive (host, store, user, at);
+    """,
+    move_module_tables,
 )
 
 
@@ -58,7 +79,8 @@ class StorageError(Exception):
 
 
 class Transaction:
-    """Statements inside one ``BEGIN IMMEDIATE`` transaction (see Storage.transaction)."""
+    """Statements inside one ``BEGIN IMMEDIATE`` transaction (see Storage.transaction). Stores
+    take one as ``tx=`` to act inside it; core code may run SQL on it."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -80,6 +102,9 @@ class Transaction:
         return list(await self._conn.execute_fetchall(sql, params))
 
 
+DeletionStep = Callable[[Transaction, str, str], Awaitable[None]]
+
+
 class Storage:
     """The server's database. Open with ``await Storage.open(path)``; always ``close()``."""
 
@@ -90,14 +115,17 @@ class Storage:
         self._lock = asyncio.Lock()
         # Tables holding per-account rows, as (table, host column, user column): deleting an
         # account deletes its rows in all of them, in the same transaction.
-        self.user_tables: list[tuple[str, str, str]] = [("kv", "host", "user")]
-        # Further steps of that transaction, called with (tx, host, username).
-        self.user_deletion_steps: list[Callable[[Transaction, str, str], Awaitable[None]]] = []
+        self.user_tables: list[tuple[str, str, str]] = [
+            ("kv", "host", "user"),
+            ("archive", "host", "user"),
+        ]
+        # Steps of that transaction, called with (tx, host, username) before the rows go.
+        self.user_deletion_steps: list[DeletionStep] = []
         # Called with (host, username) once an account's rows are deleted and committed.
         self.user_rows_deleted: list[Callable[[str, str], None]] = []
 
     def own_user_rows(self, table: str, host_column: str, user_column: str) -> None:
-        """Rows of ``table`` belong to an account and go when it is deleted."""
+        """Rows of ``table`` (a core table) belong to an account and go when it is deleted."""
         entry = (table, host_column, user_column)
         if entry not in self.user_tables:
             self.user_tables.append(entry)
@@ -132,7 +160,7 @@ class Storage:
             except (sqlite3.Error, ValueError):  # already closed
                 log.debug("closing an already closed connection")
 
-    async def migrate(self, component: str, migrations: Sequence[str]) -> None:
+    async def migrate(self, component: str, migrations: Sequence[Step]) -> None:
         """Bring ``component``'s tables to ``len(migrations)``; each step in one transaction."""
         async with self.transaction() as tx:
             await tx.execute(
@@ -149,9 +177,13 @@ class Storage:
                 f" minixmpp knows ({len(migrations)}); refusing to downgrade"
             )
         for version in range(current + 1, len(migrations) + 1):
+            step = migrations[version - 1]
             async with self.transaction() as tx:
-                for statement in _statements(migrations[version - 1]):
-                    await tx.execute(statement)
+                if isinstance(step, str):
+                    for statement in _statements(step):
+                        await tx.execute(statement)
+                else:
+                    await step(tx)
                 await tx.execute(
                     "INSERT INTO schema_versions (component, version) VALUES (?, ?)"
                     " ON CONFLICT (component) DO UPDATE SET version = excluded.version",
@@ -180,14 +212,20 @@ class Storage:
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         return list(await self._reader.execute_fetchall(sql, params))
 
+    async def read(self, tx: Transaction | None, sql: str, params: Params = ()) -> list[Any]:
+        """Rows read inside ``tx`` when given (what it wrote so far), else committed data."""
+        if tx is not None:
+            return await tx.fetchall(sql, params)
+        return await self.fetchall(sql, params)
+
     async def delete_user_rows(self, tx: Transaction, host: str, username: str) -> None:
+        for step in self.user_deletion_steps:
+            await step(tx, host, username)
         for table, host_col, user_col in self.user_tables:
             await tx.execute(
                 f"DELETE FROM {table} WHERE {host_col} = ? AND {user_col} = ?",  # noqa: S608
                 (host, username),
             )
-        for step in self.user_deletion_steps:
-            await step(tx, host, username)
 
     async def meta(self, key: str, default: bytes) -> bytes:
         """A server-wide value, created with ``default`` on first use (e.g. secrets)."""
@@ -199,11 +237,14 @@ class Storage:
         assert row is not None
         return bytes(row[0])
 
-    def keyval(self, host: str, name: str) -> KeyValueStore:
-        return KeyValueStore(self, host, name)
+    def keyval(self, host: str, name: str) -> SqlKeyValueStore:
+        return SqlKeyValueStore(self, host, name)
 
-    def map(self, host: str, name: str) -> MapStore:
-        return MapStore(self, host, name)
+    def map(self, host: str, name: str) -> SqlMapStore:
+        return SqlMapStore(self, host, name)
+
+    def archive(self, host: str, name: str) -> SqlArchiveStore:
+        return SqlArchiveStore(self, host, name)
 
 
 def _create_private(path: Path) -> None:
@@ -233,67 +274,3 @@ async def _connect(path: Path) -> aiosqlite.Connection:
 
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
-
-
-_encode = msgspec.json.encode
-_decode = msgspec.json.decode
-
-
-class KeyValueStore:
-    """One JSON value per user (``user=None``: one value for the host). Prosody's keyval store."""
-
-    def __init__(self, storage: Storage, host: str, name: str) -> None:
-        self._s, self.host, self.name = storage, host, name
-
-    async def get(self, user: str | None) -> Any:
-        row = await self._s.fetchone(
-            "SELECT value FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ''",
-            (self.host, self.name, user or ""),
-        )
-        return None if row is None else _decode(row[0])
-
-    async def set(self, user: str | None, value: Any) -> None:
-        """Store ``value``; ``None`` deletes."""
-        async with self._s.transaction() as tx:
-            await put(tx, self.host, self.name, user or "", "", value)
-
-
-class MapStore:
-    """JSON values by (user, key); ``user=None`` holds host-level entries. Prosody's map store."""
-
-    def __init__(self, storage: Storage, host: str, name: str) -> None:
-        self._s, self.host, self.name = storage, host, name
-
-    async def get(self, user: str | None, key: str) -> Any:
-        row = await self._s.fetchone(
-            "SELECT value FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ?",
-            (self.host, self.name, user or "", key),
-        )
-        return None if row is None else _decode(row[0])
-
-    async def set(self, user: str | None, key: str, value: Any) -> None:
-        """Store ``value`` under ``key``; ``None`` deletes."""
-        async with self._s.transaction() as tx:
-            await put(tx, self.host, self.name, user or "", key, value)
-
-    async def items(self, user: str | None) -> dict[str, Any]:
-        rows = await self._s.fetchall(
-            "SELECT key, value FROM kv WHERE host = ? AND store = ? AND user = ? ORDER BY key",
-            (self.host, self.name, user or ""),
-        )
-        return {row[0]: _decode(row[1]) for row in rows}
-
-
-async def put(tx: Transaction, host: str, store: str, user: str, key: str, value: Any) -> None:
-    """Write one kv/map store value inside an open transaction (``None`` deletes)."""
-    if value is None:
-        await tx.execute(
-            "DELETE FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ?",
-            (host, store, user, key),
-        )
-    else:
-        await tx.execute(
-            "INSERT INTO kv (host, store, user, key, value) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (host, store, user, key) DO UPDATE SET value = excluded.value",
-            (host, store, user, key, _encode(value)),
-        )
