@@ -1,0 +1,155 @@
+"""What modules can do with a session's life: keep it bound when its connection drops
+(connection-lost, for XEP-0198), take what it is sent (outbound filters), end it later."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from minixmpp.session import C2SSession
+from minixmpp.testing import running_server
+from tests.xmpp import login
+
+KEEPER = '''
+    """Keeps a session whose connection dropped; what it is sent meanwhile is queued here."""
+    from minixmpp.events import CONNECTION_LOST, RESOURCE_UNBIND
+    from minixmpp.module import Module
+
+
+    def load(module: Module):
+        kept = {}
+        unbound = []
+
+        @module.hook(CONNECTION_LOST)
+        async def keep(event):
+            session = event.session
+            queue = []
+
+            def hold(stanza):
+                if session.state == "hibernating":
+                    queue.append(stanza)
+                    return None  # taken
+                return stanza
+
+            session.filters.add(hold)
+            kept[session.jid.full] = (session, queue)
+            return True
+
+        @module.hook(RESOURCE_UNBIND)
+        async def gone(event):
+            unbound.append((event.session.jid.full, event.error))
+
+        return {"kept": kept, "unbound": unbound}
+'''
+
+
+async def wait_until(predicate: Any, what: str) -> None:
+    for _ in range(500):  # bounded: 5 s
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_module_keeps_a_dropped_session_bound_and_ends_it(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_keeper.py").write_text(textwrap.dedent(KEEPER))
+    async with running_server(
+        tmp_path, modules=["ping", "keeper"], options={"plugin_paths": [str(plugins)]}
+    ) as srv:
+        for user in ("alice", "bob"):
+            await srv.create_user(user, "pw")
+        host = srv.server.hosts["localhost"]
+        api = host.modules["keeper"].api
+        alice, alice_jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw", "phone")
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", "pw")
+        alice.writer.transport.abort()  # the connection drops, no stream close
+        await wait_until(lambda: alice_jid in api["kept"], "connection-lost")
+        session, queue = api["kept"][alice_jid]
+        assert session.state == "hibernating" and session.bound
+        assert host.sessions.get(alice_jid) is session  # still reachable
+        await bob.send(f"<message to='{alice_jid}' type='chat' id='held'><body>hi</body></message>")
+        await bob.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")  # bob's message is handled
+        assert [m.get("id") for m in queue] == ["held"]  # taken by the filter, not bounced
+        assert api["unbound"] == []
+        session.end("hibernation timed out")
+        await session.unbound()
+        assert api["unbound"] == [(alice_jid, "hibernation timed out")]
+        assert host.sessions.get(alice_jid) is None
+
+
+async def test_without_a_keeper_a_dropped_session_ends(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as srv:
+        await srv.create_user("alice", "pw")
+        host = srv.server.hosts["localhost"]
+        alice, jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        alice.writer.transport.abort()
+        await wait_until(lambda: host.sessions.get(jid) is None, "the session's end")
+
+
+class FakeLink:
+    """A connection as a session sees it, in memory."""
+
+    kind = "test"
+
+    def __init__(self) -> None:
+        self.sent: list[etree._Element] = []
+
+    def send_element(self, element: etree._Element) -> bool:
+        self.sent.append(element)
+        return True
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self, *_args: object) -> None:
+        pass
+
+    def request_restart(self) -> None:
+        pass
+
+    def authenticated(self) -> None:
+        pass
+
+    def ssl_object(self) -> None:
+        return None
+
+    def end_point_hash(self) -> None:
+        return None
+
+    async def start_tls(self, *_args: object) -> bool:
+        return False
+
+
+def test_the_session_state_table() -> None:
+    first = FakeLink()
+    session = C2SSession({}, first, ip="127.0.0.1", secure=True)
+    with pytest.raises(RuntimeError):
+        session.set_bound("r")  # not authenticated yet
+    session.host = "localhost"
+    session.authenticate("alice", 3)
+    assert (session.state, session.jid.full, session.auth_epoch) == (
+        "authenticated",
+        "alice@localhost",
+        3,
+    )
+    with pytest.raises(RuntimeError):
+        session.authenticate("alice")  # once
+    session.set_bound("r")
+    assert session.bound and session.jid.full == "alice@localhost/r"
+    session.link = None  # as connection_lost() does when a module keeps the session
+    session._go("detach")
+    assert session.send(etree.Element("message")) is False  # no connection: not sent
+    second = FakeLink()
+    session.attach(second)  # resumed on a new connection
+    assert session.send(etree.Element("message")) and len(second.sent) == 1
+    dropped: list[str] = []
+    session.filters.add(lambda el: None if dropped.append(el.tag) is None else el, priority=5)
+    assert session.send(etree.Element("presence"))  # taken by the filter
+    assert dropped == ["presence"] and len(second.sent) == 1
