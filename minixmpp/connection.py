@@ -66,6 +66,28 @@ class Transport(Protocol):
 class Connection:
     """One client connection (see the module docstring)."""
 
+    __slots__ = (
+        "__weakref__",
+        "_close_timer",
+        "_events",
+        "_held",
+        "_held_size",
+        "_loop",
+        "_lost_called",
+        "_out",
+        "_restart",
+        "_wire",
+        "close_condition",
+        "kind",
+        "last_activity",
+        "log",
+        "opened_at",
+        "server",
+        "session",
+        "stream",
+        "transport",
+    )  # fmt: skip
+
     def __init__(self, server: Server, framing: Framing, *, secure: bool = False) -> None:
         self.server = server
         self.kind = framing.name

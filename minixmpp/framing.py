@@ -70,6 +70,7 @@ class TcpFraming:
     """RFC 6120 over TCP: one ``<stream:stream>`` document per stream."""
 
     name = "tcp"
+    __slots__ = ("parser",)
 
     def __init__(self, max_size: int) -> None:
         self.parser = StreamParser(max_size)
@@ -106,6 +107,7 @@ class WebSocketFraming:
     """RFC 7395: elements in text frames; ``<open/>`` and ``<close/>``."""
 
     name = "websocket"
+    __slots__ = ("parser",)
 
     def __init__(self, max_size: int) -> None:
         self.parser = StreamParser(max_size, fragments=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -114,7 +113,7 @@ class InOrder:
     ``handle`` must not raise: it is the caller's error boundary.
     """
 
-    __slots__ = ("_handle", "_loop", "_on_idle", "_queue", "_task", "keep")
+    __slots__ = ("_handle", "_on_idle", "_queue", "_task", "keep")
 
     def __init__(
         self,
@@ -124,9 +123,8 @@ class InOrder:
     ) -> None:
         self._handle = handle
         self._on_idle = on_idle
-        self._queue: deque[Any] = deque()
+        self._queue: list[Any] = []  # short: a list is far smaller than a deque when empty
         self._task: asyncio.Future[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.keep = keep
 
     @property
@@ -153,8 +151,8 @@ class InOrder:
     def _drain(self) -> bool:
         queue = self._queue
         while queue:
-            item = queue.popleft()
-            task = start_eager(self._handle(item), self._loop)
+            item = queue.pop(0)
+            task = start_eager(self._handle(item))
             if task is not None:
                 self._task = task
                 self.keep(task)

@@ -129,6 +129,11 @@ class C2SSession:
     """A client's session (see the module docstring)."""
 
     c2s = True
+    __slots__ = (
+        "__weakref__", "_hosts", "_unbind_task", "auth_epoch", "data", "filters", "host", "id",
+        "ip", "jid", "lang", "link", "log", "presence", "priority", "resource", "secure",
+        "state", "username",
+    )  # fmt: skip
 
     def __init__(self, hosts: dict[str, Host], link: Link, *, ip: str, secure: bool) -> None:
         self.id = next(_ids)
