@@ -1,0 +1,13 @@
+"""Session fixtures for the real-client tests: the npm packages are installed here once per
+session, and only when missing or stale (tests/clients/node.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clients.node import NodeTools, install_node_clients
+
+
+@pytest.fixture(scope="session")
+def node_clients() -> NodeTools:
+    return install_node_clients()
