@@ -1,6 +1,6 @@
 """Real non-Python clients for the tests: the npm packages in tests/node (xmpp.js, Converse.js,
-playwright-core), installed once per session by the project's own files, and node scripts run
-as subprocesses with every wait bounded.
+playwright-core) and Debian's Chromium, installed once per session by the project's own files,
+and node scripts run as subprocesses with every wait bounded.
 
 A missing or broken tool fails the test with the command that installs it; it is never a skip.
 """
@@ -24,9 +24,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "tests" / "node"
+INSTALL_CHROMIUM = ROOT / "tests" / "browser" / "install-chromium.sh"
+CHROMIUM = Path("/usr/bin/chromium")
 STAMP = NODE_DIR / "node_modules" / ".minixmpp-installed"  # the hash of what npm ci installed
 NPM_CI = ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
 NPM_TIMEOUT = 300.0
+APT_TIMEOUT = 600.0
+INSTALL_TIMEOUT = NPM_TIMEOUT + APT_TIMEOUT  # a cold first test waits for both installs
 OVERTIME = 5.0  # seconds the test waits for a script beyond the script's own deadline
 STOP_GRACE = 15.0  # seconds a script may take to end after SIGTERM
 MIN_NODE = (20, 10)  # @xmpp/client 0.14's engines field
@@ -94,6 +98,32 @@ def install_node_clients() -> NodeTools:
     return NodeTools(node, flags)
 
 
+def install_chromium() -> Path:
+    """Debian's chromium package, installed by tests/browser/install-chromium.sh if missing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        try:
+            done = subprocess.run(
+                ["sh", str(INSTALL_CHROMIUM)],
+                capture_output=True,
+                text=True,
+                timeout=APT_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"`sh {INSTALL_CHROMIUM}` did not install Chromium within {APT_TIMEOUT:.0f} s",
+                pytrace=False,
+            )
+        if done.returncode != 0 or not os.access(CHROMIUM, os.X_OK):
+            pytest.fail(
+                f"the browser tests need {CHROMIUM} (Debian's chromium package); "
+                f"`sh {INSTALL_CHROMIUM}` could not install it (exit {done.returncode}):\n"
+                f"{_tail(done.stdout + done.stderr)}",
+                pytrace=False,
+            )
+    return CHROMIUM
+
+
 def _new_file(path: Path) -> BinaryIO:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("wb")
@@ -101,7 +131,7 @@ def _new_file(path: Path) -> BinaryIO:
 
 class NodeScript:
     """A node script from tests/node run as a subprocess in its own process group (so that
-    a browser that a script starts goes with it). It prints JSON lines on stdout;
+    Chromium, which playwright starts under it, goes with it). It prints JSON lines on stdout;
     its stderr goes to a file in the test's tmp folder.
 
     The script bounds itself (``config["timeout_ms"]``) and says what failed; the test waits
@@ -176,7 +206,7 @@ class NodeScript:
     async def kill(self) -> None:
         """End the script if it is still running: SIGTERM first (a script may keep a screenshot
         then), after ``STOP_GRACE`` seconds SIGKILL to its process group (node and what it
-        started)."""
+        started, e.g. Chromium)."""
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.terminate()
