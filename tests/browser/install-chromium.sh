@@ -16,6 +16,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-chromium.sh: no apt-get: install Chromium from your system's packages so that /usr/bin/chromium exists" >&2
     exit 1
 fi
-$as_root apt-get update -qq
-$as_root apt-get install -y -qq --no-install-recommends chromium
+# wait for another apt or dpkg run (e.g. unattended upgrades) instead of failing at once
+wait_lock="-o DPkg::Lock::Timeout=120"
+$as_root apt-get $wait_lock update -qq
+$as_root apt-get $wait_lock install -y -qq --no-install-recommends chromium
 /usr/bin/chromium --version
