@@ -180,7 +180,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def _serve(config: Config) -> int:
-    from minixmpp.server import serve
+    from minixmpp.process import serve
 
     logs.configure(config)
     runner: Any = asyncio.run
@@ -193,7 +193,7 @@ def _serve(config: Config) -> int:
             )
         runner = uvloop.run
     try:
-        runner(serve(config))
+        runner(serve(config, configure_logging=logs.configure))
     except datalock.DataFolderBusy as exc:
         return _fail(f"{exc}; stop it, or give this server its own data_path", EXIT_FAILED)
     except OSError as exc:

@@ -1,5 +1,6 @@
-"""Logging for ``minixmpp serve``: the sinks of the ``log`` option (Prosody's forms), with
-repeated lines rate-limited.
+"""Logging for ``minixmpp serve``: the sinks of the ``log`` option (Prosody's forms), opened
+again at every configuration reload (so that logrotate can move the files away), with repeated
+lines rate-limited.
 
 Rate limit (``RateLimit``, one per sink): a sink lets through the first ``BURST`` records that
 say the same thing (same logger, level and message text, arguments filled in; the ``c2s<id>``

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minixmpp.config import NonNegativeInt
-from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
+from minixmpp.events import CONFIG_RELOADED, OFFLINE_BROADCAST, ConfigReloaded, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.session import Session
 from minixmpp.xml import stanza as st
@@ -56,6 +56,12 @@ def load(module: Module) -> None:
     module.migrate("offline", MIGRATIONS)
     module.own_user_rows("offline")
     module.add_feature("msgoffline")
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
+
     storage = module.storage
     host = module.host
     # Accounts that may have messages stored (a superset), so that the logins of all the

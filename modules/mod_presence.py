@@ -36,11 +36,13 @@ from lxml import etree
 from minixmpp.config import NonNegativeInt
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
+    CONFIG_RELOADED,
     OFFLINE_BROADCAST,
     RESOURCE_UNBIND,
     STREAM_FEATURES,
     USER_DELETED,
     USER_DELETING,
+    ConfigReloaded,
     ResourceUnbind,
     StanzaEvent,
     StreamFeatures,
@@ -81,6 +83,11 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     roster = module.depends("roster")
     host = module.host
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
 
     def available(username: str) -> list[Session]:
         return [s for s in module.sessions_of(username) if s.presence is not None]

@@ -39,8 +39,6 @@ EPOCH = "saslauth_epoch"  # session.data key: Users.epoch when the credentials w
 
 def load(module: Module) -> None:
     require_encryption = module.host_options.c2s_require_encryption
-    max_failures = module.server_options.c2s_max_auth_failures
-    iterations = module.server_options.default_iteration_count  # what unknown users show
     users = module.users
 
     async def lookup(session: Session, username: str) -> Credentials | None:
@@ -81,7 +79,7 @@ def load(module: Module) -> None:
         if failure.condition in ("not-authorized", "invalid-authzid", "malformed-request"):
             failures = session.data.get("auth_failures", 0) + 1
             session.data["auth_failures"] = failures
-            if failures >= max_failures:
+            if failures >= module.server_options.c2s_max_auth_failures:
                 session.close("policy-violation", "Too many failed authentication attempts")
 
     async def advance(session: Session, mechanism: Mechanism, data: bytes) -> None:
@@ -125,7 +123,8 @@ def load(module: Module) -> None:
                 bindings=session.channel_bindings(),
                 secure=session.secure,
                 secret=module.secret,
-                iterations=iterations,
+                # what unknown users show: new accounts' count (read here: a reload may change it)
+                iterations=module.server_options.default_iteration_count,
             )
         except SaslFailure as failure:
             await fail(session, failure)
