@@ -104,6 +104,9 @@ def load(module: Module) -> None:
         except SaslFailure as failure:
             await fail(session, failure, mechanism)
             return
+        if session.state == "ended":  # it left while its password was hashed (PLAIN)
+            module.log.debug("client gone before authentication completed", extra=_tag(session))
+            return
         if step.challenge is not None:
             session.data[KEY] = mechanism
             send(session, "challenge", step.challenge)

@@ -1,7 +1,7 @@
 """What the log tells an operator about clients (issue 10): each failed login, failed TLS
 handshake and stream error once, at info, with the address, the username when known and the
-reason, never a password or a SASL payload; repeated lines rate-limited; log sinks that cannot
-be opened refused with one line."""
+reason, never a password or a SASL payload; no traceback for anything a client does; repeated
+lines rate-limited; log sinks that cannot be opened refused with one line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import base64
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -191,6 +192,27 @@ async def test_a_stream_error_is_logged_once_with_address_and_username(
     ]
 
 
+# -- no tracebacks for what clients do ----------------------------------------------------------
+
+
+async def test_a_client_that_leaves_during_plain_costs_no_traceback(
+    tmp_path: Path, watch: Watch
+) -> None:
+    # PLAIN hashes the password in a thread; the client leaves meanwhile. The hash is made
+    # slow enough that the client has surely left when it is done.
+    options = {"default_iteration_count": 200_000}
+    async with running_server(tmp_path, options=options) as server:
+        await server.create_user("alice", "alice-secret")
+        client = await RawClient.connect(server.c2s_port)
+        await client.open()
+        await client.starttls(server.ca_file)
+        payload = base64.b64encode(b"\0alice\0alice-secret").decode()
+        await client.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>")
+        client.writer.transport.abort()
+        await watch.wait("client gone before authentication completed")
+    assert not [r for r in watch.records if r.exc_info or r.levelno >= logging.WARNING]
+
+
 # -- the rate limit ---------------------------------------------------------------------------
 
 
@@ -308,3 +330,18 @@ def test_a_log_file_that_cannot_be_opened_is_one_line_and_exit_2(tmp_path: Path)
     assert result.stderr == (
         f"minixmpp: {path}: option 'log': cannot open {missing}: No such file or directory\n"
     )
+
+
+async def test_a_client_that_resets_before_tls_starts_costs_no_traceback(
+    server: TestServer, watch: Watch
+) -> None:
+    # Connected and reset (RST) before the server took the connection from its queue: what a
+    # port scanner does to the direct TLS port.
+    sock = socket.create_connection(("127.0.0.1", server.direct_tls_port), TIMEOUT)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    record = await watch.wait("TLS handshake failed")
+    assert record.getMessage() == (
+        "TLS handshake failed from 127.0.0.1 (direct TLS): connection closed before the handshake"
+    )
+    assert not [r for r in watch.records if r.exc_info or r.levelno >= logging.WARNING]
