@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from minixmpp import __version__, admin, datalock
+from minixmpp import __version__, admin, datalock, logs
 from minixmpp.config import Config, ConfigError
 from minixmpp.config import load as load_config
 from minixmpp.jid import JID, InvalidJID, nodeprep
@@ -179,50 +179,10 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def setup_logging(config: Config) -> None:
-    sinks = (
-        {"info": config.options.log} if isinstance(config.options.log, str) else config.options.log
-    )
-    root = logging.getLogger("minixmpp")
-    root.handlers.clear()
-    root.propagate = False
-    levels = []
-    for level_name, sink in sinks.items():
-        level = (
-            logging.WARNING
-            if level_name in ("warn", "warning")
-            else getattr(logging, level_name.upper())
-        )
-        handler: logging.Handler
-        if sink in ("*console", "*stderr"):
-            handler = logging.StreamHandler(sys.stderr)
-        elif sink == "*stdout":
-            handler = logging.StreamHandler(sys.stdout)
-        else:
-            handler = logging.FileHandler(config.resolve(sink))
-        handler.setLevel(level)
-        handler.setFormatter(_Formatter())
-        root.addHandler(handler)
-        levels.append(level)
-    root.setLevel(min(levels) if levels else logging.INFO)
-
-
-class _Formatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s", "%Y-%m-%d %H:%M:%S")
-
-    def format(self, record: logging.LogRecord) -> str:
-        session = getattr(record, "session", None)
-        if session:
-            record.msg = f"{session} {record.msg}"
-            record.__dict__.pop("session")
-        return super().format(record)
-
-
 def _serve(config: Config) -> int:
-    from minixmpp.server import serve
+    from minixmpp.process import serve
 
-    setup_logging(config)
+    logs.configure(config)
     runner: Any = asyncio.run
     if config.options.network_backend == "uvloop":
         try:
@@ -233,11 +193,13 @@ def _serve(config: Config) -> int:
             )
         runner = uvloop.run
     try:
-        runner(serve(config))
+        runner(serve(config, configure_logging=logs.configure))
     except datalock.DataFolderBusy as exc:
         return _fail(f"{exc}; stop it, or give this server its own data_path", EXIT_FAILED)
     except OSError as exc:
         return _fail(f"cannot serve: {exc}", EXIT_FAILED)
+    finally:
+        logs.shutdown()
     return EXIT_OK
 
 

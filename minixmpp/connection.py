@@ -31,6 +31,7 @@ from minixmpp.errors import StreamError
 from minixmpp.events import STREAM_FEATURES, StreamFeatures
 from minixmpp.framing import Framing
 from minixmpp.jid import JID, InvalidJID, nameprep
+from minixmpp.net import tls_failure
 from minixmpp.scheduling import InOrder
 from minixmpp.session import C2SSession
 from minixmpp.stream import State, XmppStream
@@ -161,8 +162,7 @@ class Connection:
         try:
             events = self.stream.receive(data)
         except StreamError as exc:
-            self.log.info("bad input: %s", exc)
-            if self.stream.state is State.CLOSING:
+            if self.stream.state is State.CLOSING:  # after our close: nothing more to say
                 self._close_transport()
             else:
                 self.close(exc.condition, exc.text, exc.app)
@@ -288,8 +288,9 @@ class Connection:
         try:
             await start(context, self.server.tls_handshake_timeout)
         except (OSError, ValueError, RuntimeError) as exc:  # ssl.SSLError and timeouts: OSError
-            self.log.info("TLS handshake failed: %s", exc)
-            self._lost(f"TLS handshake failed: {exc}")
+            reason = tls_failure(exc)
+            self.log.info("TLS handshake failed from %s (STARTTLS): %s", self.session.ip, reason)
+            self._lost(f"TLS handshake failed: {reason}")
             return False
         if self.stream.state is not State.SECURING:
             return False
@@ -325,8 +326,17 @@ class Connection:
             self.abort()
             return
         if condition is not None:
-            self.log.info("closing stream: %s%s", condition, f" ({text})" if text else "")
             self.close_condition = condition
+            session = self.session
+            # Once per stream, at info, but for shutdown: one line per client would say nothing.
+            self.log.log(
+                logging.DEBUG if condition == "system-shutdown" else logging.INFO,
+                "stream error to %s%s: %s%s",
+                session.ip,
+                f" ({session.username}@{session.host})" if session.authenticated else "",
+                condition,
+                f" ({text})" if text else "",
+            )
         host = from_ or self.session.host or next(iter(self.server.hosts))
         units = self.stream.close(condition, text, app, from_=host)
         if self._wire:

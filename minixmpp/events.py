@@ -221,3 +221,17 @@ class ServerEvent:
 
 SERVER_STARTED: EventName[ServerEvent] = EventName("server-started")
 SERVER_STOPPING: EventName[ServerEvent] = EventName("server-stopping")
+
+
+@dataclass(slots=True)
+class ConfigReloaded:
+    """The configuration was reloaded (SIGHUP). ``changed``: the options whose new values are
+    in force on ``host`` from now on. A module whose options may change live hooks this and
+    reads them again (``module.options(Options)``); the options of a module that does not
+    keep their values until a restart."""
+
+    host: str
+    changed: frozenset[str] = frozenset()
+
+
+CONFIG_RELOADED: EventName[ConfigReloaded] = EventName("config-reloaded")  # Prosody's name

@@ -151,8 +151,8 @@ class Host:
         self.sessions = SessionRegistry()
         self.users = Users(accounts, self.name, self.events)
         self.rosters = rosters if rosters is not None else Rosters(storage)
-        # config.py refuses anything but bare user@host JIDs: this only prepares them
-        self.admins = frozenset(JID.parse(a).bare for a in config.options.admins)
+        self.admins: frozenset[str] = frozenset()
+        self.reconfigure(config, server.options)
         self.origin = HostOrigin(self)
         self.secret = secret
         self._router = router
@@ -160,6 +160,13 @@ class Host:
         # Last in line, after modules have cleaned up: an account that is gone has no sessions.
         self.events.hook(USER_DELETED, self._close_sessions_of_deleted_user, priority=-1000)
         self.events.hook(USER_PASSWORD_CHANGED, self._close_other_sessions, priority=-1000)
+
+    def reconfigure(self, config: HostConfig, server_options: GlobalOptions) -> None:
+        """The options in force from now on (at start, and after a reload: see reload.py)."""
+        self.config = config
+        self.server_options = server_options
+        # config.py refuses anything but bare user@host JIDs: this only prepares them
+        self.admins = frozenset(JID.parse(a).bare for a in config.options.admins)
 
     async def _close_sessions_of_deleted_user(self, event: UserEvent) -> None:
         for session in self.sessions.of_user(event.username):

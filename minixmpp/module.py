@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from minixmpp.config import GlobalOptions, HostConfig, HostOptions, convert
 from minixmpp.errors import ModuleError as ModuleError  # re-exported for module authors
-from minixmpp.events import EventName
+from minixmpp.events import CONFIG_RELOADED, EventName
 from minixmpp.events import StanzaEvent as StanzaEvent  # re-exported for module authors
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.roster import Rosters
@@ -67,7 +67,6 @@ class Module:
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
         self._deletion_steps: list[Any] = []
         self._log_secrets: list[re.Pattern[str]] = []
-        self._options: Any = None
 
     # -- events -------------------------------------------------------------------------
 
@@ -144,10 +143,14 @@ class Module:
         return self._loader.load(self._host, name, required_by=self.name).api
 
     def options(self, cls: type[T]) -> T:
-        """This module's options for this host, typed by ``cls`` (the module's ``Options``)."""
-        if self._options is None or not isinstance(self._options, cls):
-            self._options = option_values(self._host.config, cls, self.name)
-        return self._options
+        """This module's options for this host, typed by ``cls`` (the module's ``Options``).
+        Read once in ``load``; read again in a ``config-reloaded`` hook, they change live."""
+        return option_values(self._host.config, cls, self.name)
+
+    @property
+    def follows_reloads(self) -> bool:
+        """It hooks ``config-reloaded``: its options change on a reload, not at a restart."""
+        return any(event == CONFIG_RELOADED for event, _ in self._hooks)
 
     @property
     def host_options(self) -> HostOptions:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 from typing import Any, Protocol
@@ -224,7 +225,13 @@ class Transport:
             self._fail_handshake(TimeoutError("TLS handshake timed out"))
 
     def _direct_tls_ready(self, future: asyncio.Future[None]) -> None:
-        if not future.cancelled() and future.exception() is None and not self._closed:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:  # the protocol never hears of this connection: say it here
+            peer = self._peername[0] if self._peername else "?"
+            log.info("TLS handshake failed from %s (direct TLS): %s", peer, tls_failure(exc))
+        elif not self._closed:
             self._connected = True
             self._protocol.connection_made(self)
 
@@ -372,6 +379,15 @@ class Transport:
                 handshake.exception()
         if self._connected:  # a direct-TLS handshake that failed never reached the protocol
             self._loop.call_soon(self._protocol.connection_lost, exc)
+
+
+def tls_failure(exc: BaseException) -> str:
+    """Why a TLS handshake failed, for the log: OpenSSL's reason without the source line."""
+    text = str(exc) or type(exc).__name__
+    return _SSL_SOURCE.sub("", text) if isinstance(exc, ssl.SSLError) else text
+
+
+_SSL_SOURCE = re.compile(r" \(_ssl\.c:\d+\)$")
 
 
 def _peer(sock: socket.socket) -> Any:

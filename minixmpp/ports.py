@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from minixmpp.net import StreamProtocol, Transport
+from minixmpp.net import StreamProtocol, Transport, tls_failure
 
 log = logging.getLogger("minixmpp.ports")
 ACCEPT_BATCH = 64  # connections accepted per readiness event
@@ -123,7 +123,7 @@ class Listener:
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, _addr = self._sock.accept()
+                conn, addr = self._sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
@@ -138,6 +138,8 @@ class Listener:
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
+                if self._tls is not None:
+                    conn.getpeername()  # gone (reset)? wrap_socket() would lose the socket
                 Transport(
                     self._loop,
                     conn,
@@ -145,6 +147,11 @@ class Listener:
                     tls=self._tls,
                     handshake_timeout=self._handshake_timeout,
                 )
+            except OSError as exc:  # the client left before TLS could start
+                gone = exc.errno == errno.ENOTCONN
+                reason = "connection closed before the handshake" if gone else tls_failure(exc)
+                log.info("TLS handshake failed from %s (direct TLS): %s", addr[0], reason)
+                conn.close()
             except Exception:
                 log.exception("cannot set up an accepted connection")
                 conn.close()

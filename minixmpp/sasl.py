@@ -78,9 +78,11 @@ def decode_payload(text: str | None) -> bytes:
 
 
 class Mechanism:
-    """One authentication exchange."""
+    """One authentication exchange. ``username``: the prepared username the client gave, once
+    known (for the log: a failure names it)."""
 
     name: str
+    username: str | None = None
 
     async def step(self, data: bytes) -> Step:
         raise NotImplementedError
@@ -114,7 +116,7 @@ class Plain(Mechanism):
             raise SaslFailure("malformed-request") from None
         if not authcid or not password:
             raise SaslFailure("malformed-request")
-        username = _prep_username(authcid)
+        username = self.username = _prep_username(authcid)
         _check_authzid(authzid, username, self.host)
         credentials = await self.lookup(username)
         exists = credentials is not None
@@ -169,7 +171,7 @@ class Scram(Mechanism):
         attrs = bare.split(",")
         if len(attrs) < 2 or not attrs[0].startswith("n=") or not attrs[1].startswith("r="):
             raise SaslFailure("malformed-request", "Invalid SCRAM client-first message")
-        username = _prep_username(_unescape(attrs[0][2:]))
+        username = self.username = _prep_username(_unescape(attrs[0][2:]))
         client_nonce = attrs[1][2:]
         if not _NONCE_RE.fullmatch(client_nonce):
             raise SaslFailure("malformed-request", "Invalid SCRAM nonce")

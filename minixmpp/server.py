@@ -1,5 +1,5 @@
-"""Server: hosts, module loader, storage, and the listening services modules provide;
-``serve(config, ready=, shutdown=)``.
+"""Server: hosts, module loader, storage, and the listening services modules provide.
+(``process.serve()`` runs one as the process, with its signals.)
 
 ``Server.start(listen=False)`` brings up everything but the network: the CLI uses that to run
 account and invite commands in-process when no server is running.
@@ -12,11 +12,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
-import gc
 import logging
 import os
 import re
-import signal
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -25,12 +23,19 @@ from minixmpp import admin, datalock
 from minixmpp.accounts import Accounts
 from minixmpp.config import Config, check_unknown_keys
 from minixmpp.connection import Connection
-from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
+from minixmpp.events import (
+    CONFIG_RELOADED,
+    SERVER_STARTED,
+    SERVER_STOPPING,
+    ConfigReloaded,
+    ServerEvent,
+)
 from minixmpp.framing import Framing
 from minixmpp.host import Host
 from minixmpp.loader import Loader, enabled_modules
 from minixmpp.module import option_values
 from minixmpp.ports import NetService, PortManager
+from minixmpp.reload import plan as plan_reload
 from minixmpp.roster import Rosters
 from minixmpp.router import Router
 from minixmpp.scheduling import WriteCoalescer
@@ -178,6 +183,53 @@ class Server:
             )
             log.info("serving %s on %s", ", ".join(self.hosts), services or "no ports")
 
+    async def reload(
+        self, config: Config, *, configure_logging: Callable[[Config], None] | None = None
+    ) -> None:
+        """Run with ``config`` (which passed ``check()``) from now on, as far as it can change
+        live (reload.py), and fire ``config-reloaded`` on every host; each changed option that
+        waits for a restart is logged. ``configure_logging`` opens its log sinks. ConfigError,
+        with nothing changed, when a loaded module's options are invalid in it or a log sink
+        cannot be opened."""
+        plan = plan_reload(self.config, config, self._module_keys())
+        for name, host_config in plan.config.hosts.items():
+            for module in self.hosts[name].modules:
+                cls = self.loader.options_class(module)
+                if cls is not None:
+                    option_values(host_config, cls, module)
+        if configure_logging is not None:
+            configure_logging(plan.config)
+        for key in plan.restart:
+            log.warning("option '%s' changed: takes effect after a restart", key)
+        for name in plan.hosts_added:
+            log.warning('VirtualHost "%s" added: takes effect after a restart', name)
+        for name in plan.hosts_removed:
+            log.warning('VirtualHost "%s" removed: takes effect after a restart', name)
+        self.config = plan.config
+        self.options = plan.config.options
+        self.accounts.iterations = self.options.default_iteration_count
+        for name, host in self.hosts.items():
+            host.reconfigure(plan.config.hosts[name], self.options)
+        for name, host in self.hosts.items():
+            try:
+                await host.events.fire(CONFIG_RELOADED, ConfigReloaded(name, plan.live[name]))
+            except Exception:
+                log.exception("a config-reloaded handler failed on %s", name)
+        changed = ", ".join(plan.changed_now) or "none"
+        log.info("configuration reloaded from %s; options changed now: %s", config.path, changed)
+
+    def _module_keys(self) -> dict[str, dict[str, bool]]:
+        """Per host: the options of its loaded modules -> whether they change live."""
+        keys: dict[str, dict[str, bool]] = {}
+        for name, host in self.hosts.items():
+            per_host: dict[str, bool] = {}
+            keys[name] = per_host
+            for module in host.modules.values():
+                cls = self.loader.options_class(module.name)
+                for f in dataclasses.fields(cls) if cls is not None else ():
+                    per_host[f.name] = per_host.get(f.name, True) and module.follows_reloads
+        return keys
+
     def connection(self, framing: Framing, *, secure: bool = False) -> Connection:
         """A new client connection over ``framing`` (for listener modules)."""
         return Connection(self, framing, secure=secure)
@@ -185,14 +237,14 @@ class Server:
     async def _sweep(self) -> None:
         """Close streams that stay unauthenticated or idle too long (connection-timeout), and
         let idle ones free their parser memory."""
-        opts = self.options
-        limits = [
-            t for t in (opts.c2s_timeout, opts.c2s_idle_timeout, self.hibernate_after) if t > 0
-        ]
-        period = min(10.0, max(0.05, min(limits) / 4))
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(period)
+            opts = self.options
+            limits = [
+                t for t in (opts.c2s_timeout, opts.c2s_idle_timeout, self.hibernate_after) if t > 0
+            ]
+            await asyncio.sleep(min(10.0, max(0.05, min(limits) / 4)))
+            opts = self.options  # a reload may have changed them meanwhile
             now = loop.time()
             hibernated = 0
             for conn in list(self.connections):
@@ -331,42 +383,3 @@ def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:
             wanted,
         )
     return soft
-
-
-async def serve(
-    config: Config,
-    *,
-    ready: Callable[[Server], None] | None = None,
-    shutdown: asyncio.Event | None = None,
-) -> None:
-    """Run until ``shutdown`` is set, SIGTERM or SIGINT; then close cleanly."""
-    raise_open_files_limit()
-    server = Server(config)
-    await server.start()
-    # This process is the server: what start-up built lives for ever, so the cyclic GC need not
-    # rescan it; and a higher first threshold spares most collections under stanza traffic.
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 50)
-    stop = shutdown or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    received: list[str] = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        received.append(f"Received {sig.name}")
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
-            pass
-    if ready is not None:
-        ready(server)
-    try:
-        await stop.wait()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await server.stop(reason=received[0] if received else None)

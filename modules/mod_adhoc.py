@@ -36,9 +36,11 @@ from lxml import etree
 from minixmpp.adhoc import Command, Reply, Request
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
+    CONFIG_RELOADED,
     HOST_DISCO_INFO_NODE,
     HOST_DISCO_ITEMS_NODE,
     RESOURCE_UNBIND,
+    ConfigReloaded,
     DiscoNode,
     ResourceUnbind,
     StanzaEvent,
@@ -92,6 +94,12 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.depends("disco")  # commands are found through service discovery
     module.add_feature(NS_COMMANDS)
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
+
     sessions: dict[str, _Session] = {}
     ended: OrderedDict[str, _Ended] = OrderedDict()  # oldest first
 

@@ -27,7 +27,6 @@ NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 
 def load(module: Module) -> None:
     users = module.users
-    limit = module.host_options.max_resources
 
     @module.hook(STREAM_FEATURES)
     async def features(event: StreamFeatures) -> None:
@@ -61,6 +60,7 @@ def load(module: Module) -> None:
                 session.close("not-authorized", "Account deleted")
             raise StanzaError("not-authorized")
         jid = JID(username, module.host, resource)
+        limit = module.host_options.max_resources  # read here: a reload may change it
         if module.session(jid.full) is None and len(module.sessions_of(username)) >= limit:
             raise StanzaError(
                 "resource-constraint", f"Resource limit reached; only {limit} resources allowed"

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from lxml import etree
 
 from minixmpp.errors import StanzaError
-from minixmpp.events import HOST_DISCO_INFO_NODE, HOST_DISCO_ITEMS_NODE, DiscoNode, StanzaEvent
+from minixmpp.events import (
+    CONFIG_RELOADED,
+    HOST_DISCO_INFO_NODE,
+    HOST_DISCO_ITEMS_NODE,
+    ConfigReloaded,
+    DiscoNode,
+    StanzaEvent,
+)
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
 
@@ -31,6 +38,11 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature(NS_INFO)
     module.add_feature(NS_ITEMS)
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
 
     def info_query(reply: etree._Element, node: str | None) -> etree._Element:
         return st.sub(reply, f"{{{NS_INFO}}}query", {"node": node})

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minixmpp.config import NonNegativeInt
-from minixmpp.events import OFFLINE_BROADCAST, StanzaEvent
+from minixmpp.events import CONFIG_RELOADED, OFFLINE_BROADCAST, ConfigReloaded, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.session import Session
 from minixmpp.storage import ArchiveStore
@@ -38,6 +38,12 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature("msgoffline")
     archive: ArchiveStore = module.open_store("offline", "archive")  # Prosody's store too
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
+
     host = module.host
     # Accounts that may have messages stored (a superset), so that the logins of all the
     # others need no trip to the database: filled at the first delivery, added to by store().

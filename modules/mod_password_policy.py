@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from minixmpp.errors import StanzaError
-from minixmpp.events import StanzaEvent
+from minixmpp.events import CONFIG_RELOADED, ConfigReloaded, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.xml import dataforms
 
@@ -45,6 +45,11 @@ def problem(password: str, username: str | None, policy: Policy) -> str | None:
 def load(module: Module) -> None:
     policy = module.options(Options).password_policy
     register = module.depends("register")
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal policy
+        policy = module.options(Options).password_policy
 
     async def check(event: StanzaEvent) -> None:
         session, stanza = event.session, event.stanza

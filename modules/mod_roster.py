@@ -21,7 +21,13 @@ from typing import NamedTuple
 
 from minixmpp.config import NonNegativeInt, PositiveInt
 from minixmpp.errors import StanzaError
-from minixmpp.events import STREAM_FEATURES, StanzaEvent, StreamFeatures
+from minixmpp.events import (
+    CONFIG_RELOADED,
+    STREAM_FEATURES,
+    ConfigReloaded,
+    StanzaEvent,
+    StreamFeatures,
+)
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
 from minixmpp.roster import (
@@ -153,6 +159,13 @@ class RosterApi:
 def load(module: Module) -> RosterApi:
     opts = module.options(Options)
     api = RosterApi(module, opts.roster_max_items)
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
+        api.max_items = opts.roster_max_items
+
     module.add_account_feature(NS_ROSTER)
 
     @module.hook(STREAM_FEATURES)

@@ -39,8 +39,6 @@ EPOCH = "saslauth_epoch"  # session.data key: Users.epoch when the credentials w
 
 def load(module: Module) -> None:
     require_encryption = module.host_options.c2s_require_encryption
-    max_failures = module.server_options.c2s_max_auth_failures
-    iterations = module.server_options.default_iteration_count  # what unknown users show
     users = module.users
 
     async def lookup(session: Session, username: str) -> Credentials | None:
@@ -70,8 +68,24 @@ def load(module: Module) -> None:
             el.text = base64.b64encode(payload).decode()
         session.send(el)
 
-    async def fail(session: Session, failure: SaslFailure) -> None:
+    async def fail(
+        session: Session, failure: SaslFailure, mechanism: Mechanism | str | None = None
+    ) -> None:
+        """Answer with ``failure``; log it (never the payload); count it."""
         session.data.pop(KEY, None)
+        if isinstance(mechanism, Mechanism):
+            name, username = mechanism.name, mechanism.username
+        else:  # not one we offer here: the client's text, quoted and cut
+            name, username = (repr(mechanism[:40]) if mechanism else "no mechanism"), None
+        module.log.info(
+            "authentication failed from %s%s (%s): %s%s",
+            session.ip,
+            f" as {username}@{module.host}" if username else "",
+            name,
+            failure.condition,
+            f" ({failure.text})" if failure.text else "",
+            extra=_tag(session),
+        )
         el = st.element(f"{{{NS_SASL}}}failure")
         st.sub(el, f"{{{NS_SASL}}}{failure.condition}")
         if failure.text:
@@ -81,14 +95,17 @@ def load(module: Module) -> None:
         if failure.condition in ("not-authorized", "invalid-authzid", "malformed-request"):
             failures = session.data.get("auth_failures", 0) + 1
             session.data["auth_failures"] = failures
-            if failures >= max_failures:
+            if failures >= module.server_options.c2s_max_auth_failures:
                 session.close("policy-violation", "Too many failed authentication attempts")
 
     async def advance(session: Session, mechanism: Mechanism, data: bytes) -> None:
         try:
             step: Step = await mechanism.step(data)
         except SaslFailure as failure:
-            await fail(session, failure)
+            await fail(session, failure, mechanism)
+            return
+        if session.state == "ended":  # it left while its password was hashed (PLAIN)
+            module.log.debug("client gone before authentication completed", extra=_tag(session))
             return
         if step.challenge is not None:
             session.data[KEY] = mechanism
@@ -114,21 +131,23 @@ def load(module: Module) -> None:
         session = event.session
         if session.authenticated:
             return None  # SASL is over: unsupported-stanza-type, as in Prosody
+        name = event.stanza.get("mechanism", "")
         if not may_authenticate(session):
-            await fail(session, SaslFailure("encryption-required"))
+            await fail(session, SaslFailure("encryption-required"), name)
             return True
         try:
             mechanism = make_mechanism(
-                event.stanza.get("mechanism", ""),
+                name,
                 host=module.host,
                 lookup=partial(lookup, session),
                 bindings=session.channel_bindings(),
                 secure=session.secure,
                 secret=module.secret,
-                iterations=iterations,
+                # what unknown users show: new accounts' count (read here: a reload may change it)
+                iterations=module.server_options.default_iteration_count,
             )
         except SaslFailure as failure:
-            await fail(session, failure)
+            await fail(session, failure, name)
             return True
         text = event.stanza.text
         if text is None or not text.strip():
@@ -139,7 +158,7 @@ def load(module: Module) -> None:
         try:
             data = decode_payload(text)
         except SaslFailure as failure:
-            await fail(session, failure)
+            await fail(session, failure, mechanism)
             return True
         await advance(session, mechanism, data)
         return True
@@ -156,7 +175,7 @@ def load(module: Module) -> None:
         try:
             data = decode_payload(event.stanza.text)
         except SaslFailure as failure:
-            await fail(session, failure)
+            await fail(session, failure, mechanism)
             return True
         await advance(session, mechanism, data)
         return True
@@ -171,3 +190,8 @@ def load(module: Module) -> None:
         st.sub(el, f"{{{NS_SASL}}}aborted")
         session.send(el)
         return True
+
+
+def _tag(session: Session) -> dict[str, str]:
+    """The connection's log prefix (``c2s<id>``), as its own log lines have it."""
+    return {"session": f"c2s{session.id}"}

@@ -4,7 +4,7 @@ import platform
 from dataclasses import dataclass
 
 from minixmpp import __version__
-from minixmpp.events import StanzaEvent
+from minixmpp.events import CONFIG_RELOADED, ConfigReloaded, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
 
@@ -20,6 +20,11 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature(NS_VERSION)
     os_name = platform.system()
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        nonlocal opts
+        opts = module.options(Options)
 
     @module.hook(f"iq-get/host/{NS_VERSION}:query")
     async def version(event: StanzaEvent) -> bool:

@@ -37,11 +37,13 @@ from lxml import etree
 from minixmpp.config import NonNegativeInt
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
+    CONFIG_RELOADED,
     OFFLINE_BROADCAST,
     RESOURCE_UNBIND,
     STREAM_FEATURES,
     USER_DELETED,
     USER_DELETING,
+    ConfigReloaded,
     ResourceUnbind,
     StanzaEvent,
     StreamFeatures,
@@ -79,6 +81,10 @@ def load(module: Module) -> None:
     roster = module.depends("roster")
     host = module.host
     p = Presences(module, roster, opts)
+
+    @module.hook(CONFIG_RELOADED)
+    async def reloaded(_event: ConfigReloaded) -> None:
+        p.opts = module.options(Options)
 
     # -- outbound: from a local user's resource --------------------------------------------
 
