@@ -3,6 +3,13 @@
 between pairs. Driven by bench/run.py over stdin/stdout, one JSON
 command per line; it answers one JSON line per command.
 
+With ``websocket`` set to a path in its setup, the clients speak XMPP over WebSocket (RFC 7395)
+instead: an HTTP Upgrade on a plain TCP socket (``Sec-WebSocket-Protocol: xmpp``), then
+``<open/>`` in the framing namespace, SCRAM-SHA-1, a new ``<open/>`` after the SASL success,
+bind and presence; no STARTTLS (the server must count loopback WebSocket as secure). Each
+stanza declares ``xmlns='jabber:client'``. Client frames are masked (RFC 6455 §5.3); the
+server's text frames are decoded into the byte stream that the markers are looked for in.
+
 The clients are deliberately lean so that the machine's CPU goes to the server under test: one
 selectors loop, non-blocking sockets, TLS in ``ssl.SSLSocket``, byte markers instead of an XML
 parser, and each client's side of the protocol written as a generator that yields the marker it
@@ -18,6 +25,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import selectors
 import socket
@@ -30,9 +38,13 @@ HEADER = (
     "<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
     " xmlns:stream='http://etherx.jabber.org/streams' to='{host}' version='1.0'>"
 )
+WS_OPEN = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='{host}' version='1.0'/>"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+WS_NS = " xmlns='jabber:client'"  # every top-level stanza over WebSocket (RFC 7395 §3.3)
 STARTTLS = object()  # yielded by a script: upgrade the connection to TLS now
 TIMEOUT = 120.0
 Script = Generator[object, bytes, None]
+Opening = Generator[object, bytes, bytes]  # a script's start: it returns the stream features
 _salted: dict[tuple[bytes, int], bytes] = {}
 
 
@@ -49,6 +61,13 @@ class Client:
 
     def send(self, data: str) -> None:
         self.out += data.encode()
+
+    def received(self, data: bytes) -> None:
+        self.buf = data if self.done else self.buf + data  # a finished client only drains
+
+    def describe(self) -> str:
+        """What the client waits for and the end of what it has (for error messages)."""
+        return f"waiting for {self.waiting_for!r}, has {self.buf[-300:]!r}"
 
     def start(self) -> None:
         self._advance(None)
@@ -75,9 +94,100 @@ class Client:
             self._advance(chunk)
 
 
+class WebSocketClient(Client):
+    """RFC 6455 on a plain socket. Until ``upgrade()`` the bytes go and come as they are (the
+    HTTP handshake); then ``send`` writes one masked text frame per call, and the payloads of
+    the server's frames are appended to ``buf``. Pings are answered; a close frame from the
+    server before the script is done is an error."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.framed = False
+        self.raw = b""  # an incomplete frame
+        self.close_frame: bytes | None = None
+
+    def upgrade(self) -> None:
+        """The handshake is over: what follows it is frames."""
+        self.framed = True
+        rest, self.buf = self.buf, b""
+        if rest:
+            self.received(rest)
+
+    def send(self, data: str) -> None:
+        if self.framed:
+            self.out += frame(data.encode())
+        else:
+            self.out += data.encode()
+
+    def received(self, data: bytes) -> None:
+        if not self.framed:
+            self.buf += data
+            return
+        raw = self.raw + data if self.raw else data
+        n, pos = len(raw), 0
+        payloads: list[bytes] = []
+        while n - pos >= 2:
+            b0, b1 = raw[pos], raw[pos + 1]
+            if b1 & 0x80:
+                raise ConnectionError("the server sent a masked frame (RFC 6455 §5.1)")
+            size, head = b1, 2
+            if size == 126:
+                if n - pos < 4:
+                    break
+                size, head = int.from_bytes(raw[pos + 2 : pos + 4], "big"), 4
+            elif size == 127:
+                if n - pos < 10:
+                    break
+                size, head = int.from_bytes(raw[pos + 2 : pos + 10], "big"), 10
+            end = pos + head + size
+            if end > n:
+                break
+            opcode = b0 & 0x0F
+            if opcode <= 2:  # continuation, text (binary: taken as it is; the server errs)
+                payloads.append(raw[pos + head : end])
+            elif opcode == 8:  # close
+                self.close_frame = raw[pos + head : end]
+                if not self.done:
+                    self.buf += b"".join(payloads)  # the stream error, if any
+                    code = int.from_bytes(self.close_frame[:2], "big") if size >= 2 else None
+                    reason = self.close_frame[2:].decode(errors="replace")
+                    raise ConnectionError(
+                        f"server closed the WebSocket ({code} {reason!r}), client {self.describe()}"
+                    )
+            elif opcode == 9:  # ping: pong with the same payload
+                self.out += frame(raw[pos + head : end], 0x8A)
+            pos = end
+        self.raw = raw[pos:]
+        if payloads:
+            data = payloads[0] if len(payloads) == 1 else b"".join(payloads)
+            self.buf = data if self.done else self.buf + data
+
+    def describe(self) -> str:
+        return super().describe() + (f", {len(self.raw)} bytes of a frame" if self.raw else "")
+
+
+_randbytes = random.Random().randbytes  # masking keys: aiohttp's client uses random too
+
+
+def frame(payload: bytes, first: int = 0x81) -> bytes:
+    """A masked client frame: FIN + text (``first``), the payload XORed with a random key."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((first, 0x80 | n))
+    elif n < 65536:
+        head = bytes((first, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((first, 0xFF)) + n.to_bytes(8, "big")
+    key = _randbytes(4)
+    mask = (key * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
+    return head + key + masked
+
+
 class Loop:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, websocket: str | None = None) -> None:
         self.host, self.port = host, port
+        self.websocket = websocket  # the path of the WebSocket endpoint, or None for TCP
         self.sel = selectors.DefaultSelector()
         self.ctx = ssl.create_default_context()
         self.ctx.check_hostname = False
@@ -88,7 +198,7 @@ class Loop:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.connect((self.host, self.port))
         raw.setblocking(False)
-        client = Client(raw)
+        client = WebSocketClient(raw) if self.websocket else Client(raw)
         client.script = make_script(client)
         self.sel.register(raw, selectors.EVENT_READ, client)
         client.start()
@@ -149,8 +259,8 @@ class Loop:
                     c.sock.close()
                     c.closed = True
                     return
-                raise ConnectionError(f"server closed the connection: {c.buf[-300:]!r}")
-            c.buf = data if c.done else c.buf + data  # a finished client only drains
+                raise ConnectionError(f"server closed the connection, client {c.describe()}")
+            c.received(data)
             if not isinstance(c.sock, ssl.SSLSocket) or not c.sock.pending():
                 break
         self.pump(c)
@@ -159,7 +269,11 @@ class Loop:
         deadline = time.monotonic() + TIMEOUT
         while not finished():  # type: ignore[operator]
             if time.monotonic() > deadline:
-                raise TimeoutError("load phase took too long")
+                stuck = [c for c in clients if not c.done]
+                raise TimeoutError(
+                    f"load phase took over {TIMEOUT:.0f} s: {len(stuck)} of {len(clients)}"
+                    f" clients unfinished; the first is {stuck[0].describe() if stuck else '-'}"
+                )
             for key, mask in self.sel.select(1.0):
                 client: Client = key.data
                 if mask & selectors.EVENT_WRITE:
@@ -175,7 +289,7 @@ def salted_password(password: str, salt: bytes, iterations: int) -> bytes:
     return _salted[key]
 
 
-def secure_stream(c: Client, host: str) -> Script:
+def secure_stream(c: Client, host: str) -> Opening:
     """Open a stream, STARTTLS, open it again; done once the new stream's features are in."""
     header = HEADER.format(host=host)
     c.send(header)
@@ -185,14 +299,54 @@ def secure_stream(c: Client, host: str) -> Script:
     c.buf = b""
     yield STARTTLS
     c.send(header)
-    yield b"</stream:features>"
+    features = yield b"</stream:features>"
+    return features
+
+
+def websocket_stream(c: Client, host: str, port: int, path: str) -> Opening:
+    """The HTTP Upgrade with the xmpp subprotocol, then ``<open/>``; done once the features
+    are in."""
+    assert isinstance(c, WebSocketClient)
+    key = base64.b64encode(os.urandom(16))
+    c.send(
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"
+    )
+    response = yield b"\r\n\r\n"
+    head = response.lower()
+    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).lower()
+    if (
+        not head.startswith(b"http/1.1 101 ")
+        or b"\r\nsec-websocket-accept: " + accept + b"\r\n" not in head
+        or not re.search(rb"\r\nsec-websocket-protocol: *xmpp *\r\n", head)
+    ):
+        raise RuntimeError(f"WebSocket handshake refused: {response[:500]!r}")
+    c.upgrade()
+    c.send(WS_OPEN.format(host=host))
+    features = yield b"</stream:features>"
+    return features
 
 
 def login_script(
-    c: Client, host: str, user: str, password: str, result: dict[str, str], full: bool
+    c: Client,
+    host: str,
+    user: str,
+    password: str,
+    result: dict[str, str],
+    full: bool,
+    websocket: tuple[int, str] | None = None,
 ) -> Script:
-    header = HEADER.format(host=host)
-    yield from secure_stream(c, host)
+    """STARTTLS (or with ``websocket``, (port, path): the WebSocket handshake), SCRAM-SHA-1,
+    bind, presence."""
+    if websocket:
+        header, ns = WS_OPEN.format(host=host), WS_NS
+        features = yield from websocket_stream(c, host, *websocket)
+    else:
+        header, ns = HEADER.format(host=host), ""
+        features = yield from secure_stream(c, host)
+    if b">SCRAM-SHA-1<" not in features:  # e.g. a WebSocket the server does not deem secure
+        raise RuntimeError(f"no SCRAM-SHA-1 offered to {user}: {features[-500:]!r}")
     nonce = base64.b64encode(os.urandom(12)).decode()
     first_bare = f"n={user},r={nonce}"
     c.send(
@@ -223,7 +377,7 @@ def login_script(
     c.send(header)
     yield b"</stream:features>"
     c.send(
-        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+        f"<iq type='set' id='b'{ns}><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
         "<resource>bench</resource></bind></iq>"
     )
     bound = yield b"</iq>"
@@ -234,13 +388,12 @@ def login_script(
         # As an IM client does: roster, initial presence; the ping's answer comes once the
         # server has done everything the presence caused (probes, broadcasts: one session's
         # stanzas are handled in order).
-        c.send(
-            "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq><presence/>"
-            "<iq type='get' id='logindone'><ping xmlns='urn:xmpp:ping'/></iq>"
-        )
+        c.send(f"<iq type='get' id='roster'{ns}><query xmlns='jabber:iq:roster'/></iq>")
+        c.send(f"<presence{ns}/>")
+        c.send(f"<iq type='get' id='logindone'{ns}><ping xmlns='urn:xmpp:ping'/></iq>")
         yield b"logindone"
         return
-    c.send("<presence/>")
+    c.send(f"<presence{ns}/>")
     yield b"<presence"
     echo = yield b">"  # the echo: <presence …/> or <presence …>…</presence>
     if not echo.endswith(b"/>"):
@@ -262,7 +415,8 @@ def register_script(c: Client, host: str, user: str, password: str) -> Script:
 
 
 def pingpong_script(c: Client, peer: str, rounds: int, starts: bool) -> Script:
-    message = f"<message to='{peer}' type='chat'><body>ping</body></message>"
+    ns = WS_NS if isinstance(c, WebSocketClient) else ""
+    message = f"<message to='{peer}' type='chat'{ns}><body>ping</body></message>"
     for _ in range(rounds):
         if starts:
             c.send(message)
@@ -273,14 +427,25 @@ def pingpong_script(c: Client, peer: str, rounds: int, starts: bool) -> Script:
 
 
 class Worker:
-    def __init__(self, host: str, port: int, users: list[str], password: str, concurrency: int):
-        self.loop = Loop(host, port)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        users: list[str],
+        password: str,
+        concurrency: int,
+        websocket: str | None = None,
+    ):
+        self.loop = Loop(host, port, websocket)
         self.host, self.users, self.password, self.concurrency = host, users, password, concurrency
+        self.websocket = (port, websocket) if websocket else None
         self.clients: list[Client] = []
         self.jids: list[str] = []
 
     def register_all(self) -> dict[str, float]:
         """Register every user (new accounts), ``concurrency`` at a time."""
+        if self.websocket:
+            raise ValueError("registration is benchmarked over TCP only")
         start = time.perf_counter()
         pending = list(reversed(self.users))
         in_flight: list[Client] = []
@@ -305,7 +470,7 @@ class Worker:
         return {"seconds": time.perf_counter() - start, "registrations": len(self.users)}
 
     def login_all(self, full: bool = False) -> dict[str, float]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         pending = list(reversed(self.users))
         results: list[dict[str, str]] = []
         in_flight: list[Client] = []
@@ -317,7 +482,7 @@ class Worker:
                 results.append(result)
                 client = self.loop.connect(
                     lambda c, u=user, r=result: login_script(
-                        c, self.host, u, self.password, r, full
+                        c, self.host, u, self.password, r, full, self.websocket
                     )
                 )
                 in_flight.append(client)
@@ -329,7 +494,11 @@ class Worker:
 
         self.loop.run(self.clients, finished)
         self.jids = [r["jid"] for r in results]
-        return {"seconds": time.perf_counter() - start, "logins": len(self.users)}
+        return {
+            "seconds": time.perf_counter() - start,
+            "cpu": time.process_time() - cpu,  # this worker's own
+            "logins": len(self.users),
+        }
 
     def pingpong(self, rounds: int) -> dict[str, float]:
         pairs = 0
@@ -343,9 +512,13 @@ class Worker:
                 c.start()
                 self.loop.pump(c)
             pairs += 1
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         self.loop.run(self.clients, lambda: all(c.done for c in self.clients[: 2 * pairs]))
-        return {"seconds": time.perf_counter() - start, "messages": 2 * rounds * pairs}
+        return {
+            "seconds": time.perf_counter() - start,
+            "cpu": time.process_time() - cpu,
+            "messages": 2 * rounds * pairs,
+        }
 
     def close_all(self) -> dict[str, float]:
         for c in self.clients:
@@ -362,7 +535,12 @@ def main() -> None:
         try:
             if cmd["op"] == "setup":
                 worker = Worker(
-                    cmd["host"], cmd["port"], cmd["users"], cmd["password"], cmd["concurrency"]
+                    cmd["host"],
+                    cmd["port"],
+                    cmd["users"],
+                    cmd["password"],
+                    cmd["concurrency"],
+                    cmd.get("websocket"),
                 )
                 result: dict[str, float] = {}
             elif cmd["op"] == "login":

@@ -2,7 +2,7 @@
 
     python bench/run.py                          # minixmpp, 1000 clients
     python bench/run.py --prosody                # the same load against Prosody too
-    python bench/run.py --clients 10000 --rounds 0   # hold 10k idle TLS connections
+    python bench/run.py --clients 10000 --rounds 0 --no-websocket   # hold 10k idle TLS
 
 The server runs as its own process; load workers (bench/load.py) run in other processes. Server
 CPU time (user + system, all threads) and RSS come from /proc/<pid> at the phase boundaries:
@@ -14,6 +14,10 @@ CPU time (user + system, all threads) and RSS come from /proc/<pid> at the phase
   parser after 10 s).
 * pingpong: pairs of clients send a chat message to each other's full JID and answer it,
   ``rounds`` times; CPU per routed message = server CPU during the phase / messages.
+* websocket (a server of its own with mod_websocket; ``--no-websocket`` skips it): login, idle
+  and pingpong again, the clients speaking XMPP over WebSocket (RFC 7395) on ws:// on the HTTP
+  port: the WebSocket handshake instead of STARTTLS, then the same SCRAM-SHA-1, bind, presence
+  and messages. The figures are reported beside the TCP ones, with the ratio WebSocket/TCP.
 * rosters (a second server): 50 contacts are online; then M users whose rosters are empty, and
   M users whose rosters hold 100 contacts ('both'; the 50 online ones among them), each log in
   as an IM client does: STARTTLS, SCRAM-SHA-1, bind, roster get, initial presence (so: probes,
@@ -100,17 +104,25 @@ def start_minixmpp(
     port: int,
     rosters: Rosters | None = None,
     registration: bool = False,
+    http_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
+    """``http_port``: mod_websocket too, ws:// on that port (loopback counts as secure)."""
     config = folder / "server.toml"
+    modules = '"disco", "ping"' + (', "register"' if registration else "")
+    http = ""  # top-level keys: before the dedented text, which ends in a table
+    if http_port is not None:
+        modules += ', "websocket"'
+        http = f'http_ports = [{http_port}]\nhttps_ports = []\nhttp_interfaces = ["127.0.0.1"]\n'
     config.write_text(
-        textwrap.dedent(f"""
+        http
+        + textwrap.dedent(f"""
         interfaces = ["127.0.0.1"]
         c2s_ports = [{port}]
         c2s_direct_tls_ports = [{free_port()}]
         c2s_idle_timeout = 0
         c2s_timeout = 0
         default_iteration_count = {ITERATIONS if not registration else 10000}
-        modules_enabled = ["disco", "ping"{', "register"' if registration else ""}]
+        modules_enabled = [{modules}]
         allow_registration = {"true" if registration else "false"}
         log = {{ warn = "*console" }}
         [VirtualHost."localhost"]
@@ -154,8 +166,10 @@ def start_prosody(
     port: int,
     rosters: Rosters | None = None,
     registration: bool = False,
+    http_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Prosody 0.12 with its internal_hashed accounts (same salt) and rosters written directly."""
+    """Prosody 0.12 with its internal_hashed accounts (same salt) and rosters written directly;
+    with ``http_port``, mod_websocket on that port (ws://, counted as secure)."""
     from minixmpp.tls import generate_test_certificate
 
     pair = generate_test_certificate(folder / "certs", "localhost")
@@ -181,6 +195,13 @@ def start_prosody(
     # Registrations go to SQLite, as minixmpp's do (needs lua-dbi-sqlite3); the other phases
     # use Prosody's default file storage, with accounts and rosters written above.
     extra_modules = ', "register"' if registration else ""
+    websocket = ""
+    if http_port is not None:
+        extra_modules += ', "websocket"'
+        websocket = (
+            f'http_ports = {{ {http_port} }}; http_interfaces = {{ "127.0.0.1" }};'
+            " https_ports = { }; consider_websocket_secure = true; cross_domain_websocket = true"
+        )
     storage = (
         f'storage = "sql"; sql = {{ driver = "SQLite3", database = "{data}/prosody.sqlite" }}'
         if registration
@@ -198,6 +219,7 @@ def start_prosody(
         c2s_require_encryption = true
         authentication = "internal_hashed"
         {storage}
+        {websocket}
         allow_registration = {"true" if registration else "false"}
         log = {{ warn = "{folder}/prosody.log" }}
         modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{extra_modules} }}
@@ -213,7 +235,17 @@ def start_prosody(
 
 
 class Workers:
-    def __init__(self, count: int, port: int, users: list[str], concurrency: int) -> None:
+    def __init__(
+        self,
+        count: int,
+        port: int,
+        users: list[str],
+        concurrency: int,
+        websocket: str | None = None,
+    ) -> None:
+        """``websocket``: the path of the ws:// endpoint on ``port``; the clients use TCP
+        (STARTTLS) without it."""
+        self.failed = False
         self.procs = [
             subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "load.py")],
@@ -232,10 +264,16 @@ class Workers:
                     "users": users[i::count],
                     "password": PASSWORD,
                     "concurrency": concurrency,
+                    "websocket": websocket,
                 },
             )
-        for proc in self.procs:
-            self._receive(proc)
+        try:
+            for proc in self.procs:
+                self._receive(proc)
+        except RuntimeError:
+            for proc in self.procs:
+                proc.kill()
+            raise
 
     @staticmethod
     def _send(proc: subprocess.Popen[bytes], command: dict[str, object]) -> None:
@@ -255,11 +293,15 @@ class Workers:
     def run(self, command: dict[str, object]) -> list[dict[str, float]]:
         for proc in self.procs:
             self._send(proc, command)
-        return [self._receive(proc) for proc in self.procs]
+        try:
+            return [self._receive(proc) for proc in self.procs]
+        except RuntimeError:
+            self.failed = True  # the other workers may still be busy: stop() kills them
+            raise
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
+            if proc.poll() is None and not self.failed:
                 with contextlib.suppress(RuntimeError, BrokenPipeError, ValueError):
                     self.run_one(proc, {"op": "close"})
             proc.kill()
@@ -312,18 +354,27 @@ def serving(
     users: list[str],
     rosters: Rosters | None = None,
     registration: bool = False,
+    websocket: bool = False,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, list[Workers]]]:
     """A server of its own for one phase, stopped (with the load workers the phase adds to the
-    list it yields) and removed afterwards."""
+    list it yields) and removed afterwards. It yields the port for the clients: the c2s port,
+    or with ``websocket`` the HTTP port that serves ws://."""
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-{phase}-"))
     port = free_port()
+    http_port = free_port() if websocket else None
     start = start_prosody if name == "prosody" else start_minixmpp
-    proc = start(folder, users, port, rosters, registration)
+    proc = start(folder, users, port, rosters, registration, http_port)
     workers: list[Workers] = []
     try:
         wait_for_port(port, proc)
+        if http_port is not None:
+            wait_for_port(http_port, proc)
         time.sleep(0.5)
-        yield proc, port, workers
+        yield proc, http_port or port, workers
+    except (RuntimeError, OSError) as exc:
+        code = proc.poll()
+        exited = "" if code is None else f" (the server exited with {code})"
+        raise RuntimeError(f"{name}, {phase} phase{exited}: {exc}") from exc
     finally:
         for group in workers:
             group.stop()
@@ -337,17 +388,24 @@ def serving(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
+WS_PATH = "/xmpp-websocket"  # both servers' default
+
+
+def measure(name: str, args: argparse.Namespace, websocket: bool = False) -> dict[str, float]:
+    """Login, idle and ping-pong: over TCP (STARTTLS), or over ws:// (keys prefixed ``ws_``)."""
     users = [f"u{i}" for i in range(args.clients)]
-    with serving(name, "c2s", users) as (proc, port, groups):
+    phase, prefix = ("websocket", "ws-") if websocket else ("c2s", "")
+    with serving(name, phase, users, websocket=websocket) as (proc, port, groups):
         pid = proc.pid
         rss_before = rss_bytes(pid)
-        workers = Workers(args.workers, port, users, args.concurrency)
+        workers = Workers(
+            args.workers, port, users, args.concurrency, WS_PATH if websocket else None
+        )
         groups.append(workers)
 
-        profiler = start_profiler(args, pid, name, "login")
+        profiler = start_profiler(args, pid, name, f"{prefix}login")
         (user0, sys0), t0 = cpu_times(pid), time.perf_counter()
-        workers.run({"op": "login"})
+        replies = workers.run({"op": "login"})
         login_wall = time.perf_counter() - t0
         user1, sys1 = cpu_times(pid)
         login_cpu = user1 + sys1 - user0 - sys0
@@ -364,13 +422,14 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
             "login_user_ms": 1000 * (user1 - user0) / args.clients,
             "login_system_ms": 1000 * (sys1 - sys0) / args.clients,
             "logins_per_s": args.clients / login_wall,
+            "load_login_cpu_ms": 1000 * sum(r["cpu"] for r in replies) / args.clients,
             "rss_before_mb": rss_before / 2**20,
             "rss_idle_mb": rss_idle / 2**20,
             "kb_per_fresh_connection": (rss_fresh - rss_before) / args.clients / 1000,
             "kb_per_idle_connection": (rss_idle - rss_before) / args.clients / 1000,
         }
         if args.rounds:
-            profiler = start_profiler(args, pid, name, "pingpong")
+            profiler = start_profiler(args, pid, name, f"{prefix}pingpong")
             (user0, sys0), t0 = cpu_times(pid), time.perf_counter()
             replies = workers.run({"op": "pingpong", "rounds": args.rounds})
             wall = time.perf_counter() - t0
@@ -382,6 +441,9 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, float]:
             result["us_user_per_message"] = 1e6 * (user1 - user0) / messages
             result["us_system_per_message"] = 1e6 * (sys1 - sys0) / messages
             result["messages_per_s"] = messages / wall
+            result["load_us_per_message"] = 1e6 * sum(r["cpu"] for r in replies) / messages
+        if websocket:
+            return {f"ws_{key}": value for key, value in result.items() if key != "clients"}
         return result
 
 
@@ -450,6 +512,12 @@ def main() -> None:
         default=500,
         help="in-band registrations in the registration phase (0 skips it)",
     )
+    parser.add_argument(
+        "--websocket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the WebSocket phase: login, idle, ping-pong over ws:// (on by default)",
+    )
     parser.add_argument("--prosody", action="store_true", help="also measure Prosody (installed)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported (3)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
@@ -460,6 +528,8 @@ def main() -> None:
     for _ in range(args.repeat):
         for name in names:  # alternate, so slow phases of the machine hit both alike
             result = measure(name, args)
+            if args.websocket:
+                result.update(measure(name, args, websocket=True))
             if args.roster_logins:
                 result.update(measure_rosters(name, args))
             if args.registrations:
@@ -476,6 +546,33 @@ def main() -> None:
     print(f"{'':28}" + "".join(f"{name:>14}" for name in results))
     for key in keys:
         print(f"{key:28}" + "".join(f"{results[n].get(key, float('nan')):>14.1f}" for n in results))
+    if args.websocket:
+        print()
+        print_websocket_table(results)
+
+
+# (key, label, target for WebSocket/TCP: costs within 1.3x, rates at least 1/1.3 of TCP's,
+# decimal places)
+WS_FIGURES = [
+    ("login_cpu_ms", "server CPU per login, ms", "<= 1.3", 2),
+    ("logins_per_s", "logins/s", ">= 0.77", 0),
+    ("kb_per_fresh_connection", "KB per connection, fresh", "<= 1.3", 1),
+    ("kb_per_idle_connection", "KB per connection, idle", "<= 1.3", 1),
+    ("us_per_routed_message", "server CPU per message, us", "<= 1.3", 1),
+]
+
+
+def print_websocket_table(results: dict[str, dict[str, float]]) -> None:
+    """TCP and WebSocket side by side, with WebSocket/TCP (of the medians)."""
+    print(f"{'WebSocket against TCP':28}" + "".join(f"{n:>33}" for n in results) + "  target")
+    print(f"{'':28}" + f"{'TCP':>11}{'WebSocket':>11}{'WS/TCP':>11}" * len(results))
+    for key, label, target, places in WS_FIGURES:
+        row = f"{label:28}"
+        for r in results.values():
+            tcp, ws = r.get(key, float("nan")), r.get(f"ws_{key}", float("nan"))
+            ratio = ws / tcp if tcp else float("nan")
+            row += f"{tcp:>11.{places}f}{ws:>11.{places}f}{ratio:>11.2f}"
+        print(row + f"  {target}")
 
 
 if __name__ == "__main__":
