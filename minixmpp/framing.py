@@ -14,6 +14,7 @@ A framing turns the transport's input into stream events (``StreamOpened``, ``St
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from lxml import etree
@@ -21,18 +22,25 @@ from lxml import etree
 from minixmpp.errors import StreamError
 from minixmpp.xml import stanza as st
 from minixmpp.xml.parser import (
+    NS_CLIENT,
     NS_STREAM,
     Event,
     StanzaReceived,
     StreamClosed,
     StreamOpened,
     StreamParser,
+    normalise,
 )
 
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _OPEN = f"{{{NS_FRAMING}}}open"
 _CLOSE = f"{{{NS_FRAMING}}}close"
+_CLIENT = f"{{{NS_CLIENT}}}"
+# A frame that starts with a stanza declaring jabber:client first, as clients write it: the
+# declaration is taken out before parsing, so the stanza parses as the plain-tag stanza the
+# server works with, and needs no renaming afterwards.
+_DECLARED = re.compile(rb"\s*<(?:message|presence|iq)\s+(xmlns=(['\"])jabber:client\2)(?=[\s/>])")
 
 
 class Framing(Protocol):
@@ -113,22 +121,31 @@ class WebSocketFraming:
         self.parser = StreamParser(max_size, fragments=True)
 
     def feed(self, data: bytes) -> list[Event]:
+        declared = _DECLARED.match(data)
+        if declared is not None:
+            data = data[: declared.start(1)] + data[declared.end(1) :]
         events = self.parser.feed(data)
         if self.parser.has_pending_input():
             raise StreamError("not-well-formed", "A frame must hold complete elements")
         out: list[Event] = []
-        for event in events:
+        for i, event in enumerate(events):
             if type(event) is not StanzaReceived:  # the fragments' own root ended: not ours
                 raise StreamError("not-well-formed")
             el = event.element
-            if el.tag == _OPEN:
+            tag = el.tag
+            if tag == _OPEN:
                 out.append(_opened(el))
-            elif el.tag == _CLOSE:
+            elif tag == _CLOSE:
                 out.append(StreamClosed())
-            elif el.tag == f"{{{NS_STREAM}}}stream":
+            elif tag == f"{{{NS_STREAM}}}stream":
                 raise StreamError("not-well-formed", "No stream headers in WebSocket framing")
-            else:
+            elif tag.startswith(_CLIENT):
+                normalise(el)
                 out.append(event)
+            elif tag.startswith("{") or (i == 0 and declared is not None):
+                out.append(event)
+            else:  # no namespace: each element must declare its own (RFC 7395 §3.3.3)
+                raise StreamError("unsupported-stanza-type", "Stanzas need xmlns='jabber:client'")
         return out
 
     def restart(self) -> None:

@@ -99,7 +99,8 @@ class StreamParser:
 
     def __init__(self, max_stanza_size: int = 256 * 1024, *, fragments: bool = False) -> None:
         """``fragments``: no stream header: top-level elements follow each other, each
-        declaring its own namespaces (the elements of RFC 7395's WebSocket framing)."""
+        declaring its own namespaces (the elements of RFC 7395's WebSocket framing); they come
+        out as parsed (``{jabber:client}message``), for the framing to check and normalise."""
         self.max_stanza_size = max_stanza_size
         self.fragments = fragments
         self._parser: etree.XMLPullParser | None = None
@@ -332,8 +333,8 @@ class StreamParser:
                     raise StreamError("bad-format", "Text is not allowed between stanzas")
                 el.tail = None
             root.remove(el)
-            if el.tag.startswith(_CLIENT_PREFIX):
-                _normalise(el)
+            if el.tag.startswith(_CLIENT_PREFIX) and not self.fragments:
+                normalise(el)
             out.append(StanzaReceived(el))
             completed = True
         if len(root) and root[-1].tag == _STREAM_TAG:  # an unfinished one: do not wait for its end
@@ -353,8 +354,21 @@ def _is_xml_decl(start: bytes | bytearray) -> bool:
     return len(start) >= 6 and start[:5] == b"<?xml" and start[5:6] in (b" ", b"\t", b"\r", b"\n")
 
 
-def _normalise(stanza: etree._Element) -> None:
-    """Move jabber:client elements of a stanza that restated the namespace to plain tags."""
-    for el in stanza.iter(_CLIENT_PREFIX + "*"):
-        el.tag = el.tag[len(_CLIENT_PREFIX) :]
+def normalise(stanza: etree._Element) -> None:
+    """Move jabber:client elements of a stanza that restated the namespace to plain tags.
+
+    Only from the top down to the first element of another namespace: a plain tag below such an
+    element would be written in that element's default namespace (``<x xmlns='urn:x'><body/>``),
+    so the jabber:client elements there keep their namespace.
+    """
+    todo = [stanza]
+    while todo:
+        el = todo.pop()
+        if el.tag.startswith(_CLIENT_PREFIX):
+            el.tag = el.tag[len(_CLIENT_PREFIX) :]
+        todo.extend(
+            child
+            for child in el
+            if child.tag.startswith(_CLIENT_PREFIX) or not child.tag.startswith("{")
+        )
     etree.cleanup_namespaces(stanza)

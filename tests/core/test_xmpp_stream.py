@@ -227,3 +227,67 @@ def test_a_closed_peer_stream_is_an_event_in_both_framings() -> None:
     stream.receive(OPEN)
     stream.open("localhost")
     assert [type(e) for e in stream.receive(CLOSE)] == [StreamClosed]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"<message xmlns='jabber:client' to='a@b' id='x'><body>hi</body></message>",
+        b'<message xmlns="jabber:client" to="a@b" id="x"><body>hi</body></message>',
+        b"<message to='a@b' xmlns='jabber:client' id='x'><body>hi</body></message>",  # not first
+        b"<message to='a@b' id='x' xmlns:c='jabber:client' xmlns='jabber:client'><body>hi</body>"
+        b"</message>",
+    ],
+)
+def test_websocket_stanzas_declaring_jabber_client_in_any_order(frame: bytes) -> None:
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    (event,) = stream.receive(frame)
+    assert isinstance(event, StanzaReceived)
+    el = event.element
+    assert (el.tag, el.get("to"), el.get("id")) == ("message", "a@b", "x")
+    assert el.findtext("body") == "hi"  # children are plain jabber:client tags too
+
+
+def test_a_websocket_stanza_without_a_namespace_is_refused() -> None:
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    with pytest.raises(StreamError) as info:
+        stream.receive(b"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert info.value.condition == "unsupported-stanza-type"  # as Prosody answers it
+
+
+def test_a_forwarded_stanza_keeps_its_namespace_below_another() -> None:
+    frame = (
+        b"<message xmlns='jabber:client' to='a@b'><forwarded xmlns='urn:xmpp:forward:0'>"
+        b"<message xmlns='jabber:client' from='c@d'><body>inner</body></message>"
+        b"</forwarded></message>"
+    )
+    for data in (
+        frame,
+        frame.replace(
+            b"<message xmlns='jabber:client' to='a@b'>",
+            b"<message to='a@b' xmlns='jabber:client'>",
+            1,
+        ),
+    ):
+        stream = ws()
+        stream.receive(OPEN)
+        stream.open("localhost")
+        (event,) = stream.receive(data)
+        assert isinstance(event, StanzaReceived)
+        inner = event.element.find("{urn:xmpp:forward:0}forwarded")
+        assert inner is not None and inner[0].tag == "{jabber:client}message"
+
+
+def test_a_declaration_inside_an_attribute_value_is_left_alone() -> None:
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    (event,) = stream.receive(
+        b"<message xmlns='jabber:client' id=\"a xmlns='jabber:client'\"><body/></message>"
+    )
+    assert isinstance(event, StanzaReceived)
+    assert event.element.get("id") == "a xmlns='jabber:client'"

@@ -275,3 +275,12 @@ def test_loopback_addresses() -> None:
     assert websocket.loopback("127.0.0.2")
     assert not websocket.loopback("192.0.2.1") and not websocket.loopback(None)
     assert not websocket.loopback("unix-socket")
+
+
+async def test_a_stanza_without_its_namespace_is_refused(ws_server: TestServer) -> None:
+    """RFC 7395 §3.3.3: every stanza declares jabber:client; Prosody answers the same."""
+    client = await WsClient.connect(ws_server.websocket_url)
+    await client.login("alice", "alice-secret")
+    await client.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    error = await client.expect(ERROR)
+    assert text_of(error)["condition"] == "unsupported-stanza-type"
