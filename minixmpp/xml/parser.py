@@ -386,7 +386,20 @@ def _is_xml_decl(start: bytes | bytearray) -> bool:
 
 
 def _normalise(stanza: etree._Element) -> None:
-    """Move jabber:client elements of a stanza that restated the namespace to plain tags."""
-    for el in stanza.iter(_CLIENT_PREFIX + "*"):
-        el.tag = el.tag[len(_CLIENT_PREFIX) :]
+    """Move jabber:client elements of a stanza that restated the namespace to plain tags.
+
+    Only from the top down to the first element of another namespace: a plain tag below such an
+    element would be written in that element's default namespace (``<x xmlns='urn:x'><body/>``),
+    so the jabber:client elements there keep their namespace.
+    """
+    todo = [stanza]
+    while todo:
+        el = todo.pop()
+        if el.tag.startswith(_CLIENT_PREFIX):
+            el.tag = el.tag[len(_CLIENT_PREFIX) :]
+        todo.extend(
+            child
+            for child in el
+            if child.tag.startswith(_CLIENT_PREFIX) or not child.tag.startswith("{")
+        )
     etree.cleanup_namespaces(stanza)
