@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as s
 
 from minixmpp.jid import JID, InvalidJID, nameprep, nodeprep, resourceprep
+from tests.properties import examples
 
-SETTINGS = settings(max_examples=300, deadline=None)
+SETTINGS = examples(200)
 
 # Characters that matter to JIDs: separators, ASCII, case pairs, what stringprep maps or
 # refuses (soft hyphen, zero-width space, controls, full-width forms, combining marks),
@@ -125,7 +126,7 @@ def test_ascii_localparts_and_domains_ignore_case_resources_keep_it(text: str) -
     assert resourceprep(text) == text
 
 
-@settings(max_examples=100, deadline=None)
+@examples(60)
 @given(
     s.integers(min_value=1, max_value=1100),
     s.sampled_from(["a", "é", "中", "\U0001d4d0", "\u00ad", "\u3300"]),
@@ -145,7 +146,7 @@ def test_a_part_over_1023_bytes_is_refused(count: int, char: str, prep: object) 
     assert len(prepared.encode()) <= 1023
 
 
-@settings(max_examples=100, deadline=None)
+@examples(60)
 @given(s.integers(min_value=1, max_value=80), s.integers(min_value=1, max_value=20))
 def test_domain_labels_over_63_bytes_are_refused(size: int, labels: int) -> None:
     domain = ".".join(["d" * size] * labels)
