@@ -189,8 +189,15 @@ def secure_stream(c: Client, host: str) -> Script:
 
 
 def login_script(
-    c: Client, host: str, user: str, password: str, result: dict[str, str], full: bool
+    c: Client,
+    host: str,
+    user: str,
+    password: str,
+    result: dict[str, str],
+    full: bool,
+    resource: str | None = "bench",
 ) -> Script:
+    """Log in; ``resource=None`` lets the server choose one."""
     header = HEADER.format(host=host)
     yield from secure_stream(c, host)
     nonce = base64.b64encode(os.urandom(12)).decode()
@@ -222,9 +229,9 @@ def login_script(
         raise RuntimeError(f"login failed for {user}: {reply + c.buf!r}")
     c.send(header)
     yield b"</stream:features>"
+    inner = f"<resource>{resource}</resource>" if resource else ""
     c.send(
-        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-        "<resource>bench</resource></bind></iq>"
+        f"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{inner}</bind></iq>"
     )
     bound = yield b"</iq>"
     jid = re.search(rb"<jid>([^<]+)</jid>", bound)
