@@ -336,9 +336,10 @@ def login_script(
     result: dict[str, str],
     full: bool,
     websocket: tuple[int, str] | None = None,
+    resource: str | None = "bench",
 ) -> Script:
     """STARTTLS (or with ``websocket``, (port, path): the WebSocket handshake), SCRAM-SHA-1,
-    bind, presence."""
+    bind (``resource=None``: the server chooses one), presence."""
     if websocket:
         header, ns = WS_OPEN.format(host=host), WS_NS
         features = yield from websocket_stream(c, host, *websocket)
@@ -376,9 +377,10 @@ def login_script(
         raise RuntimeError(f"login failed for {user}: {reply + c.buf!r}")
     c.send(header)
     yield b"</stream:features>"
+    inner = f"<resource>{resource}</resource>" if resource else ""
     c.send(
         f"<iq type='set' id='b'{ns}><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-        "<resource>bench</resource></bind></iq>"
+        f"{inner}</bind></iq>"
     )
     bound = yield b"</iq>"
     jid = re.search(rb"<jid>([^<]+)</jid>", bound)

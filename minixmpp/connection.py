@@ -372,7 +372,7 @@ class Connection:
         self._lost_called = True
         clean = self.stream.state is State.CLOSING or self.stream.state is State.CLOSED
         self.stream.lost()
-        self._events.clear()
+        self._events.close()
         self._held.clear()
         self.stream.framing.parser.release()
         if self._close_timer is not None:
@@ -384,6 +384,10 @@ class Connection:
             else:
                 self.session.connection_lost(error)
         self.log.debug("connection closed%s", f" ({error})" if error else "")
+        # The transport points back at this connection: dropping it here (and the callbacks
+        # above) frees a closed connection at once instead of at the next full collection,
+        # which, with the collector tuned for the server, can be hours away under login churn.
+        self.transport = None
 
     def hibernate(self) -> bool:
         """Free the parser's memory while idle (called by the server's sweeper)."""

@@ -77,7 +77,11 @@ def _prep(
 def _check_input_size(text: str) -> None:
     # As Prosody (util.encodings): a part of 1024 bytes or more is refused before preparation,
     # even when mapping would shorten it (soft hyphens are mapped to nothing).
-    if len(text.encode()) > _MAX_PART:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from command-line bytes not in UTF-8
+        raise InvalidJID("not valid Unicode") from None
+    if size > _MAX_PART:
         raise InvalidJID("too long")
 
 

@@ -148,6 +148,13 @@ class InOrder:
         """Forget the items that wait (the connection is gone)."""
         self._queue.clear()
 
+    def close(self) -> None:
+        """Forget the items and the callbacks: the owner is gone, and the bound methods would
+        keep it (and everything it holds) alive until the cyclic garbage collector runs."""
+        self._queue.clear()
+        self._handle = _no_handler
+        self._on_idle = _nothing
+
     def _drain(self) -> bool:
         queue = self._queue
         while queue:
@@ -166,6 +173,14 @@ class InOrder:
             log.error("an event handler escaped its error boundary", exc_info=task.exception())
         if self._drain():
             self._on_idle()
+
+
+async def _no_handler(_item: Any) -> None:
+    pass
+
+
+def _nothing() -> None:
+    pass
 
 
 class Flushable(Protocol):

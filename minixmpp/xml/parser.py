@@ -62,6 +62,7 @@ _NAME_RE = re.compile(rb"<([^?! \t\r\n/>][^ \t\r\n/>]*)")  # the root's name, no
 # Stream headers are parsed whole (with a closing tag appended) by one reusable parser.
 _HEADER_PARSER = etree.XMLParser(no_network=True)
 _WS = b" \t\r\n"
+_TAG_END_OR_QUOTE = re.compile(rb"['\">]")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -119,20 +120,28 @@ class StreamParser:
         self._synthetic = b"<fragments>" if self.fragments else b""
         self._end_tag = b"</fragments>" if self.fragments else b""
         self._pending = 0
-        self._ends_at_tag = True
+        self._tag_open = False  # the last '<' fed has not met its '>' yet
+        self._tag_quote = b""  # ... and is inside this quote (an attribute value)
+        self._text_after = False  # non-whitespace after the last complete tag
         self.closed = False
 
     def has_pending_input(self) -> bool:
         """True if any byte after the last complete element is held (the STARTTLS check).
 
         Unfinished tags and text sit inside libxml2 where no event shows them, so this also
-        looks at the last non-whitespace byte fed: it must close a tag.
+        follows the last tag fed: it must be closed by a '>' outside quotes (one inside an
+        attribute value does not end it), with only whitespace after it.
         """
         if self._parser is None:
             return bool(self._header.strip())
         root = self._root
         assert root is not None
-        return not self._ends_at_tag or len(root) > 0 or bool(root.text and root.text.strip())
+        return (
+            self._tag_open
+            or self._text_after
+            or len(root) > 0
+            or bool(root.text and root.text.strip())
+        )
 
     def hibernate(self) -> bool:
         """Free the lxml parser of an idle stream that sits between stanzas.
@@ -174,9 +183,7 @@ class StreamParser:
             return []
         if self._parser is None and self._synthetic:
             self._start_stanza_parser()
-        stripped = data.rstrip(_WS)
-        if stripped:
-            self._ends_at_tag = stripped.endswith(b">")
+        self._follow_last_tag(data)
         events: list[Event] = []
         if self._parser is None:
             self._header += data
@@ -193,6 +200,35 @@ class StreamParser:
             if self._feed_slice(data[start : start + _SLICE], events):
                 break  # the stream has ended
         return events
+
+    def _follow_last_tag(self, data: bytes) -> None:
+        # A raw '<' only ever starts markup (attribute values cannot hold one), so only the
+        # bytes after the last one need a look.
+        lt = data.rfind(b"<")
+        if lt >= 0:
+            self._tag_open, self._tag_quote, self._text_after = True, b"", False
+            data = data[lt + 1 :]
+        pos = 0
+        while pos < len(data):
+            if self._tag_quote:
+                end = data.find(self._tag_quote, pos)
+                if end < 0:
+                    return
+                self._tag_quote = b""
+                pos = end + 1
+            elif self._tag_open:
+                found = _TAG_END_OR_QUOTE.search(data, pos)
+                if found is None:
+                    return
+                if found.group() == b">":
+                    self._tag_open = False
+                else:
+                    self._tag_quote = found.group()
+                pos = found.end()
+            else:
+                if data[pos:].strip(_WS):
+                    self._text_after = True
+                return
 
     # -- phase 1: the stream header -------------------------------------------------------
 

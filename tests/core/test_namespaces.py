@@ -151,3 +151,23 @@ async def test_a_self_closing_stream_header(server: TestServer) -> None:
     client = await RawClient.connect(server.c2s_port)
     await client.send(HEADER.format(to="localhost")[:-1] + "/>")
     assert (await client.stream_error())[0] == "not-well-formed"
+
+
+async def test_restated_jabber_client_keeps_its_namespace_under_another(
+    server: TestServer,
+) -> None:
+    """A stanza that restates xmlns='jabber:client' gets plain tags, but only down to the first
+    element of another namespace: below it, a jabber:client element is relayed in jabber:client
+    (written plain there, it would land in that element's default namespace)."""
+    bob, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret", presence=True)
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-secret")
+    await alice.send(
+        "<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'>"
+        "<body>outer</body><x xmlns='urn:x'><body xmlns='jabber:client'>inner</body></x>"
+        "</message>"
+    )
+    message = await bob.expect("message")
+    assert message.get("id") == "m1"
+    assert message.findtext("body") == "outer"
+    assert message.findtext("{urn:x}x/{jabber:client}body") == "inner"
+    assert message.find("{urn:x}x/{urn:x}body") is None

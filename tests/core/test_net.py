@@ -121,3 +121,31 @@ async def test_tls_1_2_clients_are_served(server: TestServer) -> None:
     await client.open()
     assert client.ssl_object.version() == "TLSv1.2"
     assert (await client.scram("alice", "alice-secret")).tag.endswith("success")
+
+
+async def test_a_closed_connection_is_freed_without_the_cyclic_gc(server: TestServer) -> None:
+    """The server tunes the collector to run rarely; a connection that waited for it would
+    pile up under login churn (the soak benchmark's finding)."""
+    import weakref
+
+    refs = []
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(5):
+            client, jid = await login(
+                server.c2s_port, server.ca_file, "alice", "alice-secret", f"r{i}"
+            )
+            conn = connection_of(server, jid)
+            refs.append((weakref.ref(conn), weakref.ref(conn.session)))
+            del conn
+            await client.send("</stream:stream>")
+            await client.closed()
+            await client.close()
+        for _ in range(200):  # bounded: until the server has processed every close
+            if not server.server.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert [(c() is None, s() is None) for c, s in refs] == [(True, True)] * 5
+    finally:
+        gc.enable()

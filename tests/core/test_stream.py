@@ -186,7 +186,15 @@ async def test_starttls_with_pipelined_data_is_refused(server: TestServer) -> No
     await assert_still_serving(server)
 
 
-@pytest.mark.parametrize("tail", ["<iq type='get' id='x'", "hello", "<iq type='get' id='x'>"])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "<iq type='get' id='x'",
+        "hello",
+        "<iq type='get' id='x'>",
+        "<iq type='get' id='x>",  # a '>' inside an attribute value does not end the tag
+    ],
+)
 async def test_starttls_with_partial_pipelined_data_is_refused(
     server: TestServer, tail: str
 ) -> None:
