@@ -26,6 +26,7 @@ slice of the limit however large the incoming chunk. The parser raises only ``St
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import NamedTuple
 from xml.sax.saxutils import quoteattr
@@ -120,6 +121,8 @@ class StreamParser:
         self._synthetic = b"<fragments>" if self.fragments else b""
         self._end_tag = b"</fragments>" if self.fragments else b""
         self._pending = 0
+        self._declares_prefixes = False  # an 'xmlns:' in the stanza being parsed (see _detach)
+        self._header_prefixes = False  # the header declared prefixes other than its own
         self._tag_open = False  # the last '<' fed has not met its '>' yet
         self._tag_quote = b""  # ... and is inside this quote (an attribute value)
         self._text_after = False  # non-whitespace after the last complete tag
@@ -307,6 +310,7 @@ class StreamParser:
             f" xmlns:{prefix}={quoteattr(uri)}" for prefix, uri in root.nsmap.items() if prefix
         )
         self._synthetic = f"<{root.prefix}:stream{decls}>".encode()
+        self._header_prefixes = len([p for p in root.nsmap if p]) > 1
         self._end_tag = f"</{root.prefix}:stream>".encode()
         self._start_stanza_parser()
         attrs = root.attrib
@@ -346,6 +350,8 @@ class StreamParser:
     def _feed_slice(self, data: bytes, out: list[Event]) -> bool:
         """Parse one slice into ``out``; True once the stream has ended."""
         self._pending += len(data)
+        if b"xmlns:" in data:
+            self._declares_prefixes = True
         completed = False
         root = self._root
         assert root is not None
@@ -368,7 +374,7 @@ class StreamParser:
                 if tail.strip():
                     raise StreamError("bad-format", "Text is not allowed between stanzas")
                 el.tail = None
-            root.remove(el)
+            el = self._detach(root, el)
             if el.tag.startswith(_CLIENT_PREFIX) and not self.fragments:
                 normalise(el)
             out.append(StanzaReceived(el))
@@ -379,11 +385,31 @@ class StreamParser:
             if root.text.strip():
                 raise StreamError("bad-format", "Text is not allowed between stanzas")
             root.text = None  # whitespace keepalives would pile up here
+        if not len(root):  # no stanza in progress: the next one starts afresh
+            self._declares_prefixes = False
         if completed:
             self._pending = 0
         elif self._pending > self.max_stanza_size:
             raise StreamError("policy-violation", "XML stanza is too big", STANZA_TOO_BIG)
         return False
+
+    def _detach(self, root: etree._Element, el: etree._Element) -> etree._Element:
+        """Take a finished stanza out of the stream's tree (memory stays flat).
+
+        lxml's detaching (moveNodeToDocument) has a bug: a namespace declaration that repeats
+        one of an ancestor (the stanza's own, or the header's prefixes) is dropped, and the
+        elements that used it are pointed at the ancestor's declaration even where its prefix
+        is shadowed; serialised, they are then written in another namespace than the server
+        saw. A stanza that may be hit (one that declares a prefix, or a header with prefixes of
+        its own) is copied before it is detached: the copy keeps every declaration. Other
+        stanzas, nearly all, are detached as they are.
+        """
+        if self._declares_prefixes or self._header_prefixes:
+            copied = copy.deepcopy(el)
+            root.remove(el)
+            return copied
+        root.remove(el)
+        return el
 
 
 def _is_xml_decl(start: bytes | bytearray) -> bool:
