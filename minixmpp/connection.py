@@ -53,7 +53,12 @@ class Transport(Protocol):
     ``writelines`` of output units: joined on TCP, one text frame each on WebSocket)."""
 
     def writelines(self, chunks: list[bytes]) -> None: ...
-    def close(self) -> None: ...
+    def close(self, *, linger: bool = True) -> None:
+        """Close after the buffered output; ``linger``: give the client a moment to read it
+        and close its side, discarding its input meanwhile (net.py); ``False`` on a closing
+        transport ends that wait."""
+        ...
+
     def abort(self) -> None: ...
     def is_closing(self) -> bool: ...
     def get_write_buffer_size(self) -> int: ...
@@ -83,6 +88,7 @@ class Connection:
         self._out: list[bytes] = []
         self._restart = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._linger = True  # see Transport.close
         self._lost_called = False
         self._wire = log.isEnabledFor(logging.DEBUG)
         framing.parser.max_stanza_size = server.options.c2s_unauthed_stanza_size_limit
@@ -295,7 +301,15 @@ class Connection:
     ) -> None:
         """Close the stream (with a stream error when ``condition`` is given)."""
         state = self.stream.state
-        if state is State.CLOSING or state is State.CLOSED or self.transport is None:
+        if self.transport is None:
+            return
+        if condition == "system-shutdown":
+            self._linger = False  # the server stops: it does not wait for clients to close
+            if state is State.CLOSING or state is State.CLOSED:
+                if self.transport.is_closing():
+                    self.transport.close(linger=False)
+                return
+        if state is State.CLOSING or state is State.CLOSED:
             return
         if state is State.SECURING:  # mid-handshake: no XML can be sent any more
             self.abort()
@@ -330,7 +344,7 @@ class Connection:
             self._close_timer.cancel()
             self._close_timer = None
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+            self.transport.close(linger=self._linger)
 
     def _lost(self, error: str | None) -> None:
         if self._lost_called:
