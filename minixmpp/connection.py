@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
 
+from minixmpp.admission import Refusal
 from minixmpp.errors import StreamError
 from minixmpp.events import STREAM_FEATURES, StreamFeatures
 from minixmpp.framing import Framing
@@ -89,18 +90,42 @@ class Connection:
         self._restart = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._linger = True  # see Transport.close
+        self._admitted: str | None = None  # counted among the unauthenticated from this address
+        self._refusal: Refusal | None = None
+        self._checked = False  # admit() was called
         self._lost_called = False
         self._wire = log.isEnabledFor(logging.DEBUG)
         framing.parser.max_stanza_size = server.options.c2s_unauthed_stanza_size_limit
 
     # -- transport callbacks ----------------------------------------------------------------
 
+    def admit(self, ip: str) -> bool:
+        """Count this connection from ``ip`` among the unauthenticated ones (admission.py);
+        False when a cap refuses it. A listener calls it when it accepts the socket, before
+        any TLS handshake; otherwise ``connection_made`` does. A refused connection is closed
+        with the stream error as soon as it is made."""
+        self.session.ip = ip
+        self._checked = True
+        self._refusal = self.server.admission.enter(ip)
+        if self._refusal is not None:
+            return False
+        self._admitted = ip
+        return True
+
     def connection_made(self, transport: Transport) -> None:
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.session.ip = peer[0] if peer else ""
+        if not self._checked:
+            peer = transport.get_extra_info("peername")
+            self.admit(peer[0] if peer else "")
         self.server.connections.add(self)
         self.log.debug("%s connection from %s", self.kind, self.session.ip)
+        if self._refusal is not None:
+            self._linger = False  # refused clients must not hold descriptors for long
+            self.close(self._refusal.condition, self._refusal.text)
+
+    def connection_failed(self, exc: Exception | None) -> None:
+        """The transport ended before ``connection_made`` (a TLS handshake that failed)."""
+        self._leave_admission()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self._loop.time()
@@ -245,6 +270,12 @@ class Connection:
 
     def authenticated(self) -> None:
         self.stream.framing.parser.max_stanza_size = self.server.options.c2s_stanza_size_limit
+        self._leave_admission()  # authenticated connections are not capped
+
+    def _leave_admission(self) -> None:
+        if self._admitted is not None:
+            self.server.admission.leave(self._admitted)
+            self._admitted = None
 
     def ssl_object(self) -> ssl.SSLObject | ssl.SSLSocket | None:
         return None if self.transport is None else self.transport.get_extra_info("ssl_object")
@@ -350,6 +381,7 @@ class Connection:
         if self._lost_called:
             return
         self._lost_called = True
+        self._leave_admission()
         clean = self.stream.state is State.CLOSING or self.stream.state is State.CLOSED
         self.stream.lost()
         self._events.clear()

@@ -53,6 +53,11 @@ class StreamProtocol(Protocol):
     def data_received(self, data: bytes) -> None: ...
     def eof_received(self) -> bool | None: ...
     def connection_lost(self, exc: Exception | None) -> None: ...
+    def connection_failed(self, exc: Exception | None) -> None:
+        """The connection ended before ``connection_made`` (a direct-TLS handshake failed or
+        timed out): whatever the protocol took on at accept can be given back."""
+        ...
+
     def pause_writing(self) -> None: ...
     def resume_writing(self) -> None: ...
 
@@ -441,8 +446,10 @@ class Transport:
             if not handshake.done():
                 handshake.set_exception(exc or ConnectionError("connection closed"))
                 handshake.exception()
-        if self._connected:  # a direct-TLS handshake that failed never reached the protocol
+        if self._connected:
             self._loop.call_soon(self._protocol.connection_lost, exc)
+        else:  # a direct-TLS handshake that failed never reached the protocol
+            self._loop.call_soon(self._protocol.connection_failed, exc)
 
 
 def _peer(sock: socket.socket) -> Any:
@@ -453,13 +460,15 @@ def _peer(sock: socket.socket) -> Any:
 
 
 class Listener:
-    """A listening socket that makes a Transport for each connection."""
+    """A listening socket that makes a Transport for each connection. ``factory`` is given
+    the client's address and returns the protocol, or None to refuse the connection (its
+    socket is closed at once)."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
-        factory: Callable[[], StreamProtocol],
+        factory: Callable[[str], StreamProtocol | None],
         *,
         tls: ssl.SSLContext | None,
         handshake_timeout: float,
@@ -476,7 +485,7 @@ class Listener:
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                conn, _addr = self._sock.accept()
+                conn, addr = self._sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
@@ -491,10 +500,14 @@ class Listener:
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
+                protocol = self._factory(addr[0] if isinstance(addr, tuple) else "")
+                if protocol is None:
+                    conn.close()
+                    continue
                 Transport(
                     self._loop,
                     conn,
-                    self._factory(),
+                    protocol,
                     tls=self._tls,
                     handshake_timeout=self._handshake_timeout,
                 )
@@ -537,7 +550,7 @@ def listen(
     loop: asyncio.AbstractEventLoop,
     host: str,
     port: int,
-    factory: Callable[[], StreamProtocol],
+    factory: Callable[[str], StreamProtocol | None],
     *,
     tls: ssl.SSLContext | None = None,
     handshake_timeout: float = 10.0,
