@@ -6,7 +6,10 @@ The transport (net.py's TCP one, or mod_websocket's) calls the asyncio.Protocol 
 goes to the sans-I/O stream (stream.py), whose events are handled one at a time, in order
 (scheduling.InOrder): the peer's header is answered here (host, version, features), elements go
 to the router. While a handler waits (storage), later input is held unparsed; so a handler that
-restarts the stream (SASL) or starts TLS always does it before the next byte is read.
+restarts the stream (SASL) or starts TLS always does it before the next byte is read. An input
+throttle (mod_limits) may let only part of what arrived through: the rest is held the same way,
+and reading pauses, until the throttle calls ``release_input()``. Reading is paused while any
+reason to pause holds (a throttle, too much held, a client that does not read our output).
 
 Every callback and every event runs inside one error boundary (``_guard``, ``_handle``): a
 ``StreamError`` closes the stream with it; anything else is logged once with its traceback and
@@ -23,6 +26,8 @@ import asyncio
 import logging
 import re
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
@@ -69,6 +74,26 @@ class Transport(Protocol):
     async def wait_drained(self) -> None: ...
 
 
+class InputThrottle(Protocol):
+    """Meters a connection's input (mod_limits)."""
+
+    def take(self, size: int, *, whole: bool = False) -> int:
+        """How many of ``size`` bytes just received may be handled now (``whole``: all or
+        none, for a WebSocket frame, which cannot be split). When fewer, the connection holds
+        the rest, in order, and stops reading until the throttle calls ``release_input()``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConnectionSetup:
+    """What a module does to each client connection when it is made, before any input:
+    ``module.provides("connection-setup", ConnectionSetup(name, setup))``. Connections have no
+    host yet, so each name runs once, whichever hosts provide it (Prosody's filter hooks)."""
+
+    name: str
+    setup: Callable[[Connection], None]
+
+
 class Connection:
     """One client connection (see the module docstring)."""
 
@@ -86,6 +111,9 @@ class Connection:
         self._events = InOrder(self._handle, self._resumed, server.keep)
         self._held: list[bytes] = []
         self._held_size = 0
+        self._throttle: InputThrottle | None = None
+        self._throttled = False  # the throttle holds input back until release_input()
+        self._paused: set[str] = set()  # reasons why reading is paused
         self._out: list[bytes] = []
         self._restart = False
         self._close_timer: asyncio.TimerHandle | None = None
@@ -122,6 +150,9 @@ class Connection:
         if self._refusal is not None:
             self._linger = False  # refused clients must not hold descriptors for long
             self.close(self._refusal.condition, self._refusal.text)
+            return
+        for setup in self.server.connection_setups():
+            setup.setup(self)
 
     def connection_failed(self, exc: Exception | None) -> None:
         """The transport ended before ``connection_made`` (a TLS handshake that failed)."""
@@ -129,10 +160,13 @@ class Connection:
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self._loop.time()
-        if self._events.busy:  # a handler waits: keep the bytes, unparsed, in order
+        if self._events.busy or self._throttled:  # keep the bytes, unparsed, in order
             self._hold(data)
             return
-        self._guard(self._feed, data)
+        if self._throttle is None:
+            self._guard(self._feed, data)
+        else:
+            self._guard(self._take, data)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -141,12 +175,10 @@ class Connection:
         self._guard(self._lost, None if exc is None else str(exc) or type(exc).__name__)
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()  # stop producing replies for a reader that lags
+        self._pause("writing")  # stop producing replies for a reader that lags
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self._events.busy:
-            self.transport.resume_reading()
+        self._unpause("writing")
 
     def _guard(self, fn: Any, arg: Any) -> None:
         """The error boundary around transport callbacks."""
@@ -158,11 +190,53 @@ class Connection:
 
     # -- input --------------------------------------------------------------------------------
 
-    def _hold(self, data: bytes) -> None:
-        self._held.append(data)
-        self._held_size += len(data)
-        if self._held_size > MAX_HELD_INPUT and self.transport is not None:
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self.transport is not None:
             self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _unpause(self, reason: str) -> None:
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and self.transport is not None:
+                self.transport.resume_reading()
+
+    def _hold(self, data: bytes, *, first: bool = False) -> None:
+        if first:
+            self._held.insert(0, data)
+        else:
+            self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > MAX_HELD_INPUT:
+            self._pause("held")
+
+    def _take(self, data: bytes) -> None:
+        """Feed what the throttle lets through now; hold the rest."""
+        throttle = self._throttle
+        if throttle is not None:
+            allowed = throttle.take(len(data), whole=self.kind != "tcp")
+            if allowed < len(data):
+                self._throttled = True
+                self._pause("throttled")
+                self._hold(data[allowed:], first=True)  # before anything held behind it
+                data = data[:allowed]
+        if data:
+            self._feed(data)
+
+    def set_input_throttle(self, throttle: InputThrottle | None) -> None:
+        """Meter the input from now on (None: stop metering, and go on with what was held)."""
+        self._throttle = throttle
+        if throttle is None and self._throttled:
+            self.release_input()
+
+    def release_input(self) -> None:
+        """The throttle has room again: handle what it held back, and read on."""
+        if not self._throttled:
+            return
+        self._throttled = False
+        self._process_held()
+        if not self._throttled:
+            self._unpause("throttled")
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -179,14 +253,17 @@ class Connection:
 
     def _resumed(self) -> None:
         """The suspended handler and the events behind it are done: parse what was held."""
-        held, self._held, self._held_size = self._held, [], 0
-        for chunk in held:
-            if self._events.busy:
-                self._hold(chunk)  # suspended again: keep the order
-            elif self.stream.state is not State.CLOSED:
-                self._guard(self._feed, chunk)
-        if not self._events.busy and self.transport is not None:
-            self.transport.resume_reading()
+        self._process_held()
+
+    def _process_held(self) -> None:
+        """Handle held input in order, until a handler suspends or the throttle says wait."""
+        while self._held and not self._events.busy and not self._throttled:
+            chunk = self._held.pop(0)
+            self._held_size -= len(chunk)
+            if self.stream.state is not State.CLOSED:
+                self._guard(self._take, chunk)
+        if not self._events.busy and self._held_size <= MAX_HELD_INPUT:
+            self._unpause("held")
 
     async def _handle(self, event: Event) -> None:
         """One stream event, inside the error boundary."""
@@ -307,6 +384,8 @@ class Connection:
         if self.stream.state is not State.SECURING:
             return False
         self.stream.secured()
+        if self._paused and self.transport is not None:
+            self.transport.pause_reading()  # start_tls() resumed it: a reason still holds
         return True
 
     # -- output and the end ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from minixmpp import admin, datalock
 from minixmpp.accounts import Accounts
 from minixmpp.admission import AddressSet, Admission, automatic_total
 from minixmpp.config import Config, check_unknown_keys
-from minixmpp.connection import Connection
+from minixmpp.connection import Connection, ConnectionSetup
 from minixmpp.events import SERVER_STARTED, SERVER_STOPPING, ServerEvent
 from minixmpp.framing import Framing
 from minixmpp.host import Host
@@ -184,6 +184,14 @@ class Server:
     def connection(self, framing: Framing, *, secure: bool = False) -> Connection:
         """A new client connection over ``framing`` (for listener modules)."""
         return Connection(self, framing, secure=secure)
+
+    def connection_setups(self) -> list[ConnectionSetup]:
+        """What modules do to each new connection: each name once (ConnectionSetup)."""
+        found: dict[str, ConnectionSetup] = {}
+        for host in self.hosts.values():
+            for item in host.items.get("connection-setup", ()):
+                found.setdefault(item.name, item)
+        return list(found.values())
 
     async def _sweep(self) -> None:
         """Close streams that stay unauthenticated or idle too long (connection-timeout), and
