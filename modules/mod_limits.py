@@ -21,7 +21,6 @@ Loaded without ``limits``, Prosody's defaults apply: 10 KiB/s, a 2 s burst. Acco
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from minixmpp.connection import Connection, ConnectionSetup
 from minixmpp.events import AUTHENTICATION_SUCCESS, SessionEvent
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
+from minixmpp.throttle import Throttle
 
 KEY = "limits"  # session.data: this connection's Limiter
 RATE_UNITS = {"b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}  # Prosody's
@@ -87,37 +87,10 @@ def parse_burst(burst: str | float | None) -> float:
     return burst
 
 
-class Bucket:
-    """Prosody's util.throttle: ``rate * burst`` bytes at most, refilled at ``rate`` a second."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
-        self.rate = rate
-        self.max = rate * burst
-        self.balance = self.max
-        self.clock = clock
-        self.t = clock()
-
-    def take(self, size: int, *, whole: bool = False) -> int:
-        """Take up to ``size`` bytes; how many were taken (Prosody's poll with split). With
-        ``whole``, all or none; more than the bucket holds goes through once it is full, and
-        the balance owes the difference."""
-        now = self.clock()
-        self.balance = min(self.max, self.balance + self.rate * max(0.0, now - self.t))
-        self.t = now
-        if self.balance >= size or (whole and self.balance >= self.max):
-            self.balance -= size
-            return size
-        if whole:
-            return 0
-        taken = math.floor(self.balance)
-        self.balance -= taken
-        return taken
-
-
 class Limiter:
     """One connection's throttle (connection.InputThrottle)."""
 
-    def __init__(self, conn: Connection, bucket: Bucket, resolution: float) -> None:
+    def __init__(self, conn: Connection, bucket: Throttle, resolution: float) -> None:
         self.conn = conn
         self.bucket = bucket
         self.resolution = resolution
@@ -175,7 +148,7 @@ def load(module: Module) -> LimitsApi:
     def attach(conn: Connection) -> None:
         if conn.session.ip in unlimited_ips:
             return
-        limiter = Limiter(conn, Bucket(rate, burst, api.now), resolution)
+        limiter = Limiter(conn, Throttle(rate * burst, burst, api.now), resolution)
         conn.session.data[KEY] = limiter
         conn.set_input_throttle(limiter)
 

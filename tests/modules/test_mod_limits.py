@@ -193,16 +193,3 @@ def test_rates_and_bursts_read_as_prosody_reads_them() -> None:
     assert limits.parse_burst("2s") == limits.parse_burst(2) == 2.0
     with pytest.raises(ValueError, match="more than 0"):
         limits.parse_rate("0kb/s")
-
-
-def test_the_bucket_is_prosodys_throttle() -> None:
-    now = [100.0]
-    limits = Loader([]).code("limits")
-    bucket = limits.Bucket(1000, 2.0, lambda: now[0])  # 2000 bytes, full
-    assert bucket.take(1500) == 1500
-    assert bucket.take(1500) == 500  # split: what there is
-    assert bucket.take(10) == 0
-    now[0] += 0.25
-    assert bucket.take(1000) == 250
-    now[0] += 60
-    assert bucket.take(5000) == 2000  # never more than the burst
