@@ -48,7 +48,9 @@ R = TypeVar("R")
 Handler = Callable[[Any], Awaitable[Any]]
 
 # Loaded on every host unless listed in modules_disabled: the c2s protocol itself.
-AUTOLOAD = ("c2s", "tls", "saslauth", "bind", "roster", "message", "presence", "offline")
+AUTOLOAD = (
+    "c2s", "tls", "saslauth", "limit_auth", "bind", "roster", "message", "presence", "offline",
+)  # fmt: skip
 
 log = logging.getLogger("minixmpp.module")
 
