@@ -17,12 +17,15 @@ IPv6 addresses count per /64; addresses in ``unlimited_ips`` (loopback by defaul
 try wrong passwords on purpose) are not throttled. A connection refused
 ``c2s_max_auth_failures`` times is closed with ``policy-violation``, as after as many failures.
 
-Loaded on every host, like mod_saslauth, unless listed in ``modules_disabled``.
+Loaded on every host, like mod_saslauth, unless listed in ``modules_disabled``. Its API
+meters other secrets a client may guess: mod_invites_register's invite tokens draw on the same
+attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from minixmpp.events import (
     StanzaEvent,
 )
 from minixmpp.module import Module
+from minixmpp.session import Session
 from minixmpp.throttle import Throttles
 from minixmpp.xml import stanza as st
 
@@ -55,42 +59,63 @@ class Options:
 
 
 class LimitAuthApi:
-    """What tests see: the clock the buckets use, to move time."""
+    """The throttle, for other secrets a client may guess (mod_invites_register's invite
+    tokens share an address's attempts): ``start`` an attempt (False: refuse it), then say
+    how it ended. ``clock`` is what the buckets use: tests move time with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, opts: Options, unlimited: AddressSet, log: logging.Logger) -> None:
         self.clock: Callable[[], float] = time.monotonic
+        self._throttles = Throttles(
+            opts.limit_auth_max, opts.limit_auth_period, ADDRESSES, self.now
+        )
+        self._unlimited = unlimited
+        self._log = log
+        self._told: set[str] = set()  # addresses logged as throttled, until they may try again
 
     def now(self) -> float:
         return self.clock()
 
+    def start(self, session: Session) -> bool:
+        """An attempt begins: False when its address is out of attempts."""
+        if session.ip in self._unlimited:
+            return True
+        key = address_key(session.ip)
+        throttle = self._throttles.get(key)
+        if throttle.update() >= throttle.max:  # no failures to speak of
+            self._told.discard(key)
+            return True
+        if throttle.poll():
+            session.data[TAKEN] = key  # given back if it succeeds
+            self._told.discard(key)
+            return True
+        if key not in self._told:
+            if len(self._told) >= ADDRESSES:
+                self._told.clear()
+            self._told.add(key)
+            self._log.info("too many failed authentication attempts from %s: refusing", key)
+        return False
+
+    def failed(self, session: Session) -> None:
+        if session.data.pop(TAKEN, None) is None and session.ip not in self._unlimited:
+            self._throttles.get(address_key(session.ip)).poll()
+
+    def succeeded(self, session: Session) -> None:
+        key = session.data.pop(TAKEN, None)
+        if key is not None:
+            throttle = self._throttles.get(key)
+            throttle.balance = min(throttle.max, throttle.balance + 1)
+
 
 def load(module: Module) -> LimitAuthApi:
     opts = module.options(Options)
-    unlimited = AddressSet(module.server_options.unlimited_ips)
     max_refusals = module.server_options.c2s_max_auth_failures
-    api = LimitAuthApi()
-    throttles = Throttles(opts.limit_auth_max, opts.limit_auth_period, ADDRESSES, api.now)
-    told: set[str] = set()  # addresses logged as throttled, until they may try again
+    api = LimitAuthApi(opts, AddressSet(module.server_options.unlimited_ips), module.log)
 
     @module.hook(f"stanza/{NS_SASL}:auth", priority=10)  # ahead of mod_saslauth
     async def auth(event: StanzaEvent) -> bool | None:
         session = event.session
-        if session.authenticated or session.ip in unlimited:
+        if session.authenticated or api.start(session):
             return None
-        key = address_key(session.ip)
-        throttle = throttles.get(key)
-        if throttle.update() >= throttle.max:  # no failures to speak of
-            told.discard(key)
-            return None
-        if throttle.poll():
-            session.data[TAKEN] = key  # given back if it succeeds
-            told.discard(key)
-            return None
-        if key not in told:
-            if len(told) >= ADDRESSES:
-                told.clear()
-            told.add(key)
-            module.log.info("too many failed authentication attempts from %s: refusing", key)
         refused = session.data.get(REFUSED, 0) + 1
         session.data[REFUSED] = refused
         if opts.limit_auth_tarpit_delay:
@@ -104,15 +129,10 @@ def load(module: Module) -> LimitAuthApi:
 
     @module.hook(AUTHENTICATION_FAILURE)
     async def failed(event: SessionEvent) -> None:
-        session = event.session
-        if session.data.pop(TAKEN, None) is None and session.ip not in unlimited:
-            throttles.get(address_key(session.ip)).poll()
+        api.failed(event.session)
 
     @module.hook(AUTHENTICATION_SUCCESS)
     async def succeeded(event: SessionEvent) -> None:
-        key = event.session.data.pop(TAKEN, None)
-        if key is not None:
-            throttle = throttles.get(key)
-            throttle.balance = min(throttle.max, throttle.balance + 1)
+        api.succeeded(event.session)
 
     return api
