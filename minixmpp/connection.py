@@ -152,7 +152,7 @@ class Connection:
             self.close(self._refusal.condition, self._refusal.text)
             return
         for setup in self.server.connection_setups():
-            setup.setup(self)
+            self._guard(setup.setup, self)
 
     def connection_failed(self, exc: Exception | None) -> None:
         """The transport ended before ``connection_made`` (a TLS handshake that failed)."""
@@ -234,6 +234,7 @@ class Connection:
         if not self._throttled:
             return
         self._throttled = False
+        self.last_activity = self._loop.time()  # a slow client is not an idle one
         self._process_held()
         if not self._throttled:
             self._unpause("throttled")

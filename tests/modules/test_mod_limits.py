@@ -86,7 +86,9 @@ async def test_a_client_over_its_rate_is_read_as_time_allows(limited: TestServer
     assert conn._throttled and conn._held_size >= held > 0  # the ping is among what waits
 
     clock.advance(1.0)  # 1000 bytes more, and no more: the rest waits again
+    before = conn.last_activity
     assert await asyncio.wait_for(shortfalls.get(), TIMEOUT) == held - 1000
+    assert conn.last_activity > before  # held input is activity: no c2s_idle_timeout for it
 
     clock.advance(100.0)  # a full bucket: everything goes through, in order, whole
     message = await client.expect("message")
