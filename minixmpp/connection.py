@@ -426,7 +426,9 @@ class Connection:
             self.abort()
             return
         if condition is not None:
-            self.log.info("closing stream: %s%s", condition, f" ({text})" if text else "")
+            # Refusals are logged once per address (admission.py), not once per connection.
+            say = self.log.debug if self._refusal is not None else self.log.info
+            say("closing stream: %s%s", condition, f" ({text})" if text else "")
             self.close_condition = condition
         host = from_ or self.session.host or next(iter(self.server.hosts))
         units = self.stream.close(condition, text, app, from_=host)
