@@ -72,7 +72,7 @@ async def test_failures_from_one_address_are_throttled_across_connections(
     second = await connect(throttled)
     assert condition(await second.plain("alice", "alice-secret")) == TEMPORARY
 
-    clock.now += 1200  # one attempt back
+    clock.now += 1201  # one attempt back (1200 s, and float rounding)
     assert (await second.plain("alice", "alice-secret")).tag == f"{{{NS_SASL}}}success"
     # A success costs nothing; the next failure uses the attempt up.
     third = await connect(throttled)
@@ -87,7 +87,7 @@ async def test_attempts_started_at_once_share_one_token(throttled: TestServer) -
     client = await connect(throttled)
     for _ in range(3):
         assert condition(await client.plain("alice", "wrong")) == NOT_AUTHORIZED
-    clock.now += 1200  # one attempt back
+    clock.now += 1201  # one attempt back (1200 s, and float rounding)
     clients = [await connect(throttled) for _ in range(4)]
     payload = base64.b64encode(b"\0alice\0wrong").decode()
     for c in clients:

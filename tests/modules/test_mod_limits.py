@@ -5,6 +5,7 @@ hand; one measures real time, with a lower bound only (a slow machine only makes
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -45,7 +46,7 @@ class Clock:
 
     def __init__(self, server: TestServer) -> None:
         self.api = server.server.hosts["localhost"].modules["limits"].api
-        self.now = time.monotonic()
+        self.now = float(math.floor(time.monotonic()))  # whole seconds: exact refills
         self.api.clock = lambda: self.now
 
     def advance(self, seconds: float) -> None:
