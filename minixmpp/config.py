@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
+from minixmpp.admission import parse_networks
 from minixmpp.jid import JID, InvalidJID, nameprep
 
 T = TypeVar("T")
@@ -57,6 +58,12 @@ class GlobalOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     c2s_idle_timeout: int = 900
     c2s_close_timeout: int = 5
     c2s_max_auth_failures: int = 5
+    # Unauthenticated connections (admission.py): per address (IPv6: per /64), and in all
+    # (None: half the open-files limit, at most 10 000); 0 turns a cap off.
+    c2s_max_unauthed_per_ip: int = 32
+    c2s_max_unauthed: int | None = None
+    # Addresses and ranges without per-address limits (loopback: test suites)
+    unlimited_ips: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
     default_iteration_count: int = 10000
     network_backend: str = "asyncio"
     network_settings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
@@ -193,6 +200,14 @@ def _check_global(opts: GlobalOptions, path: Path) -> None:
             raise ConfigError(f"{path}: option '{key}': must be at least 10000")
     if opts.default_iteration_count < 4096:
         raise ConfigError(f"{path}: option 'default_iteration_count': must be at least 4096")
+    for key in ("c2s_max_unauthed_per_ip", "c2s_max_unauthed"):
+        value = getattr(opts, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"{path}: option '{key}': must not be negative")
+    try:
+        parse_networks(opts.unlimited_ips)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: option 'unlimited_ips': {exc}") from None
     if opts.c2s_max_auth_failures < 1:
         raise ConfigError(f"{path}: option 'c2s_max_auth_failures': must be at least 1")
     if opts.network_settings.ssl_handshake_timeout <= 0:

@@ -6,7 +6,10 @@ The transport (net.py's TCP one, or mod_websocket's) calls the asyncio.Protocol 
 goes to the sans-I/O stream (stream.py), whose events are handled one at a time, in order
 (scheduling.InOrder): the peer's header is answered here (host, version, features), elements go
 to the router. While a handler waits (storage), later input is held unparsed; so a handler that
-restarts the stream (SASL) or starts TLS always does it before the next byte is read.
+restarts the stream (SASL) or starts TLS always does it before the next byte is read. An input
+throttle (mod_limits) may let only part of what arrived through: the rest is held the same way,
+and reading pauses, until the throttle calls ``release_input()``. Reading is paused while any
+reason to pause holds (a throttle, too much held, a client that does not read our output).
 
 Every callback and every event runs inside one error boundary (``_guard``, ``_handle``): a
 ``StreamError`` closes the stream with it; anything else is logged once with its traceback and
@@ -23,10 +26,13 @@ import asyncio
 import logging
 import re
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
 
+from minixmpp.admission import Refusal
 from minixmpp.errors import StreamError
 from minixmpp.events import STREAM_FEATURES, StreamFeatures
 from minixmpp.framing import Framing
@@ -54,7 +60,12 @@ class Transport(Protocol):
     ``writelines`` of output units: joined on TCP, one text frame each on WebSocket)."""
 
     def writelines(self, chunks: list[bytes]) -> None: ...
-    def close(self) -> None: ...
+    def close(self, *, linger: bool = True) -> None:
+        """Close after the buffered output; ``linger``: give the client a moment to read it
+        and close its side, discarding its input meanwhile (net.py); ``False`` on a closing
+        transport ends that wait."""
+        ...
+
     def abort(self) -> None: ...
     def is_closing(self) -> bool: ...
     def get_write_buffer_size(self) -> int: ...
@@ -64,19 +75,46 @@ class Transport(Protocol):
     async def wait_drained(self) -> None: ...
 
 
+class InputThrottle(Protocol):
+    """Meters a connection's input (mod_limits)."""
+
+    def take(self, size: int, *, whole: bool = False) -> int:
+        """How many of ``size`` bytes just received may be handled now (``whole``: all or
+        none, for a WebSocket frame, which cannot be split). When fewer, the connection holds
+        the rest, in order, and stops reading until the throttle calls ``release_input()``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConnectionSetup:
+    """What a module does to each client connection when it is made, before any input:
+    ``module.provides("connection-setup", ConnectionSetup(name, setup))``. Connections have no
+    host yet, so each name runs once, whichever hosts provide it (Prosody's filter hooks)."""
+
+    name: str
+    setup: Callable[[Connection], None]
+
+
 class Connection:
     """One client connection (see the module docstring)."""
 
     __slots__ = (
         "__weakref__",
+        "_admitted",
+        "_checked",
         "_close_timer",
         "_events",
         "_held",
         "_held_size",
         "_loop",
+        "_linger",
         "_lost_called",
         "_out",
+        "_paused",
+        "_refusal",
         "_restart",
+        "_throttle",
+        "_throttled",
         "_wire",
         "close_condition",
         "kind",
@@ -103,30 +141,65 @@ class Connection:
         self._events = InOrder(self._handle, self._resumed, server.keep)
         self._held: list[bytes] = []
         self._held_size = 0
+        self._throttle: InputThrottle | None = None
+        self._throttled = False  # the throttle holds input back until release_input()
+        self._paused: set[str] = set()  # reasons why reading is paused
         self._out: list[bytes] = []
         self._restart = False
         self._close_timer: asyncio.TimerHandle | None = None
+        self._linger = True  # see Transport.close
+        self._admitted: str | None = None  # counted among the unauthenticated from this address
+        self._refusal: Refusal | None = None
+        self._checked = False  # admit() was called
         self._lost_called = False
         self._wire = log.isEnabledFor(logging.DEBUG)
         framing.parser.max_stanza_size = server.options.c2s_unauthed_stanza_size_limit
 
     # -- transport callbacks ----------------------------------------------------------------
 
+    def admit(self, ip: str) -> bool:
+        """Count this connection from ``ip`` among the unauthenticated ones (admission.py);
+        False when a cap refuses it. A listener calls it when it accepts the socket, before
+        any TLS handshake; otherwise ``connection_made`` does. A refused connection is closed
+        with the stream error as soon as it is made."""
+        self.session.ip = ip
+        self._checked = True
+        self._refusal = self.server.admission.enter(ip)
+        if self._refusal is not None:
+            return False
+        self._admitted = ip
+        return True
+
     def connection_made(self, transport: Transport) -> None:
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.session.ip = peer[0] if peer else ""
+        if not self._checked:
+            peer = transport.get_extra_info("peername")
+            self.admit(peer[0] if peer else "")
         self.server.connections.add(self)
         self.log.debug("%s connection from %s", self.kind, self.session.ip)
         if self.server.stopping:
             self.close("system-shutdown", self.server.stop_reason)
+            return
+        if self._refusal is not None:
+            self._linger = False  # refused clients must not hold descriptors for long
+            self.close(self._refusal.condition, self._refusal.text)
+            return
+        for setup in self.server.connection_setups():
+            self._guard(setup.setup, self)
+
+    def connection_failed(self, exc: Exception | None) -> None:
+        """The transport ended before ``connection_made`` (a TLS handshake that failed)."""
+        self._leave_admission()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self._loop.time()
-        if self._events.busy:  # a handler waits: keep the bytes, unparsed, in order
+        if self._events.busy or self._throttled:  # keep the bytes, unparsed, in order
             self._hold(data)
             return
-        self._guard(self._feed, data)
+        if self._throttle is None:
+            self._guard(self._feed, data)
+        else:
+            self._guard(self._take, data)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -135,12 +208,10 @@ class Connection:
         self._guard(self._lost, None if exc is None else str(exc) or type(exc).__name__)
 
     def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()  # stop producing replies for a reader that lags
+        self._pause("writing")  # stop producing replies for a reader that lags
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self._events.busy:
-            self.transport.resume_reading()
+        self._unpause("writing")
 
     def _guard(self, fn: Any, arg: Any) -> None:
         """The error boundary around transport callbacks."""
@@ -152,11 +223,54 @@ class Connection:
 
     # -- input --------------------------------------------------------------------------------
 
-    def _hold(self, data: bytes) -> None:
-        self._held.append(data)
-        self._held_size += len(data)
-        if self._held_size > MAX_HELD_INPUT and self.transport is not None:
+    def _pause(self, reason: str) -> None:
+        if not self._paused and self.transport is not None:
             self.transport.pause_reading()
+        self._paused.add(reason)
+
+    def _unpause(self, reason: str) -> None:
+        if reason in self._paused:
+            self._paused.discard(reason)
+            if not self._paused and self.transport is not None:
+                self.transport.resume_reading()
+
+    def _hold(self, data: bytes, *, first: bool = False) -> None:
+        if first:
+            self._held.insert(0, data)
+        else:
+            self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > MAX_HELD_INPUT:
+            self._pause("held")
+
+    def _take(self, data: bytes) -> None:
+        """Feed what the throttle lets through now; hold the rest."""
+        throttle = self._throttle
+        if throttle is not None:
+            allowed = throttle.take(len(data), whole=self.kind != "tcp")
+            if allowed < len(data):
+                self._throttled = True
+                self._pause("throttled")
+                self._hold(data[allowed:], first=True)  # before anything held behind it
+                data = data[:allowed]
+        if data:
+            self._feed(data)
+
+    def set_input_throttle(self, throttle: InputThrottle | None) -> None:
+        """Meter the input from now on (None: stop metering, and go on with what was held)."""
+        self._throttle = throttle
+        if throttle is None and self._throttled:
+            self.release_input()
+
+    def release_input(self) -> None:
+        """The throttle has room again: handle what it held back, and read on."""
+        if not self._throttled:
+            return
+        self._throttled = False
+        self.last_activity = self._loop.time()  # a slow client is not an idle one
+        self._process_held()
+        if not self._throttled:
+            self._unpause("throttled")
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -172,14 +286,17 @@ class Connection:
 
     def _resumed(self) -> None:
         """The suspended handler and the events behind it are done: parse what was held."""
-        held, self._held, self._held_size = self._held, [], 0
-        for chunk in held:
-            if self._events.busy:
-                self._hold(chunk)  # suspended again: keep the order
-            elif self.stream.state is not State.CLOSED:
-                self._guard(self._feed, chunk)
-        if not self._events.busy and self.transport is not None:
-            self.transport.resume_reading()
+        self._process_held()
+
+    def _process_held(self) -> None:
+        """Handle held input in order, until a handler suspends or the throttle says wait."""
+        while self._held and not self._events.busy and not self._throttled:
+            chunk = self._held.pop(0)
+            self._held_size -= len(chunk)
+            if self.stream.state is not State.CLOSED:
+                self._guard(self._take, chunk)
+        if not self._events.busy and self._held_size <= MAX_HELD_INPUT:
+            self._unpause("held")
 
     async def _handle(self, event: Event) -> None:
         """One stream event, inside the error boundary."""
@@ -263,6 +380,12 @@ class Connection:
 
     def authenticated(self) -> None:
         self.stream.framing.parser.max_stanza_size = self.server.options.c2s_stanza_size_limit
+        self._leave_admission()  # authenticated connections are not capped
+
+    def _leave_admission(self) -> None:
+        if self._admitted is not None:
+            self.server.admission.leave(self._admitted)
+            self._admitted = None
 
     def ssl_object(self) -> ssl.SSLObject | ssl.SSLSocket | None:
         return None if self.transport is None else self.transport.get_extra_info("ssl_object")
@@ -295,6 +418,8 @@ class Connection:
         if self.stream.state is not State.SECURING:
             return False
         self.stream.secured()
+        if self._paused and self.transport is not None:
+            self.transport.pause_reading()  # start_tls() resumed it: a reason still holds
         return True
 
     # -- output and the end ---------------------------------------------------------------------
@@ -320,7 +445,15 @@ class Connection:
     ) -> None:
         """Close the stream (with a stream error when ``condition`` is given)."""
         state = self.stream.state
-        if state is State.CLOSING or state is State.CLOSED or self.transport is None:
+        if self.transport is None:
+            return
+        if condition == "system-shutdown":
+            self._linger = False  # the server stops: it does not wait for clients to close
+            if state is State.CLOSING or state is State.CLOSED:
+                if self.transport.is_closing():
+                    self.transport.close(linger=False)
+                return
+        if state is State.CLOSING or state is State.CLOSED:
             return
         if state is State.SECURING:  # mid-handshake: no XML can be sent any more
             self.abort()
@@ -328,9 +461,11 @@ class Connection:
         if condition is not None:
             self.close_condition = condition
             session = self.session
-            # Once per stream, at info, but for shutdown: one line per client would say nothing.
+            # Once per stream, at info, but for shutdown (one line per client would say nothing)
+            # and for refused connections (logged once per address by admission.py).
+            quiet = condition == "system-shutdown" or self._refusal is not None
             self.log.log(
-                logging.DEBUG if condition == "system-shutdown" else logging.INFO,
+                logging.DEBUG if quiet else logging.INFO,
                 "stream error to %s%s: %s%s",
                 session.ip,
                 f" ({session.username}@{session.host})" if session.authenticated else "",
@@ -364,12 +499,13 @@ class Connection:
             self._close_timer.cancel()
             self._close_timer = None
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+            self.transport.close(linger=self._linger)
 
     def _lost(self, error: str | None) -> None:
         if self._lost_called:
             return
         self._lost_called = True
+        self._leave_admission()
         clean = self.stream.state is State.CLOSING or self.stream.state is State.CLOSED
         self.stream.lost()
         self._events.close()

@@ -79,7 +79,8 @@ class StanzaError(Exception):
 
     ``app`` is an application-specific condition placed inside ``<error/>`` (XEP-0050's
     ``<bad-sessionid/>``); ``extra`` elements are appended to the error reply after
-    ``<error/>`` (Prosody sends a canceled ``<command/>`` there).
+    ``<error/>`` (Prosody sends a canceled ``<command/>`` there). ``then``: a stream error to
+    close the client's stream with once the reply is out (one failure too many).
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class StanzaError(Exception):
         *,
         app: etree._Element | None = None,
         extra: Sequence[etree._Element] = (),
+        then: StreamError | None = None,
     ) -> None:
         if condition not in DEFAULT_TYPES:
             raise ValueError(f"unknown stanza error condition {condition!r}")
@@ -99,6 +101,7 @@ class StanzaError(Exception):
         self.type: ErrorType = type or DEFAULT_TYPES[condition]
         self.app = app
         self.extra = tuple(extra)
+        self.then = then
 
 
 class StreamError(Exception):

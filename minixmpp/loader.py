@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # Loaded on every host unless listed in modules_disabled: the c2s protocol itself.
-AUTOLOAD = ("c2s", "tls", "saslauth", "bind", "roster", "message", "presence", "offline")
+AUTOLOAD = (
+    "c2s", "tls", "saslauth", "limit_auth", "bind", "roster", "message", "presence", "offline",
+)  # fmt: skip
 
 log = logging.getLogger("minixmpp.module")
 

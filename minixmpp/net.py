@@ -14,6 +14,14 @@ protocol object gets the asyncio.Protocol callbacks. Everything is level-trigger
 TLS writes follow OpenSSL's retry rule: a write that could not complete is retried with a
 buffer that starts with the same bytes (CPython sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so
 the pending data lives in one append-only bytearray until the socket takes it.
+
+Closing lingers: a socket closed while the client's input is still unread makes the kernel
+answer with a reset instead of a FIN, and a client whose stack sees the reset first loses what we
+wrote last (the stream error that explains the close). So ``close()`` writes what is buffered,
+sends TLS close_notify, shuts our sending side down (FIN), then reads and discards the client's
+input until it closes its side, ``LINGER_BYTES`` have come, or ``LINGER_TIME`` has passed; only
+then is the socket closed and the protocol told. ``close(linger=False)`` discards only what has
+already arrived; ``abort()`` closes at once.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ log = logging.getLogger("minixmpp.net")
 READ_SIZE = 16 * 1024  # one TLS record
 HIGH_WATER = 64 * 1024  # ask the protocol to stop producing above this many unsent bytes
 LOW_WATER = 16 * 1024
+LINGER_TIME = 2.0  # seconds a closing connection waits for the client to close its side
+LINGER_BYTES = 1024 * 1024  # the client's input discarded meanwhile, at most
 _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -41,6 +51,11 @@ class StreamProtocol(Protocol):
     def data_received(self, data: bytes) -> None: ...
     def eof_received(self) -> bool | None: ...
     def connection_lost(self, exc: Exception | None) -> None: ...
+    def connection_failed(self, exc: Exception | None) -> None:
+        """The connection ended before ``connection_made`` (a direct-TLS handshake failed or
+        timed out): whatever the protocol took on at accept can be given back."""
+        ...
+
     def pause_writing(self) -> None: ...
     def resume_writing(self) -> None: ...
 
@@ -74,6 +89,10 @@ class Transport:
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._closed = False
+        self._linger = True  # close() waits for the client's side (see the module docstring)
+        self._lingering = False  # our side is shut down; discarding input until theirs is
+        self._linger_left = LINGER_BYTES
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._connected = False  # the protocol got connection_made()
         if tls is not None:
             self._wrap(tls, handshake_timeout).add_done_callback(self._direct_tls_ready)
@@ -135,18 +154,28 @@ class Transport:
         self._read_paused = False
         self._update_reading()
 
-    def close(self) -> None:
-        """Send what is buffered, then close (TLS: with close_notify)."""
-        if self._closing or self._closed:
+    def close(self, *, linger: bool = True) -> None:
+        """Send what is buffered, then close (TLS: with close_notify), lingering unless told
+        not to (see the module docstring). Called again with ``linger=False``, it ends a
+        linger at once."""
+        if self._closed:
+            return
+        if self._closing:
+            if not linger:
+                self._linger = False
+                if self._lingering:
+                    self._discard_input()
+                    self._finish(None)
             return
         self._closing = True
+        self._linger = linger
         self._update_reading()
         if not self._buffer:
-            self._loop.call_soon(self._finish, None)
+            self._loop.call_soon(self._half_close)
 
     def abort(self) -> None:
         """Close now, dropping unsent data."""
-        self._finish(None, orderly=False)
+        self._finish(None)
 
     async def wait_drained(self) -> None:
         """Until every byte written so far is handed to the socket, or the connection is gone."""
@@ -217,7 +246,7 @@ class Transport:
         if handshake is not None and not handshake.done():
             handshake.set_exception(exc if isinstance(exc, Exception) else ConnectionError())
             handshake.exception()  # retrieved here; the caller sees it through the future
-        self._finish(exc if isinstance(exc, Exception) else None, orderly=False)
+        self._finish(exc if isinstance(exc, Exception) else None)
 
     def _handshake_timed_out(self) -> None:
         self._handshake_timer = None
@@ -240,6 +269,7 @@ class Transport:
             self._handshake is not None
             or (not self._read_paused and not self._closing)
             or self._write_wants_read
+            or self._lingering
         )
         if want and not self._reading:
             self._loop.add_reader(self._fd, self._on_readable)
@@ -261,6 +291,10 @@ class Transport:
 
     def _on_readable(self) -> None:
         if self._closed:
+            return
+        if self._lingering:
+            if self._discard_input():
+                self._finish(None)
             return
         if self._handshake is not None:
             self._do_handshake()
@@ -284,7 +318,7 @@ class Transport:
             except _AGAIN:
                 return
             except (OSError, ValueError) as exc:
-                self._finish(exc, orderly=False)
+                self._finish(exc)
                 return
             if not data:
                 self._eof()
@@ -324,7 +358,7 @@ class Transport:
         except _AGAIN:
             return 0
         except (OSError, ValueError) as exc:
-            self._finish(exc, orderly=False)
+            self._finish(exc)
             return None
 
     def _flush(self) -> None:
@@ -343,7 +377,7 @@ class Transport:
             if drained is not None and not drained.done():
                 drained.set_result(None)
             if self._closing:
-                self._finish(None)
+                self._half_close()
 
     def _eof(self) -> None:
         try:
@@ -354,18 +388,57 @@ class Transport:
         if not keep_open:
             self.close()
 
-    def _finish(self, exc: Exception | None, *, orderly: bool = True) -> None:
+    def _half_close(self) -> None:
+        """Everything is written: send close_notify (TLS) and FIN, then linger."""
+        if self._closed or self._lingering:
+            return
+        if self._handshake is not None:  # mid-handshake: nothing of ours to protect
+            self._finish(None)
+            return
+        if self._tls is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._tls.unwrap()  # sends close_notify; not waiting for the client's
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._finish(None)
+            return
+        self._lingering = True
+        if self._discard_input() or not self._linger:
+            self._finish(None)
+            return
+        self._linger_timer = self._loop.call_later(LINGER_TIME, self._finish, None)
+        self._update_reading()
+
+    def _discard_input(self) -> bool:
+        """Read and drop what the client sent (raw bytes: after our close_notify its TLS
+        records need no decrypting). True when there is no point waiting any longer: it closed
+        its side, the connection failed, or it sent ``LINGER_BYTES``."""
+        while True:
+            try:
+                data = socket.socket.recv(self._sock, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except (OSError, ValueError):
+                return True
+            if not data:
+                return True
+            self._linger_left -= len(data)
+            if self._linger_left <= 0:
+                return True
+
+    def _finish(self, exc: Exception | None) -> None:
         if self._closed:
             return
         self._closed = True
         self._closing = True
+        self._lingering = False
         self._update_reading()
         self._update_writing()
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
-        if orderly and self._tls is not None and self._handshake is None:
-            with contextlib.suppress(OSError, ValueError):
-                self._tls.unwrap()  # sends close_notify; not waiting for the client's
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         with contextlib.suppress(OSError):
             self._sock.close()
         self._buffer.clear()
@@ -377,8 +450,10 @@ class Transport:
             if not handshake.done():
                 handshake.set_exception(exc or ConnectionError("connection closed"))
                 handshake.exception()
-        if self._connected:  # a direct-TLS handshake that failed never reached the protocol
+        if self._connected:
             self._loop.call_soon(self._protocol.connection_lost, exc)
+        else:  # a direct-TLS handshake that failed never reached the protocol
+            self._loop.call_soon(self._protocol.connection_failed, exc)
 
 
 def tls_failure(exc: BaseException) -> str:

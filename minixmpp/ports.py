@@ -100,13 +100,15 @@ def bind_everywhere(interfaces: Sequence[str], port: int) -> list[socket.socket]
 
 
 class Listener:
-    """A listening socket that makes a Transport for each connection."""
+    """A listening socket that makes a Transport for each connection. ``factory`` is given
+    the client's address and returns the protocol, or None to refuse the connection (its
+    socket is closed at once)."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
-        factory: Callable[[], StreamProtocol],
+        factory: Callable[[str], StreamProtocol | None],
         *,
         tls: ssl.SSLContext | None,
         handshake_timeout: float,
@@ -138,12 +140,16 @@ class Listener:
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
+                protocol = self._factory(addr[0] if isinstance(addr, tuple) else "")
+                if protocol is None:
+                    conn.close()
+                    continue
                 if self._tls is not None:
                     conn.getpeername()  # gone (reset)? wrap_socket() would lose the socket
                 Transport(
                     self._loop,
                     conn,
-                    self._factory(),
+                    protocol,
                     tls=self._tls,
                     handshake_timeout=self._handshake_timeout,
                 )
@@ -191,7 +197,7 @@ def listen(
     loop: asyncio.AbstractEventLoop,
     host: str,
     port: int,
-    factory: Callable[[], StreamProtocol],
+    factory: Callable[[str], StreamProtocol | None],
     *,
     tls: ssl.SSLContext | None = None,
     handshake_timeout: float = 10.0,

@@ -3,9 +3,9 @@
 Theory of operation
 -------------------
 ``process(origin, stanza)`` is the only place where exceptions become wire replies:
-``StanzaError`` -> an error reply (never to an error or an IQ result), ``StreamError`` -> the
-stream is closed with it, anything else -> logged with its traceback and answered with
-``wait/internal-server-error``, its text never sent.
+``StanzaError`` -> an error reply (never to an error or an IQ result; then the stream is closed
+if the error says so), ``StreamError`` -> the stream is closed with it, anything else -> logged
+with its traceback and answered with ``wait/internal-server-error``, its text never sent.
 
 Before a client has bound a resource, stanzas fire ``stanza/iq/<ns>:<name>`` (IQ get/set),
 ``stanza/<name>`` (message, presence, other IQs) or ``stanza/<ns>:<name>`` (stream-level
@@ -79,6 +79,8 @@ class Router:
                 await self._unbound(origin, stanza)
         except StanzaError as error:
             self._reply_error(origin, stanza, error)
+            if error.then is not None and origin.c2s:
+                origin.close(error.then.condition, error.then.text, error.then.app)
         except StreamError as error:
             if origin.c2s:
                 origin.close(error.condition, error.text)

@@ -21,8 +21,9 @@ from typing import Any
 
 from minixmpp import admin, datalock
 from minixmpp.accounts import Accounts
+from minixmpp.admission import AddressSet, Admission, automatic_total
 from minixmpp.config import Config, check_unknown_keys
-from minixmpp.connection import Connection
+from minixmpp.connection import Connection, ConnectionSetup
 from minixmpp.events import (
     CONFIG_RELOADED,
     SERVER_STARTED,
@@ -101,6 +102,12 @@ class Server:
         self.router = Router()
         self.hosts: dict[str, Host] = {}
         self.connections: set[Connection] = set()
+        total = self.options.c2s_max_unauthed
+        self.admission = Admission(
+            per_address=self.options.c2s_max_unauthed_per_ip,
+            total=automatic_total(open_files_limit()) if total is None else total,
+            unlimited=AddressSet(self.options.unlimited_ips),
+        )
         self.coalescer = WriteCoalescer(asyncio.get_running_loop())
         self.loader = Loader([config.resolve(p) for p in config.options.plugin_paths])
         self.tls: TlsContexts
@@ -234,6 +241,14 @@ class Server:
         """A new client connection over ``framing`` (for listener modules)."""
         return Connection(self, framing, secure=secure)
 
+    def connection_setups(self) -> list[ConnectionSetup]:
+        """What modules do to each new connection: each name once (ConnectionSetup)."""
+        found: dict[str, ConnectionSetup] = {}
+        for host in self.hosts.values():
+            for item in host.items.get("connection-setup", ()):
+                found.setdefault(item.name, item)
+        return list(found.values())
+
     async def _sweep(self) -> None:
         """Close streams that stay unauthenticated or idle too long (connection-timeout), and
         let idle ones free their parser memory."""
@@ -357,6 +372,16 @@ _malloc_trim = _find_malloc_trim()
 
 
 OPEN_FILES_WANTED = 4096  # fewer, and a few thousand clients exhaust the server's descriptors
+
+
+def open_files_limit() -> int:
+    """The soft limit on open files; -1 when there is none (or no such thing)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return -1
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return -1 if soft == resource.RLIM_INFINITY else soft
 
 
 def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> int:

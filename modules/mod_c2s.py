@@ -4,6 +4,10 @@ ports (XEP-0368, ``c2s_direct_tls_ports``), on every one of ``interfaces``.
 The listeners are this module's ``net`` services; the server opens them once, whichever hosts
 load the module (it is loaded on every host), and a connection picks its host by the ``to`` of
 its stream header (or, with direct TLS, first by SNI).
+
+A connection is admitted (counted among the unauthenticated, admission.py) as it is accepted:
+one beyond a cap gets its stream error at once on a STARTTLS port, and is closed unanswered on a
+direct TLS port, before the handshake.
 """
 
 from __future__ import annotations
@@ -30,8 +34,13 @@ def load(module: Module) -> None:
             tls: ssl.SSLContext | None = module.tls_context("direct") if direct else None
             limit = opts.c2s_unauthed_stanza_size_limit
 
-            def factory() -> Connection:
-                return module.connection(TcpFraming(limit), secure=direct)
+            def factory(ip: str) -> Connection | None:
+                conn = module.connection(TcpFraming(limit), secure=direct)
+                if not conn.admit(ip) and direct:
+                    # No stream error can go out before the TLS handshake, and a refused
+                    # client must not hold a descriptor (and our CPU) through one.
+                    return None
+                return conn
 
             listeners = [
                 Listener(

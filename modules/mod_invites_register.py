@@ -7,6 +7,10 @@ before in-band registration, and XEP-0379 subscription approval by the server.
   registration is remembered for the stream (empty result); any other gets ``cancel/forbidden``
   "The invite token is invalid or expired" (``invite_error_condition = "item-not-found"`` gives
   XEP-0445's reply instead: ``item-not-found``, "The provided token is invalid or expired").
+  After ``preauth_max_failures`` such replies the stream is closed (``policy-violation``), and
+  a refused token counts as a failed login of the address for mod_limit_auth: once the address
+  is out of attempts, preauth gets ``wait/policy-violation`` "Too many failed attempts from this
+  IP address recently" without a lookup. A token cannot be guessed; each try costs a lookup.
 * ``registration_invite_only`` (default true) turns in-band registration on, for invitees only:
   without a remembered invite, ``user-registering`` is refused with ``not-acceptable``
   "Registration on this server is through invitation only".
@@ -29,8 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from minixmpp.config import ConfigError
-from minixmpp.errors import StanzaError
+from minixmpp.config import ConfigError, PositiveInt
+from minixmpp.errors import StanzaError, StreamError
 from minixmpp.events import (
     STREAM_FEATURES,
     USER_PASSWORD_RESET,
@@ -44,6 +48,7 @@ from minixmpp.events import (
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
 from minixmpp.roster import RosterItem, with_directions
+from minixmpp.session import Session
 from minixmpp.storage import Transaction
 from minixmpp.xml import stanza as st
 
@@ -52,14 +57,17 @@ NS_INVITE = "urn:xmpp:invite"
 NS_IBR_TOKEN = "urn:xmpp:ibr-token:0"  # noqa: S105 - a namespace
 PREAUTH = f"{{{NS_PARS}}}preauth"
 VALIDATED = "invites.validated"  # session.data: the token this stream presented
+FAILURES = "invites.preauth_failures"  # session.data: tokens refused on this stream
 INVALID = "The invite token is invalid or expired"  # Prosody's
 INVALID_XEP = "The provided token is invalid or expired"  # XEP-0445's example, with item-not-found
+THROTTLED = "Too many failed attempts from this IP address recently"  # as mod_register_limits
 
 
 @dataclass
 class Options:
     registration_invite_only: bool = True
     invite_error_condition: str = "forbidden"  # or "item-not-found" (XEP-0445)
+    preauth_max_failures: PositiveInt = 5  # refused tokens before the stream is closed
 
 
 def load(module: Module) -> None:
@@ -73,6 +81,8 @@ def load(module: Module) -> None:
     roster = module.depends("roster")
     if opts.registration_invite_only:
         register.allow()
+    disabled = module.host_options.modules_disabled
+    limit_auth = None if "limit_auth" in disabled else module.depends("limit_auth")
     host = module.host
 
     @module.hook(STREAM_FEATURES, priority=11)  # ahead of XEP-0077's, as Prosody showed them
@@ -82,18 +92,35 @@ def load(module: Module) -> None:
             st.sub(event.features, f"{{{NS_INVITE}}}register")
             st.sub(event.features, f"{{{NS_IBR_TOKEN}}}register")
 
+    def too_many_failures(session: Session) -> StreamError | None:
+        """Count a refused preauth; the stream error to close with after the last one."""
+        failures = session.data.get(FAILURES, 0) + 1
+        session.data[FAILURES] = failures
+        if failures >= opts.preauth_max_failures:
+            return StreamError("policy-violation", "Too many invalid invite tokens")
+        return None
+
     @module.hook(f"stanza/iq/{NS_PARS}:preauth")
     async def preauth(event: StanzaEvent) -> bool:
         session, stanza = event.session, event.stanza
         if session.authenticated:
             raise StanzaError("service-unavailable")
+        if limit_auth is not None and not limit_auth.start(session):
+            raise StanzaError(
+                "policy-violation", THROTTLED, "wait", then=too_many_failures(session)
+            )
         token = stanza[0].get("token", "")
         invite = await invites.for_registration(token)
         if invite is None:
             module.log.info("preauth with an unusable token")
+            if limit_auth is not None:
+                limit_auth.failed(session)
+            then = too_many_failures(session)
             if opts.invite_error_condition == "item-not-found":
-                raise StanzaError("item-not-found", INVALID_XEP, "cancel")
-            raise StanzaError("forbidden", INVALID, "cancel")
+                raise StanzaError("item-not-found", INVALID_XEP, "cancel", then=then)
+            raise StanzaError("forbidden", INVALID, "cancel", then=then)
+        if limit_auth is not None:
+            limit_auth.succeeded(session)
         session.data[VALIDATED] = token  # a later failed preauth does not forget it
         session.send(st.reply(stanza))
         return True

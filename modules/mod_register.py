@@ -25,8 +25,8 @@ from typing import Any
 from lxml import etree
 
 from minixmpp.accounts import BadPassword
-from minixmpp.config import ConfigError
-from minixmpp.errors import StanzaError
+from minixmpp.config import ConfigError, PositiveInt
+from minixmpp.errors import StanzaError, StreamError
 from minixmpp.events import (
     STREAM_FEATURES,
     USER_DELETED,
@@ -49,6 +49,7 @@ NS_REGISTER = "jabber:iq:register"
 NS_FEATURE = "http://jabber.org/features/iq-register"
 QUERY = f"{{{NS_REGISTER}}}query"
 REMOVAL_REPLY = "register.removal-reply"  # session.data: the result owed before the close
+FAILURES = "register.failures"  # session.data: refused registrations on this stream
 
 # Prosody's known extra fields (additional_registration_fields; a trailing '+': required)
 KNOWN_FIELDS = {
@@ -80,6 +81,7 @@ class Options:
     # names from KNOWN_FIELDS ("email+": required), or tables {name, type, label, required}
     additional_registration_fields: list[str | dict[str, Any]] = field(default_factory=list)
     registration_compat: bool = True  # account management IQs addressed to the host too
+    registration_max_failures: PositiveInt = 5  # refused sets before the stream is closed
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,16 @@ def load(module: Module) -> RegisterApi:
             reply.append(copy.deepcopy(form))
             session.send(reply)
             return True
+        try:
+            return await register(session, stanza)
+        except StanzaError as error:
+            failures = session.data.get(FAILURES, 0) + 1
+            session.data[FAILURES] = failures
+            if failures >= opts.registration_max_failures:
+                error.then = StreamError("policy-violation", "Too many failed registrations")
+            raise
+
+    async def register(session: Session, stanza: etree._Element) -> bool:
         query = stanza[0]
         if len(query) and etree.QName(query[0]).localname == "remove":
             raise StanzaError("registration-required", type="auth")

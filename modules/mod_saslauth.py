@@ -2,7 +2,8 @@
 
 Without TLS, and with ``c2s_require_encryption`` (the default), no mechanism is offered and
 ``<auth/>`` fails with ``encryption-required``. PLAIN is only ever offered over TLS. After
-``c2s_max_auth_failures`` failures on one connection the stream is closed.
+``c2s_max_auth_failures`` failures on one connection the stream is closed; failures per address,
+across connections, are throttled by mod_limit_auth.
 """
 
 from __future__ import annotations

@@ -89,8 +89,10 @@ class WebSocketTransport:
             self._drained.append(waiter)
             await waiter
 
-    def close(self) -> None:
-        """Close once the queued frames are out (with ``close_code``)."""
+    def close(self, *, linger: bool = True) -> None:
+        """Close once the queued frames are out (with ``close_code``). ``linger`` is TCP's
+        business: the WebSocket closing handshake already lets the client read what was sent,
+        and its close frame is awaited with a timeout."""
         if self._closing:
             return
         self._closing = True

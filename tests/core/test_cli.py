@@ -61,8 +61,8 @@ def test_check_config(tmp_path: Path) -> None:
     result = run("check-config", "-c", str(config))
     assert result.returncode == 0, result.stderr
     assert (
-        "localhost: modules c2s, tls, saslauth, bind, roster, message, presence, offline, ping"
-        in (result.stdout)
+        "localhost: modules c2s, tls, saslauth, limit_auth, bind, roster, message, presence,"
+        " offline, ping" in (result.stdout)
     )
     assert result.stdout.rstrip().endswith(": OK")
 

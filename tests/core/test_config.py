@@ -63,6 +63,18 @@ modules_enabled = ["ping", "disco"]
         ('admins = ["a@b@c"]\n[VirtualHost."a.test"]', "'a@b@c' is not a valid JID"),
         ('[VirtualHost."a.test"]\nadmins = ["x@a.test/desk"]', "not a bare user@host JID"),
         ('admins = ["a.test"]\n[VirtualHost."a.test"]', "'a.test' is not a bare user@host"),
+        (
+            'c2s_max_unauthed_per_ip = -1\n[VirtualHost."a.test"]',
+            "option 'c2s_max_unauthed_per_ip': must not be negative",
+        ),
+        (
+            'c2s_max_unauthed = -5\n[VirtualHost."a.test"]',
+            "option 'c2s_max_unauthed': must not be negative",
+        ),
+        (
+            'unlimited_ips = ["10.0.0.0/8", "localhost"]\n[VirtualHost."a.test"]',
+            "option 'unlimited_ips': 'localhost' is not an IP address or range",
+        ),
     ],
 )
 def test_bad_core_values(tmp_path: Path, text: str, message: str) -> None:

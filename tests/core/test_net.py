@@ -7,10 +7,13 @@ import gc
 import socket
 from pathlib import Path
 
+import pytest
+
+from minixmpp import net
 from minixmpp.connection import Connection
 from minixmpp.testing import TestServer, running_server
 from minixmpp.xml.parser import StreamParser
-from tests.xmpp import RawClient, client_context, login
+from tests.xmpp import TIMEOUT, RawClient, client_context, login
 
 
 def connection_of(server: TestServer, jid: str) -> Connection:
@@ -149,3 +152,71 @@ async def test_a_closed_connection_is_freed_without_the_cyclic_gc(server: TestSe
         assert [(c() is None, s() is None) for c, s in refs] == [(True, True)] * 5
     finally:
         gc.enable()
+
+
+# -- closing lingers: the client reads our last words, even with its input unread ----------------
+
+
+async def ping_round_trips(client: RawClient, count: int = 3) -> None:
+    """IQ round trips on another connection: the server has handled (and closed) whatever the
+    other clients sent before."""
+    for i in range(count):
+        reply = await client.iq("<ping xmlns='urn:xmpp:ping'/>", id=f"rt{i}", to="localhost")
+        assert reply.get("type") == "result"
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plaintext", "starttls"])
+async def test_an_oversized_stanza_before_login_always_gets_its_stream_error(
+    server: TestServer, tls: bool
+) -> None:
+    # The server stops reading at the size limit; the rest of the stanza is still on its way.
+    # Closing a socket with unread input makes the kernel send a reset, and the client's stack
+    # (asyncio here) reports the reset instead of the stream error it had already received.
+    # Other clients' round trips between the send and the read give the server the time to
+    # close: on the code before the lingering close, every try lost its error.
+    other, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-secret")
+    for _ in range(10):
+        client = await RawClient.connect(server.c2s_port)
+        await client.open()
+        if tls:
+            await client.starttls(server.ca_file)
+        await client.send("<message><body>" + "x" * 100_000 + "</body></message>")
+        await ping_round_trips(other)
+        assert await client.stream_error() == ("policy-violation", "XML stanza is too big")
+        await client.close()
+    await ping_round_trips(other, 1)
+
+
+async def test_a_lingering_close_ends_when_the_client_does_not_close(server: TestServer) -> None:
+    forgotten = asyncio.Event()
+    forget = server.server.forget
+
+    def forget_and_tell(conn: Connection) -> None:
+        forget(conn)
+        forgotten.set()
+
+    server.server.forget = forget_and_tell  # type: ignore[method-assign]
+    client = await RawClient.connect(server.c2s_port)
+    await client.open()
+    await client.send("<message><body>" + "x" * 100_000 + "</body></message>")
+    assert (await client.stream_error())[0] == "policy-violation"  # FIN after the error
+    # The client keeps its side open: the server closes the socket after LINGER_TIME.
+    await asyncio.wait_for(forgotten.wait(), net.LINGER_TIME + TIMEOUT)
+
+
+async def test_a_lingering_close_ends_when_the_client_sends_on_and_on(server: TestServer) -> None:
+    client = await RawClient.connect(server.c2s_port)
+    await client.open()
+    await client.send("<message><body>")
+    sent = 0
+    with pytest.raises(ConnectionError):  # reset once LINGER_BYTES have been discarded
+        while sent < 64 * net.LINGER_BYTES:
+            await client.send("x" * 65536)
+            sent += 65536
+    assert sent < 64 * net.LINGER_BYTES
+    await assert_still_serving(server)
+
+
+async def assert_still_serving(server: TestServer) -> None:
+    client, _jid = await login(server.c2s_port, server.ca_file, "carol", "carol-secret")
+    await ping_round_trips(client, 1)

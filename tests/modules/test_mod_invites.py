@@ -176,12 +176,62 @@ async def test_invalid_tokens_are_all_alike(server: TestServer) -> None:
     expired = await api.create_account()
     api.clock = lambda: expired.expires + 1.0
     contact_only = await api.create_contact("alice")
-    client, _ = await fresh(server)
     tokens = ["not-a-token", used.token, revoked.token, expired.token, contact_only.token, None]
-    for token in tokens:
+    for token in tokens:  # a stream each: the fifth refusal on a stream closes it
+        client, _ = await fresh(server)
         same_xml(await preauth(client, token), INVALID.format(extra=""))
     reply = await preauth(client, "nope", to="localhost")
     same_xml(reply, INVALID.format(extra=" from='localhost'"))
+
+
+async def test_the_stream_is_closed_after_a_few_invalid_tokens(server: TestServer) -> None:
+    # Issue 10: 1735 guesses a second on one stream, never closed; each a database lookup.
+    invite = await server.invites().create_account()
+    client, _ = await fresh(server)
+    for i in range(4):
+        same_xml(await preauth(client, f"guess-{i}"), INVALID.format(extra=""))
+    same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())  # not one
+    same_xml(await preauth(client, "guess-4"), INVALID.format(extra=""))  # the fifth: answered,
+    assert await client.stream_error() == ("policy-violation", "Too many invalid invite tokens")
+    client, _ = await fresh(server)  # then closed; another stream starts afresh
+    same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
+
+
+async def test_preauth_max_failures(tmp_path: Path) -> None:
+    options = {"preauth_max_failures": 2, "invite_error_condition": "item-not-found"}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        client, _ = await fresh(srv)
+        assert (await preauth(client, "one")).find("error/{*}item-not-found") is not None
+        assert (await preauth(client, "two")).find("error/{*}item-not-found") is not None
+        assert (await client.stream_error())[0] == "policy-violation"
+
+
+async def test_invalid_tokens_count_as_failed_logins_of_the_address(tmp_path: Path) -> None:
+    # Closing the stream alone still let a client that reconnects guess 1144 tokens a second
+    # (measured). Refused tokens draw on the address's attempts (limit_auth), across
+    # connections, shared with SASL.
+    options = {"unlimited_ips": [], "limit_auth_max": 3, "limit_auth_period": 3600}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", "alice-secret")
+        now = [time.monotonic()]
+        srv.server.hosts["localhost"].modules["limit_auth"].api.clock = lambda: now[0]
+        invite = await srv.invites().create_account()
+        client, _ = await fresh(srv)
+        for i in range(3):
+            same_xml(await preauth(client, f"guess-{i}"), INVALID.format(extra=""))
+        throttled = (
+            "<iq type='error' id='p'><error type='wait'>"
+            "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+            "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>"
+            "Too many failed attempts from this IP address recently</text></error></iq>"
+        )
+        same_xml(await preauth(client, invite.token), throttled)  # not even looked up
+        client, _ = await fresh(srv)
+        same_xml(await preauth(client, invite.token), throttled)
+        result = await client.plain("alice", "alice-secret")
+        assert result[0].tag == f"{{{NS_SASL}}}temporary-auth-failure"
+        now[0] += 1201  # one attempt back (1200 s, and float rounding)
+        same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
 
 
 async def test_valid_preauth_then_registration(server: TestServer) -> None:

@@ -356,6 +356,35 @@ async def test_existing_username(open_server: TestServer) -> None:
     assert await can_log_in(open_server, "alice", "alice-secret")  # untouched
 
 
+async def test_the_stream_is_closed_after_a_few_refused_registrations(
+    open_server: TestServer,
+) -> None:
+    # Issue 10: 1587 invalid forms a second on one stream, each a round of checks and lookups.
+    client, _ = await unauthenticated(open_server)
+    for body in (legacy("", "pw"), legacy("alice", "pw"), form(username="x"), REMOVE):
+        assert (await ask(client, body)).get("type") == "error"
+    same_xml(  # the fifth (registration_max_failures) is answered, then the stream closes
+        await ask(client, legacy("a b", "x")),
+        error("not-acceptable", "modify", "The requested username is invalid."),
+    )
+    assert await client.stream_error() == ("policy-violation", "Too many failed registrations")
+    # Another stream starts afresh, and a get never counts.
+    client, _ = await unauthenticated(open_server)
+    for _ in range(6):
+        assert (await ask(client, EMPTY_QUERY, kind="get")).get("type") == "result"
+    for _ in range(4):
+        assert (await ask(client, legacy("alice", "pw"))).get("type") == "error"
+    assert (await ask(client, legacy("newcomer", "pw-pw-pw"))).get("type") == "result"
+
+
+async def test_registration_max_failures(tmp_path: Path) -> None:
+    options = {"allow_registration": True, "registration_max_failures": 1}
+    async with running_server(tmp_path, modules=["register"], options=options) as srv:
+        client, _ = await unauthenticated(srv)
+        assert (await ask(client, legacy("", "pw"))).get("type") == "error"
+        assert (await client.stream_error())[0] == "policy-violation"
+
+
 async def test_remove_before_authentication(open_server: TestServer) -> None:
     client, _ = await unauthenticated(open_server)
     body = "<query xmlns='jabber:iq:register'><remove/></query>"
