@@ -18,7 +18,10 @@ from minixmpp.testing import TestServer, running_server
 from tests.xmpp import TIMEOUT
 
 OPEN = f"<open xmlns='{NS_FRAMING}' to='localhost' version='1.0'/>"
-PING = "<iq xmlns='jabber:client' type='get' id='p{i}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+PING = (
+    "<iq xmlns='jabber:client' type='get' id='p{i}' to='localhost'>"
+    "<ping xmlns='urn:xmpp:ping'/></iq>"
+)
 
 
 class MemoryTransport:
