@@ -26,9 +26,7 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -36,11 +34,14 @@ from minixmpp.admission import Refusal
 from minixmpp.errors import StreamError
 from minixmpp.events import STREAM_FEATURES, StreamFeatures
 from minixmpp.framing import Framing
+from minixmpp.inputgate import InputGate
 from minixmpp.jid import JID, InvalidJID, nameprep
 from minixmpp.net import tls_failure
 from minixmpp.scheduling import InOrder
 from minixmpp.session import C2SSession
 from minixmpp.stream import State, XmppStream
+from minixmpp.transport import ConnectionSetup as ConnectionSetup
+from minixmpp.transport import InputThrottle, Transport
 from minixmpp.xml import stanza as st
 from minixmpp.xml.parser import Event, StanzaReceived, StreamOpened
 from minixmpp.xml.redact import for_log
@@ -52,47 +53,6 @@ log = logging.getLogger("minixmpp.connection")
 
 _LANG_RE = re.compile(r"^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8})*$")
 MAX_WRITE_BUFFER = 4 * 1024 * 1024  # unsent bytes before a client that does not read is dropped
-MAX_HELD_INPUT = 1024 * 1024  # input held while a handler waits, before reading pauses
-
-
-class Transport(Protocol):
-    """What a connection needs from its transport (the asyncio.Transport subset, plus
-    ``writelines`` of output units: joined on TCP, one text frame each on WebSocket)."""
-
-    def writelines(self, chunks: list[bytes]) -> None: ...
-    def close(self, *, linger: bool = True) -> None:
-        """Close after the buffered output; ``linger``: give the client a moment to read it
-        and close its side, discarding its input meanwhile (net.py); ``False`` on a closing
-        transport ends that wait."""
-        ...
-
-    def abort(self) -> None: ...
-    def is_closing(self) -> bool: ...
-    def get_write_buffer_size(self) -> int: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
-    async def wait_drained(self) -> None: ...
-
-
-class InputThrottle(Protocol):
-    """Meters a connection's input (mod_limits)."""
-
-    def take(self, size: int, *, whole: bool = False) -> int:
-        """How many of ``size`` bytes just received may be handled now (``whole``: all or
-        none, for a WebSocket frame, which cannot be split). When fewer, the connection holds
-        the rest, in order, and stops reading until the throttle calls ``release_input()``."""
-        ...
-
-
-@dataclass(frozen=True)
-class ConnectionSetup:
-    """What a module does to each client connection when it is made, before any input:
-    ``module.provides("connection-setup", ConnectionSetup(name, setup))``. Connections have no
-    host yet, so each name runs once, whichever hosts provide it (Prosody's filter hooks)."""
-
-    name: str
-    setup: Callable[[Connection], None]
 
 
 class Connection:
@@ -104,19 +64,15 @@ class Connection:
         "_checked",
         "_close_timer",
         "_events",
-        "_held",
-        "_held_size",
         "_linger",
         "_loop",
         "_lost_called",
         "_out",
-        "_paused",
         "_refusal",
         "_restart",
-        "_throttle",
-        "_throttled",
         "_wire",
         "close_condition",
+        "input",
         "kind",
         "last_activity",
         "log",
@@ -139,11 +95,7 @@ class Connection:
         self._loop = loop
         self.opened_at = self.last_activity = loop.time()
         self._events = InOrder(self._handle, self._resumed, server.keep)
-        self._held: list[bytes] = []
-        self._held_size = 0
-        self._throttle: InputThrottle | None = None
-        self._throttled = False  # the throttle holds input back until release_input()
-        self._paused: set[str] = set()  # reasons why reading is paused
+        self.input = InputGate(self)
         self._out: list[bytes] = []
         self._restart = False
         self._close_timer: asyncio.TimerHandle | None = None
@@ -185,7 +137,7 @@ class Connection:
             self.close(self._refusal.condition, self._refusal.text)
             return
         for setup in self.server.connection_setups():
-            self._guard(setup.setup, self)
+            self.guard(setup.setup, self)
 
     def connection_failed(self, exc: Exception | None) -> None:
         """The transport ended before ``connection_made`` (a TLS handshake that failed)."""
@@ -193,27 +145,21 @@ class Connection:
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self._loop.time()
-        if self._events.busy or self._throttled:  # keep the bytes, unparsed, in order
-            self._hold(data)
-            return
-        if self._throttle is None:
-            self._guard(self._feed, data)
-        else:
-            self._guard(self._take, data)
+        self.input.receive(data)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._guard(self._lost, None if exc is None else str(exc) or type(exc).__name__)
+        self.guard(self._lost, None if exc is None else str(exc) or type(exc).__name__)
 
     def pause_writing(self) -> None:
-        self._pause("writing")  # stop producing replies for a reader that lags
+        self.input.pause("writing")  # stop producing replies for a reader that lags
 
     def resume_writing(self) -> None:
-        self._unpause("writing")
+        self.input.unpause("writing")
 
-    def _guard(self, fn: Any, arg: Any) -> None:
+    def guard(self, fn: Any, arg: Any) -> None:
         """The error boundary around transport callbacks."""
         try:
             fn(arg)
@@ -223,56 +169,28 @@ class Connection:
 
     # -- input --------------------------------------------------------------------------------
 
-    def _pause(self, reason: str) -> None:
-        if not self._paused and self.transport is not None:
-            self.transport.pause_reading()
-        self._paused.add(reason)
-
-    def _unpause(self, reason: str) -> None:
-        if reason in self._paused:
-            self._paused.discard(reason)
-            if not self._paused and self.transport is not None:
-                self.transport.resume_reading()
-
-    def _hold(self, data: bytes, *, first: bool = False) -> None:
-        if first:
-            self._held.insert(0, data)
-        else:
-            self._held.append(data)
-        self._held_size += len(data)
-        if self._held_size > MAX_HELD_INPUT:
-            self._pause("held")
-
-    def _take(self, data: bytes) -> None:
-        """Feed what the throttle lets through now; hold the rest."""
-        throttle = self._throttle
-        if throttle is not None:
-            allowed = throttle.take(len(data), whole=self.kind != "tcp")
-            if allowed < len(data):
-                self._throttled = True
-                self._pause("throttled")
-                self._hold(data[allowed:], first=True)  # before anything held behind it
-                data = data[:allowed]
-        if data:
-            self._feed(data)
-
     def set_input_throttle(self, throttle: InputThrottle | None) -> None:
         """Meter the input from now on (None: stop metering, and go on with what was held)."""
-        self._throttle = throttle
-        if throttle is None and self._throttled:
-            self.release_input()
+        self.input.set_throttle(throttle)
 
     def release_input(self) -> None:
         """The throttle has room again: handle what it held back, and read on."""
-        if not self._throttled:
-            return
-        self._throttled = False
-        self.last_activity = self._loop.time()  # a slow client is not an idle one
-        self._process_held()
-        if not self._throttled:
-            self._unpause("throttled")
+        self.input.release()
 
-    def _feed(self, data: bytes) -> None:
+    @property
+    def busy(self) -> bool:
+        """An event handler waits: input is held."""
+        return self._events.busy
+
+    @property
+    def open_for_input(self) -> bool:
+        return self.stream.state is not State.CLOSED
+
+    def touch(self) -> None:
+        self.last_activity = self._loop.time()
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` and handle the events it completes (the input gate calls it)."""
         try:
             events = self.stream.receive(data)
         except StreamError as exc:
@@ -286,17 +204,7 @@ class Connection:
 
     def _resumed(self) -> None:
         """The suspended handler and the events behind it are done: parse what was held."""
-        self._process_held()
-
-    def _process_held(self) -> None:
-        """Handle held input in order, until a handler suspends or the throttle says wait."""
-        while self._held and not self._events.busy and not self._throttled:
-            chunk = self._held.pop(0)
-            self._held_size -= len(chunk)
-            if self.stream.state is not State.CLOSED:
-                self._guard(self._take, chunk)
-        if not self._events.busy and self._held_size <= MAX_HELD_INPUT:
-            self._unpause("held")
+        self.input.process_held()
 
     async def _handle(self, event: Event) -> None:
         """One stream event, inside the error boundary."""
@@ -317,7 +225,7 @@ class Connection:
                 self.close()
             if self._restart:
                 self._restart = False
-                self.stream.restart(more_events=self._events.pending > 0 or bool(self._held))
+                self.stream.restart(more_events=self._events.pending > 0 or self.input.holding)
         except StreamError as exc:
             self.close(exc.condition, exc.text, exc.app)
         except Exception:
@@ -400,7 +308,7 @@ class Connection:
         if transport is None or start is None:
             return False
         try:
-            more = self._events.pending > 0 or bool(self._held)
+            more = self._events.pending > 0 or self.input.holding
             data = self.stream.start_tls(proceed, more_events=more)
         except StreamError:
             # Data pipelined after <starttls/> is an injection attempt (or a broken client).
@@ -418,7 +326,7 @@ class Connection:
         if self.stream.state is not State.SECURING:
             return False
         self.stream.secured()
-        if self._paused and self.transport is not None:
+        if self.input.paused and self.transport is not None:
             self.transport.pause_reading()  # start_tls() resumed it: a reason still holds
         return True
 
@@ -509,7 +417,7 @@ class Connection:
         clean = self.stream.state is State.CLOSING or self.stream.state is State.CLOSED
         self.stream.lost()
         self._events.close()
-        self._held.clear()
+        self.input.close()
         self.stream.framing.parser.release()
         if self._close_timer is not None:
             self._close_timer.cancel()

@@ -99,8 +99,8 @@ async def test_a_rate_limit_holds_whole_frames_and_pauses_reading(server: TestSe
     frames = [OPEN] + [PING.format(i=i) for i in range(20)]  # about 1.9 KB in all
     for frame in frames:
         conn.data_received(frame.encode())
-    assert transport.paused and conn._throttled
-    held = [chunk.decode() for chunk in conn._held]
+    assert transport.paused and conn.input.throttled
+    held = [chunk.decode() for chunk in conn.input._held]
     assert held == frames[-len(held) :]  # whole frames, in order: none was split
     handled = len(frames) - 1 - len(held)  # pings that went through
     assert 5 <= handled < 20
@@ -111,7 +111,7 @@ async def test_a_rate_limit_holds_whole_frames_and_pauses_reading(server: TestSe
     await transport.until_replies(handled + 1)
     now[0] += 100
     await transport.until_replies(20)
-    assert not conn._throttled and not transport.paused
+    assert not conn.input.throttled and not transport.paused
     assert not transport.closed  # no frame was cut into a not-well-formed one
 
 

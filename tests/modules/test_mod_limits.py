@@ -84,7 +84,7 @@ async def test_a_client_over_its_rate_is_read_as_time_allows(limited: TestServer
     await client.send(PING.format(id="after"))
 
     held = await asyncio.wait_for(shortfalls.get(), TIMEOUT)
-    assert conn._throttled and conn._held_size >= held > 0  # the ping is among what waits
+    assert conn.input.throttled and conn.input._held_size >= held > 0  # the ping waits too
 
     clock.advance(1.0)  # 1000 bytes more, and no more: the rest waits again
     before = conn.last_activity
@@ -96,7 +96,7 @@ async def test_a_client_over_its_rate_is_read_as_time_allows(limited: TestServer
     assert message.get("id") == "big" and message.findtext("body") == body
     reply = await client.expect("iq")
     assert (reply.get("id"), reply.get("type")) == ("after", "result")
-    assert not conn._throttled
+    assert not conn.input.throttled
 
 
 async def test_other_clients_are_served_meanwhile(limited: TestServer) -> None:
@@ -154,7 +154,7 @@ async def test_unlimited_ips_have_no_limit(tmp_path: Path) -> None:
         await srv.create_user("alice", "pw")
         client, jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
         Clock(srv)
-        assert connection_of(srv, jid)._throttle is None
+        assert connection_of(srv, jid).input._throttle is None
         await client.send(f"<message to='{jid}'><body>{'w' * 50_000}</body></message>")
         assert len((await client.expect("message")).findtext("body") or "") == 50_000
 
