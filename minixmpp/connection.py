@@ -36,10 +36,10 @@ from minixmpp.events import STREAM_FEATURES, StreamFeatures
 from minixmpp.framing import Framing
 from minixmpp.inputgate import InputGate
 from minixmpp.jid import JID, InvalidJID, nameprep
-from minixmpp.net import tls_failure
 from minixmpp.scheduling import InOrder
 from minixmpp.session import C2SSession
 from minixmpp.stream import State, XmppStream
+from minixmpp.tls import tls_failure
 from minixmpp.transport import ConnectionSetup as ConnectionSetup
 from minixmpp.transport import InputThrottle, Transport
 from minixmpp.xml import stanza as st

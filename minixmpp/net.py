@@ -29,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import ssl
-from typing import Any, Protocol
+from typing import Any
+
+from minixmpp.tls import tls_failure
+from minixmpp.transport import StreamProtocol
 
 log = logging.getLogger("minixmpp.net")
 
@@ -42,22 +44,6 @@ LOW_WATER = 16 * 1024
 LINGER_TIME = 2.0  # seconds a closing connection waits for the client to close its side
 LINGER_BYTES = 1024 * 1024  # the client's input discarded meanwhile, at most
 _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-
-
-class StreamProtocol(Protocol):
-    """The callbacks a Transport makes (the asyncio.Protocol ones)."""
-
-    def connection_made(self, transport: Any) -> None: ...
-    def data_received(self, data: bytes) -> None: ...
-    def eof_received(self) -> bool | None: ...
-    def connection_lost(self, exc: Exception | None) -> None: ...
-    def connection_failed(self, exc: Exception | None) -> None:
-        """The connection ended before ``connection_made`` (a direct-TLS handshake failed or
-        timed out): whatever the protocol took on at accept can be given back."""
-        ...
-
-    def pause_writing(self) -> None: ...
-    def resume_writing(self) -> None: ...
 
 
 class Transport:
@@ -454,15 +440,6 @@ class Transport:
             self._loop.call_soon(self._protocol.connection_lost, exc)
         else:  # a direct-TLS handshake that failed never reached the protocol
             self._loop.call_soon(self._protocol.connection_failed, exc)
-
-
-def tls_failure(exc: BaseException) -> str:
-    """Why a TLS handshake failed, for the log: OpenSSL's reason without the source line."""
-    text = str(exc) or type(exc).__name__
-    return _SSL_SOURCE.sub("", text) if isinstance(exc, ssl.SSLError) else text
-
-
-_SSL_SOURCE = re.compile(r" \(_ssl\.c:\d+\)$")
 
 
 def _peer(sock: socket.socket) -> Any:

@@ -21,7 +21,9 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from minixmpp.net import StreamProtocol, Transport, tls_failure
+from minixmpp.net import Transport
+from minixmpp.tls import tls_failure
+from minixmpp.transport import StreamProtocol
 
 log = logging.getLogger("minixmpp.ports")
 ACCEPT_BATCH = 64  # connections accepted per readiness event

@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,3 +247,12 @@ def generate_test_certificate(folder: Path, host: str) -> CertPair:
     pair.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("generated a test certificate for %s in %s", host, pair.certificate)
     return pair
+
+
+def tls_failure(exc: BaseException) -> str:
+    """Why a TLS handshake failed, for the log: OpenSSL's reason without the source line."""
+    text = str(exc) or type(exc).__name__
+    return _SSL_SOURCE.sub("", text) if isinstance(exc, ssl.SSLError) else text
+
+
+_SSL_SOURCE = re.compile(r" \(_ssl\.c:\d+\)$")
