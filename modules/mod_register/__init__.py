@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,9 @@ class Options:
 
 class RegisterApi:
     """What other modules see of mod_register: whether new accounts may be made in-band
-    (``allow_registration``, or turned on by mod_invites_register for invite-only sign-up)."""
+    (``allow_registration``, or turned on by mod_invites_register for invite-only sign-up), and
+    ``create_account``, the one way every front end (XEP-0077, web pages, HTTP APIs) makes an
+    account, so that the same gates (invites, IP limits, password policy) apply to all."""
 
     def __init__(self, module: Module) -> None:
         self._module = module
@@ -82,6 +85,63 @@ class RegisterApi:
     def may_register(self, session: Session) -> bool:
         """This stream may create an account (open, and over TLS if that is required)."""
         return self.open and (session.secure or not self.require_encryption)
+
+    async def create_account(
+        self,
+        request: Registration,
+        source: str,
+        *,
+        done: Callable[[], object] | None = None,
+    ) -> str:
+        """Create the account ``request`` asks for (its username already nodeprepped), in
+        Prosody's order: ``user-registering`` (any handler may refuse), an existing account
+        (``conflict``, unless the request may reset its password), then the account, its
+        details and whatever ``request.in_transaction`` holds, in one transaction, then
+        ``user-registered`` (or ``user-password-reset``); ``done`` runs just before that event
+        (XEP-0077's result goes out first, as in Prosody). Returns "created" or "reset"; a
+        refusal is a StanzaError with Prosody's condition and text."""
+        module, users = self._module, self._module.users
+        username = request.username
+        await module.fire(USER_REGISTERING, request)  # a refusal raises StanzaError
+        if await users.exists(username):
+            if request.allow_reset != username:
+                raise StanzaError("conflict", "The requested username already exists.")
+            try:
+                reset = await users.set_password(  # a reset (by invite) leaves sessions be
+                    username,
+                    request.password,
+                    source=source,
+                    close_sessions=False,
+                    within=request.in_transaction,
+                )
+            except BadPassword as exc:
+                raise StanzaError("feature-not-implemented", str(exc), "cancel") from None
+            if not reset:
+                raise StanzaError("internal-server-error")
+            if done is not None:
+                done()
+            await module.fire(USER_PASSWORD_RESET, request)
+            return "reset"
+        details: dict[str, Any] = {**request.additional, "registered": int(time.time())}
+        try:
+            created = await users.create(
+                username,
+                request.password,
+                source=source,
+                session=request.session,
+                details=details,
+                within=request.in_transaction,
+            )
+        except BadPassword as exc:  # Prosody's reply: its storage's error, as it is
+            raise StanzaError("feature-not-implemented", str(exc), "cancel") from None
+        if not created:  # someone else took the name meanwhile
+            raise StanzaError("conflict", "The requested username already exists.")
+        module.log.info("account %s@%s registered (%s)", username, module.host, source)
+        if done is not None:
+            done()
+        event = UserEvent(username, module.host, source, request.session, {"registration": request})
+        await module.fire(USER_REGISTERED, event)
+        return "created"
 
 
 def load(module: Module) -> RegisterApi:
@@ -143,43 +203,7 @@ def load(module: Module) -> RegisterApi:
             ip=session.ip,
             session=session,
         )
-        await module.fire(USER_REGISTERING, request)  # a refusal raises StanzaError
-        if await users.exists(username):
-            if request.allow_reset != username:
-                raise StanzaError("conflict", "The requested username already exists.")
-            try:
-                reset = await users.set_password(  # a reset (by invite) leaves sessions be
-                    username,
-                    request.password,
-                    source=module.name,
-                    close_sessions=False,
-                    within=request.in_transaction,
-                )
-            except BadPassword as exc:
-                raise StanzaError("feature-not-implemented", str(exc), "cancel") from None
-            if not reset:
-                raise StanzaError("internal-server-error")
-            session.send(st.reply(stanza))
-            await module.fire(USER_PASSWORD_RESET, request)
-            return True
-        details: dict[str, Any] = {**values, "registered": int(time.time())}
-        try:
-            created = await users.create(
-                username,
-                request.password,
-                source=module.name,
-                session=session,
-                details=details,
-                within=request.in_transaction,
-            )
-        except BadPassword as exc:  # Prosody's reply: its storage's error, as it is
-            raise StanzaError("feature-not-implemented", str(exc), "cancel") from None
-        if not created:  # someone else took the name meanwhile
-            raise StanzaError("conflict", "The requested username already exists.")
-        module.log.info("account %s@%s registered", username, module.host)
-        session.send(st.reply(stanza))
-        event_ = UserEvent(username, module.host, module.name, session, {"registration": request})
-        await module.fire(USER_REGISTERED, event_)
+        await api.create_account(request, module.name, done=lambda: session.send(st.reply(stanza)))
         return True
 
     # -- logged in: the account itself -------------------------------------------------------
