@@ -14,7 +14,7 @@ Where this differs from Prosody's module, on purpose:
   database does not hold usable keys (the token is 216 random bits, so a plain hash is enough),
   and a key is compared in constant time.
 * POST is served as GET is (Prosody routes GET only, so POST gets 404 though its keys allow
-  it); HEAD, never a key's method, gets 405 rather than creating an invite.
+  it). HEAD is never a key's method: 405, as in Prosody 13 (whose HEAD falls back to GET).
 * A request with no query string is answered like any other (Prosody answers 500), the
   ``Bearer`` scheme is matched case-insensitively (RFC 7235), and a key may be limited to GET or
   to POST when it is created (``--method``).

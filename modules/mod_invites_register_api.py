@@ -7,10 +7,11 @@ one Snikket's web portal uses). Paths below ``/register_api`` (``http_paths`` mo
 * ``POST /register_api/register``, ``Content-Type: application/json``, ``{"username",
   "password", "token"}``: 200 ``{"jid": "user@host"}`` once the account exists (or, with a
   reset invite, once that user's password is set). 400 for a body that is not a JSON object or
-  fields that are missing, empty or not strings, or a username nodeprep refuses; 404 for a token
-  that cannot register; 403 for a reset token used for another user, or any refusal of
-  ``user-registering`` (invite rules, IP limits, password policy); 409 for an existing account
-  (or a reserved name); 500 if the account cannot be created.
+  fields that are missing, empty or not strings, a username nodeprep refuses or a password
+  SASLprep refuses; 404 for a token that cannot register; 403 for a reset token used for
+  another user, or any refusal of ``user-registering`` (invite rules, IP limits, password
+  policy); 409 for an existing account (or a reserved name); 500 if the account cannot be
+  created.
 
 Accounts are made by mod_register's pipeline (``RegisterApi.create_account``) with the token in
 ``extra["invite_token"]``, so every gate of in-band registration applies, and the invite is used
@@ -18,9 +19,9 @@ in the transaction that creates the account: however many requests race with one
 account is made; the others get 404, as the token is gone. mod_invites_register (the gate that
 uses invites) and mod_register_limits (the IP limits) are loaded with this module.
 
-Unlike Prosody's module: a reset goes through the same pipeline (gates, the invite used);
-``Content-Type`` may carry parameters (``; charset=utf-8``); errors come with a JSON body
-``{"error": "…"}`` saying why (Prosody sends its HTML error page); and a race gives one account.
+Unlike Prosody's module: a reset goes through the same pipeline (gates, the invite used; Prosody
+sets the password directly); ``Content-Type`` may carry parameters (``; charset=utf-8``); errors
+come with a JSON body ``{"error": "…"}`` saying why (Prosody sends its HTML error page).
 """
 
 from __future__ import annotations
