@@ -5,7 +5,8 @@ HTTP and HTTPS ports, for the host that the request's ``Host`` header names (``h
 maps other names to a host). ``http_paths = { <route name> = "/elsewhere" }`` moves a route,
 as Prosody's option does. A GET handler answers HEAD too (aiohttp sends no body); a method
 without a handler gets 405 with ``Allow``; an unknown path 404. A handler that raises is logged
-once and answered with a plain 500: its text never reaches the client. ``Cors(...).wrap(handlers)``
+once and answered with a plain 500: its text never reaches the client (a client that leaves
+while its body is read is no error: nothing is logged). ``Cors(...).wrap(handlers)``
 adds Prosody's CORS headers to a route's answers and answers its OPTIONS preflight.
 """
 

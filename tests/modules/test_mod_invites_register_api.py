@@ -290,6 +290,24 @@ async def test_one_token_makes_one_account_however_many_race(
         assert [f"{u}@localhost" for u in users] == [winners[0][1]["jid"]]
 
 
+async def test_a_client_that_leaves_mid_body_is_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_server(tmp_path, modules=MODULES, options=HTTP) as srv:
+        caplog.set_level(logging.WARNING, logger="minixmpp")
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.http_port)
+        writer.write(
+            b"POST /register_api/register HTTP/1.1\r\nHost: localhost\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"us'
+        )
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # closed, unanswered
+        writer.close()
+        token = (await srv.invites().create_account()).token
+        assert (await info(srv, token))[0] == 200  # still serving; the handler has run by now
+        assert [r.getMessage() for r in caplog.records] == []
+
+
 THIEF = '''
     """Another request uses the token just before the invite gate looks at it."""
     from minixmpp.events import USER_REGISTERING, Registration
