@@ -15,7 +15,7 @@ import pytest
 
 from minixmpp import admin
 from minixmpp.testing import TestServer, running_server
-from tests.core.test_cli import write_config
+from tests.core.test_cli import run, write_config
 from tests.core.test_cli_extra import acli, cli, serving
 from tests.xmpp import TIMEOUT, login
 
@@ -223,6 +223,16 @@ def test_key_commands_in_process(tmp_path: Path) -> None:
     assert code == 2 and "invalid choice: 'PUT'" in err
     code, _, err = cli(config, "mod_invites_api", "list", "nowhere.example")
     assert (code, err) == (1, "minixmpp: nowhere.example is not a VirtualHost of this server\n")
+
+
+def test_key_commands_in_the_help() -> None:
+    assert "mod_invites_api" in run("--help").stdout
+    result = run("mod_invites_api", "--help")
+    assert result.returncode == 0
+    for action in ("create", "list", "delete"):
+        assert action in result.stdout
+    result = run("mod_invites_api", "create", "--help")
+    assert "HOST [NAME]" in result.stdout and "--method METHOD" in result.stdout
 
 
 def test_key_commands_need_the_module(tmp_path: Path) -> None:
