@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from typing import Any
 
 from aiohttp import web
@@ -114,7 +113,7 @@ def load(module: Module) -> None:
         key_id, token = new_key()
         name = args.get("name") or None
         record = {
-            "id": key_id, "name": name, "created_at": int(time.time()),
+            "id": key_id, "name": name, "created_at": int(module.clock.time()),
             "allowed_methods": sorted(set(methods)), "token_sha256": digest(token),
         }  # fmt: skip
         await keys.set(None, key_id, record)

@@ -92,7 +92,8 @@ async def test_the_invite_as_json(tmp_path: Path) -> None:
 
         contact_only = await invites.create_contact("alice")
         expired = await invites.create_account(ttl=60)
-        invites.clock = lambda: expired.expires + 1.0
+        srv.clock.freeze()
+        srv.clock.set_time(expired.expires + 1.0)
         for token in (contact_only.token, expired.token, "x" * 24, "%00", "a" * 5000):
             assert await info(srv, token) == (404, INVALID)
         for path in ("/register_api/invite/", "/register_api/invite", "/register_api/register"):
