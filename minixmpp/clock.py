@@ -118,6 +118,20 @@ class Clock:
         else:
             self._wall_offset = when - time.time()
 
+    def reset(self) -> None:
+        """Back to the system's time, running (the test harness's reset). Pending timers keep
+        the time they had left: one due in 10 s is due 10 s from now."""
+        before = self.monotonic()
+        self._frozen = None
+        self._wall_offset = self._mono_offset = 0.0
+        shift = self.monotonic() - before
+        if shift:
+            self._heap = [(when + shift, seq, timer) for when, seq, timer in self._heap]
+            for when, _, timer in self._heap:
+                timer.when = when
+            heapq.heapify(self._heap)
+        self._reschedule()
+
     # -- timers -------------------------------------------------------------------------
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
