@@ -26,6 +26,10 @@ from minixmpp.jid import JID
 from minixmpp.server import Server
 
 DEFAULT_MODULES = ("disco", "ping", "version", "time")
+# built-in modules that serve HTTP (they load mod_http): their tests get free HTTP(S) ports
+HTTP_MODULES = (
+    "http", "websocket", "register_apps", "invites_page", "invites_register_web",
+)  # fmt: skip
 
 
 @dataclass
@@ -93,7 +97,7 @@ def make_config(
         "modules_enabled": list(modules),
         "log": {"warning": "*console"},
     }
-    if {"http", "websocket"} & set(modules):
+    if set(HTTP_MODULES) & set(modules):
         data.update({"http_ports": [0], "https_ports": [0]})
     data.update(options or {})
     data["VirtualHost"] = {h: dict((host_options or {}).get(h, {})) for h in hosts}
