@@ -95,10 +95,11 @@ def relative(page_path: str, target: str) -> str:
     path, sep, query = target.partition("?")
     base = page_path.rsplit("/", 1)[0] or "/"
     link = posixpath.relpath(path, base)
-    if path.endswith("/") and not link.endswith("/"):
+    link = "" if link == "." else link
+    if path.endswith("/") and link and not link.endswith("/"):
         link += "/"
     if not link.startswith("../"):
-        link = "./" + ("" if link == "." else link)
+        link = "./" + link
     return link + sep + query
 
 

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 class InvitesApi:
     """Invites of one host."""
 
+    # Prosody's URL templates ("{invite.token}", "{app.link!}", …), for the modules that
+    # build links from invites (landing pages, app links)
+    interpolate = staticmethod(interpolate)
+
     def __init__(self, module: Module, opts: Options, expiry: int, purge_after: int) -> None:
         self._module = module
         self._invites: MapStore = module.open_store("invites", "map")  # token -> invite

@@ -1,0 +1,109 @@
+"""An HTTP client for the web page tests: real requests over real sockets (aiohttp, with a cookie
+jar like a browser's), pages parsed with lxml, and the checks every page must pass."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import lxml.html
+from multidict import CIMultiDictProxy
+
+TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
+
+
+@dataclass
+class Page:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    @property
+    def doc(self) -> Any:
+        return lxml.html.fromstring(self.body)
+
+    def testid(self, name: str) -> Any:
+        found = self.doc.xpath(f'//*[@data-testid="{name}"]')
+        assert len(found) == 1, f"data-testid={name!r}: {len(found)} found"
+        return found[0]
+
+    def message(self) -> str:
+        return str(self.testid("message").text_content()).strip()
+
+    def field(self, name: str) -> str:
+        (value,) = self.doc.xpath(f'//input[@name="{name}"]/@value')
+        return str(value)
+
+
+class Browser:
+    """One browser: a cookie jar shared by its requests; redirects are not followed."""
+
+    def __init__(self) -> None:
+        self.session = aiohttp.ClientSession()
+
+    async def request(self, method: str, url: str, **kw: Any) -> Page:
+        kw.setdefault("allow_redirects", False)
+        async with self.session.request(method, url, **kw) as response:
+            return Page(response.status, response.headers, await response.read())
+
+    async def get(self, url: str, **kw: Any) -> Page:
+        return await self.request("GET", url, **kw)
+
+    async def post(self, url: str, data: dict[str, str], **kw: Any) -> Page:
+        return await self.request("POST", url, data=data, **kw)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def fetch(method: str, url: str, **kw: Any) -> Page:
+    browser = Browser()
+    try:
+        return await browser.request(method, url, **kw)
+    finally:
+        await browser.close()
+
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def assert_page(page: Page, *, status: int = 200, cors: bool = True) -> None:
+    """An HTML page with the headers every page carries, and nothing loaded from elsewhere."""
+    h = page.headers
+    assert page.status == status, (page.status, page.text[:500])
+    assert h["Content-Type"] == "text/html; charset=utf-8"
+    assert h["Content-Security-Policy"] == CSP
+    assert (h["X-Content-Type-Options"], h["Referrer-Policy"]) == ("nosniff", "no-referrer")
+    assert h["X-Frame-Options"] == "DENY"
+    if cors:
+        assert h["Access-Control-Allow-Origin"] == "*"
+        assert h["Access-Control-Expose-Headers"] == "Link"
+    else:
+        assert "Access-Control-Allow-Origin" not in h
+    assert "no-store" in h["Cache-Control"]
+    if page.body:
+        doc = page.doc
+        assert doc.get("lang") == "en"
+        assert not doc.xpath("//script") and "javascript:" not in page.text
+        assert not doc.xpath("//*[@style]")  # CSP: no inline styles either
+        for url in doc.xpath("//link/@href | //img/@src"):
+            assert url.startswith(("./", "../", "data:", "xmpp:")), url  # all from this server
+        for label in doc.xpath("//label/@for"):
+            assert doc.xpath(f'//input[@id="{label}"]'), label
+        for field in doc.xpath('//input[@type!="hidden"]'):
+            assert doc.xpath(f'//label[@for="{field.get("id")}"]'), field.get("name")
+
+
+def visible_text(page: Page) -> str:
+    """What a person reads (the body's text, whitespace collapsed)."""
+    (main,) = page.doc.xpath("//main")
+    return " ".join(main.text_content().split())
