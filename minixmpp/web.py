@@ -95,6 +95,8 @@ def relative(page_path: str, target: str) -> str:
     path, sep, query = target.partition("?")
     base = page_path.rsplit("/", 1)[0] or "/"
     link = posixpath.relpath(path, base)
+    if link == "." and not path.endswith("/"):  # the page's own folder, named as a file
+        link = "../" + posixpath.basename(path)
     link = "" if link == "." else link
     if path.endswith("/") and link and not link.endswith("/"):
         link += "/"

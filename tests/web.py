@@ -103,7 +103,17 @@ def assert_page(page: Page, *, status: int = 200, cors: bool = True) -> None:
             assert doc.xpath(f'//label[@for="{field.get("id")}"]'), field.get("name")
 
 
+BLOCKS = {
+    "p", "div", "h1", "h2", "h3", "h4", "li", "ul", "dl", "dt", "dd", "label", "form", "aside",
+    "details", "summary", "button", "main",
+}  # fmt: skip
+
+
 def visible_text(page: Page) -> str:
-    """What a person reads (the body's text, whitespace collapsed)."""
+    """What a person reads: the body's text, a space between blocks, whitespace collapsed."""
     (main,) = page.doc.xpath("//main")
+    for element in main.iter():
+        if element.tag in BLOCKS:
+            element.text = " " + (element.text or "")
+            element.tail = " " + (element.tail or "")
     return " ".join(main.text_content().split())

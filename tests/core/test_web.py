@@ -14,6 +14,7 @@ def test_relative_links_work_under_any_prefix() -> None:
     assert relative("/join/setup/dino", "/join/register") == "../register"
     assert relative("/register", "/invites_page?TOKEN") == "./invites_page?TOKEN"
     assert relative("/a/b", "/a/") == "./"
+    assert relative("/join/register", "/join?TOKEN") == "../join?TOKEN"
     assert relative("/a/b", "/c/") == "../c/"
     assert relative("/x", "https://example.com/y") == "https://example.com/y"
     assert relative("/x", "xmpp:localhost?register") == "xmpp:localhost?register"
