@@ -158,7 +158,8 @@ async def test_an_expired_link(
 ) -> None:
     invites = server.invites()
     invite = await invites.create_account(ttl=60)
-    invites.clock = lambda: invite.expires + 1
+    server.clock.freeze()
+    server.clock.set_time(invite.expires + 1.0)
     node, artifacts = await journey(
         node_clients, chromium, tmp_path, server.http_url, "expired", url=invite.landing_page
     )

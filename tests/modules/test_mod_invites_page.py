@@ -199,7 +199,8 @@ async def test_unknown_used_and_expired_invites_show_the_expired_page(server: Te
     used = await invites.create_account()
     assert await invites.use(used.token)
     expired = await invites.create_account(ttl=60)
-    invites.clock = lambda: expired.expires + 1
+    server.clock.freeze()
+    server.clock.set_time(expired.expires + 1.0)
     for query in ("ZZZZZZZZZZZZZZZZZZZZZZZZ", used.token, expired.token, "", "t=x&c=y"):
         for method in ("GET", "HEAD"):
             page = await fetch(method, f"{server.http_url}/invites_page?{query}")
