@@ -30,17 +30,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from minixmpp.http import Cors
+
 HTML = "text/html"
 
-# Prosody's CORS headers on its HTTP modules, and Snikket's Expose-Headers so that a web client
-# can read the Link header of a landing page.
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "7200",
-    "Access-Control-Expose-Headers": "Link",
-}
+# Prosody's CORS headers (minixmpp.http.Cors), and Snikket's Expose-Headers so that a web
+# client can read the Link header of a landing page.
+CORS = Cors(expose=("Link",))
 # Prosody's headers on a page that shows credentials
 NO_STORE = {
     "Cache-Control": "no-cache, no-store, must-revalidate",

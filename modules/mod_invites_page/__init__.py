@@ -127,7 +127,6 @@ def load(module: Module) -> PagesApi:
     def headers() -> dict[str, str]:
         return {
             **security_headers(csp(images=apps.image_origins())),
-            **CORS,
             "Cache-Control": "no-store",  # the page changes once the invite is used
         }
 
@@ -219,15 +218,10 @@ def load(module: Module) -> PagesApi:
         if rest == "/static/style.css":
             return web.Response(
                 text=STYLESHEET, content_type="text/css", charset="utf-8",
-                headers={**CORS, "X-Content-Type-Options": "nosniff",
+                headers={"X-Content-Type-Options": "nosniff",
                          "Cache-Control": "public, max-age=3600"},
             )  # fmt: skip
         raise web.HTTPNotFound()
 
-    async def preflight(_request: web.Request) -> web.Response:
-        return web.Response(status=204, headers=CORS)
-
-    module.provides(
-        "http", Route("invites_page", PATH, {"GET": serve, "OPTIONS": preflight}, prefix=True)
-    )
+    module.provides("http", Route("invites_page", PATH, CORS.wrap({"GET": serve}), prefix=True))
     return api

@@ -28,9 +28,9 @@ import msgspec
 from aiohttp import web
 
 from minixmpp.config import ConfigError
-from minixmpp.http import HttpApi, Route
+from minixmpp.http import Cors, HttpApi, Route
 from minixmpp.module import Module
-from minixmpp.web import CORS, origin_of, security_headers
+from minixmpp.web import origin_of, security_headers
 
 from ._apps import App, Button, Download, Setup, app_id, default_apps, site_apps
 from ._logos import monogram
@@ -39,6 +39,7 @@ __all__ = ["App", "AppsApi", "Button", "Download", "Setup"]
 
 PATH = "/register_apps"
 LOGOS = "assets/logos/"
+CORS = Cors()  # Prosody's headers: other front ends may read the list
 
 
 @dataclass
@@ -105,7 +106,7 @@ def load(module: Module) -> AppsApi:
 
     async def serve(request: web.Request) -> web.Response:
         rest = request.path[len(api.base_path) :].lstrip("/")
-        headers = {**security_headers("default-src 'none'; style-src 'unsafe-inline'"), **CORS}
+        headers = security_headers("default-src 'none'; style-src 'unsafe-inline'")
         if rest == "apps.json":
             body = json.dumps(api.as_json(), indent=1, ensure_ascii=False)
             return web.json_response(text=body, headers=headers)
@@ -117,10 +118,5 @@ def load(module: Module) -> AppsApi:
                 return web.Response(text=svg, content_type="image/svg+xml", headers=headers)
         raise web.HTTPNotFound()
 
-    async def preflight(_request: web.Request) -> web.Response:
-        return web.Response(status=204, headers=CORS)
-
-    module.provides(
-        "http", Route("register_apps", PATH, {"GET": serve, "OPTIONS": preflight}, prefix=True)
-    )
+    module.provides("http", Route("register_apps", PATH, CORS.wrap({"GET": serve}), prefix=True))
     return api

@@ -353,10 +353,23 @@ async def test_external_pages_serve_nothing(tmp_path: Path) -> None:
 
 
 async def test_cors_preflight_and_methods(server: TestServer) -> None:
+    """Prosody's CORS answers (minixmpp.http.Cors) with Snikket's Expose-Headers: Link, so that
+    a web client on another origin can read where an invite leads."""
+    invite = await server.invites().create_account()
     page = await fetch("OPTIONS", f"{server.http_url}/invites_page?x")
-    assert page.status == 204
+    assert page.status == 200 and page.body == b""
     assert page.headers["Access-Control-Allow-Origin"] == "*"
+    assert page.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    assert page.headers["Access-Control-Allow-Headers"] == "Content-Type"
     assert page.headers["Access-Control-Expose-Headers"] == "Link"
     assert page.headers["Access-Control-Max-Age"] == "7200"
+    web_client = {"Origin": "https://webchat.example"}
+    for method in ("GET", "HEAD"):
+        page = await fetch(method, f"{server.http_url}/invites_page?{invite.token}",
+                           headers=web_client)  # fmt: skip
+        assert page.headers["Access-Control-Allow-Origin"] == "https://webchat.example"
+        assert page.headers.getall("Vary") == ["User-Agent", "Origin"]
+        assert page.headers["Access-Control-Expose-Headers"] == "Link"
+        assert page.headers["Link"] == f'<{invite.uri}>; rel="alternate"'
     assert (await fetch("POST", f"{server.http_url}/invites_page?x")).status == 405
     assert (await fetch("GET", f"{server.http_url}/invites_page/other")).status == 404
