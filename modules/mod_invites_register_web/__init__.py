@@ -7,9 +7,10 @@
 * ``POST /register`` (``user``, ``password``, ``token``, ``app_id``, ``csrf``), checked in
   Prosody's order, each refusal shown on the form with Prosody's text: "Please fill in all
   fields.", "This username contains invalid characters.", "This username is already in use.",
-  the password policy's message. Then the account is made by mod_register's
-  ``create_account`` with the token (``extra["invite_token"]``), so the same
-  ``user-registering`` gates as in-band registration apply (the invite and the name it is
+  the password policy's message, and "This password contains characters that cannot be used."
+  for one SASLprep refuses (where Prosody fails with its unknown error). Then the account is
+  made by mod_register's ``create_account`` with the token (``extra["invite_token"]``), so the
+  same ``user-registering`` gates as in-band registration apply (the invite and the name it is
   bound to, IP limits) and the invite is used in the transaction that creates the account:
   one token makes one account however many browsers race for it (the others are sent to the
   "Invite expired" page). Roles, groups and the contact subscription of the invite follow
@@ -48,6 +49,7 @@ INVALID_NAME = "This username contains invalid characters."
 IN_USE = "This username is already in use."
 NOT_ALLOWED = "Registration is not allowed."
 STALE_FORM = "This form has expired. Please send it again."
+UNUSABLE = "This password contains characters that cannot be used."
 UNKNOWN = "An unknown error has occurred ({})"
 
 
@@ -170,7 +172,9 @@ def load(module: Module) -> None:
                 exists = refused.text in (None, "The requested username already exists.")
                 message = IN_USE if exists else refused.text
                 return show_form(request, invite, app_id, message=message, username=user)
-            if refused.condition in ("internal-server-error", "feature-not-implemented"):
+            if refused.condition == "feature-not-implemented":  # a password SASLprep refuses
+                return show_form(request, invite, app_id, message=UNUSABLE, username=user)
+            if refused.condition == "internal-server-error":
                 return failed(request, refused)
             return error_page(request, refused.text or NOT_ALLOWED, invite)
         except Exception as exc:  # a bug: logged with its id, the page shows only the id

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,6 +135,7 @@ async def test_every_refusal_on_the_form(server: TestServer, browser: Browser) -
         ("Alice", GOOD, "This username is already in use."),  # nodeprep: alice
         ("newbie", "short", "Password is too short (minimum 8 characters)"),
         ("newbie", "my newbie pw", "Password must not include your username"),
+        ("newbie", GOOD + "\x07", "This password contains characters that cannot be used."),
     ):
         page = await submit(browser, server, invite.token, user, password)
         assert_page(page, cors=False)
@@ -168,6 +170,43 @@ async def test_csrf(server: TestServer, browser: Browser) -> None:
         assert page.status == 200 and page.testid("jid").text == "newbie@localhost"
     finally:
         await forger.close()
+
+
+BROKEN_MODULE = """
+from minixmpp.events import USER_REGISTERING
+
+def load(module):
+    @module.hook(USER_REGISTERING)
+    async def broken(event):
+        raise RuntimeError("a bug in a user-registering handler")
+"""
+
+
+async def test_a_failure_shows_an_error_id_that_the_log_explains(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prosody's "An unknown error has occurred (ID)": the page has the ID, the log has the
+    ID and the traceback; the invite is not used."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_broken.py").write_text(BROKEN_MODULE)
+    options = {"plugin_paths": [str(plugins)]}
+    async with running_server(tmp_path, modules=[*MODULES, "broken"], options=options) as srv:
+        invite = await srv.invites().create_account()
+        browser = Browser()
+        try:
+            page = await submit(browser, srv, invite.token, "newbie", GOOD)
+        finally:
+            await browser.close()
+        assert_page(page, cors=False)
+        found = re.fullmatch(r"An unknown error has occurred \(([0-9a-f]{8})\)", page.message())
+        assert found is not None, page.message()
+        assert "a bug" not in page.text and "RuntimeError" not in page.text
+        (logged,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert logged.getMessage() == f"web registration failed ({found[1]})"
+        assert logged.exc_info is not None and "a bug" in str(logged.exc_info[1])
+        assert await srv.invites().find(invite.token) is not None
+        assert not await exists(srv, "newbie")
 
 
 # -- success ------------------------------------------------------------------------------------
