@@ -4,7 +4,10 @@ jar like a browser's), pages parsed with lxml, and the checks every page must pa
 from __future__ import annotations
 
 import re
+import socket
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +15,9 @@ import lxml.html
 from multidict import CIMultiDictProxy
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
+ROOT = Path(__file__).resolve().parents[1]
+# the command the README's set-up runs (`.venv/bin/minixmpp`): the console script of this venv
+MINIXMPP = str(Path(sys.executable).parent / "minixmpp")
 
 
 @dataclass
@@ -117,3 +123,46 @@ def visible_text(page: Page) -> str:
             element.text = " " + (element.text or "")
             element.tail = " " + (element.tail or "")
     return " ".join(main.text_content().split())
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on loopback now (bound together, so distinct, then released)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class Shipped:
+    folder: Path
+    c2s: int
+    direct_tls: int
+    http: int
+    https: int
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "server.toml"
+
+
+def shipped_config(folder: Path) -> Shipped:
+    """The shipped server.toml in ``folder``, only its ports moved to free ones (so that a test
+    runs beside anything), unchanged otherwise: what a new user runs."""
+    ports = Shipped(folder, *free_ports(4))
+    text = (ROOT / "server.toml").read_text()
+    for old, new in ((5222, ports.c2s), (5223, ports.direct_tls), (5280, ports.http),
+                     (5281, ports.https)):  # fmt: skip
+        assert text.count(str(old)) >= 1, old
+        text = text.replace(str(old), str(new))
+    assert f'http_external_url = "http://localhost:{ports.http}/"' in text
+    assert f"http_ports = [{ports.http}]" in text and f"https_ports = [{ports.https}]" in text
+    folder.mkdir(parents=True, exist_ok=True)
+    ports.config.write_text(text)
+    return ports

@@ -14,8 +14,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pytest
 
 from minixmpp.testing import TestServer, running_server
 from tests.clients.node import INSTALL_TIMEOUT, NodeScript, NodeTools
+from tests.web import MINIXMPP, shipped_config
 from tests.xmpp import TIMEOUT, slix_login
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,34 +197,16 @@ async def test_two_browsers_race_for_one_token(
 # -- the shipped configuration, as a new user runs it ----------------------------------------------
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 async def test_the_shipped_server_toml_from_generate_to_an_account(
     tmp_path: Path, node_clients: NodeTools, chromium: Path
 ) -> None:
     """README's two commands on the shipped server.toml (its ports moved to free ones, so that
-    the test runs beside anything): `minixmpp serve`, then `minixmpp mod_invites generate
-    localhost` prints a link that opens in the browser and ends in an account."""
-    c2s, direct, http, https = free_ports(4)
-    text = (ROOT / "server.toml").read_text()
-    for old, new in ((5222, c2s), (5223, direct), (5280, http), (5281, https)):
-        text = text.replace(str(old), str(new))
-    assert f'http_external_url = "http://localhost:{http}/"' in text
-    assert f"http_ports = [{http}]" in text and f"https_ports = [{https}]" in text
-    (tmp_path / "server.toml").write_text(text)
+    the test runs beside anything), as they are written there: `minixmpp serve`, then
+    `minixmpp mod_invites generate localhost` prints a link that opens in the browser and ends
+    in an account."""
+    shipped = shipped_config(tmp_path)
     serve = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "minixmpp", "serve", cwd=tmp_path,
+        MINIXMPP, "serve", cwd=tmp_path,
         stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     drain: asyncio.Future[bytes] | None = None
@@ -238,15 +219,16 @@ async def test_the_shipped_server_toml_from_generate_to_an_account(
                 break
         drain = asyncio.ensure_future(serve.stderr.read())
         generate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "minixmpp", "mod_invites", "generate", "localhost",
+            MINIXMPP, "mod_invites", "generate", "localhost",
             cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(generate.communicate(), 60)
         assert generate.returncode == 0, err
         link = out.decode().strip()
-        assert re.fullmatch(rf"http://localhost:{http}/invites_page\?[A-Za-z0-9_-]{{24}}", link)
+        origin = f"http://localhost:{shipped.http}"
+        assert re.fullmatch(rf"{origin}/invites_page\?[A-Za-z0-9_-]{{24}}", link), link
         node, artifacts = await journey(
-            node_clients, chromium, tmp_path, f"http://localhost:{http}", "register",
+            node_clients, chromium, tmp_path, origin, "register",
             landing_url=link, setup_app="monal", app="gajim", username="fresh",
             weak_password="fresh-password", password=GOOD,
         )  # fmt: skip
@@ -254,7 +236,9 @@ async def test_the_shipped_server_toml_from_generate_to_an_account(
         async def steps() -> None:
             await node.event("refused")
             assert (await node.event("registered"))["jid"] == "fresh@localhost"
-            client = await slix_login(c2s, tmp_path / "certs" / "ca.pem", "fresh@localhost", GOOD)
+            client = await slix_login(
+                shipped.c2s, tmp_path / "certs" / "ca.pem", "fresh@localhost", GOOD
+            )
             assert client.jid.startswith("fresh@localhost/")
             await client.disconnect()
 
