@@ -17,8 +17,9 @@
   (mod_invites_register). A refusal shows "Registration error" with its reason; a failure
   "An unknown error has occurred (ID)", the ID in the log.
 * Success: a 303 to the app's ``login_link_format`` if it has one, else a page with the
-  address, the password (behind "Show password"), the app's set-up steps and ``webchat_url``;
-  never cached (Prosody's ``Cache-Control``, ``Pragma`` and ``Expires``).
+  address, the app's set-up steps and ``webchat_url``, never cached (Prosody's
+  ``Cache-Control``, ``Pragma`` and ``Expires``). Unlike Prosody's, the page does not show the
+  password: no page shows a password or a whole token.
 
 Every form carries a CSRF field bound to a cookie (minixmpp.web.Csrf); a POST without both
 gets the form again with 403. Logs name accounts, never passwords or whole tokens.
@@ -191,9 +192,7 @@ def load(module: Module) -> None:
             }  # fmt: skip
             location = invites.interpolate(app.login_link_format, values)
             return web.Response(status=303, headers=headers(NO_STORE, {"Location": location}))
-        text = pages.success(
-            site(request), jid, password, app_info(request, app_id), opts.webchat_url
-        )
+        text = pages.success(site(request), jid, app_info(request, app_id), opts.webchat_url)
         return html_response(text, headers=headers(NO_STORE))
 
     def failed(request: web.Request, exc: Exception) -> web.Response:

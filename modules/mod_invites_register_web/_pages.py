@@ -110,20 +110,19 @@ def error(site: Site, message: str, landing: str | None = None) -> str:
     return page(f"Invite to {name}", body, stylesheet=site.stylesheet)
 
 
-def _details(site: Site, jid: str, password: str) -> str:
-    # The password the user has just chosen, as Prosody shows it (behind a disclosure here,
-    # in place of Prosody's show/hide script); the page is never cached.
+def _details(site: Site, jid: str) -> str:
+    # Prosody's page shows the password just chosen as well; this one never shows a password
+    # (the browser's password manager has it, from the form's autocomplete="new-password").
     return (
         "<p>As a final reminder, your account details are shown below:</p>"
         f'<dl class="details"><dt>Chat address (JID):</dt><dd><code data-testid="jid">{e(jid)}'
-        "</code></dd><dt>Password:</dt><dd><details><summary>Show password</summary>"
-        f'<code data-testid="password">{e(password)}</code></details></dd></dl>'
-        f"<p>Your password is stored encrypted on {e(site.name)} and will not be accessible"
-        " after you close this page. Keep it safe and never share it with anyone.</p>"
+        "</code></dd><dt>Password:</dt><dd>the one you have just chosen</dd></dl>"
+        f"<p>Your password is stored encrypted on {e(site.name)}: nobody can look it up, so keep"
+        " it safe and never share it with anyone.</p>"
     )
 
 
-def success(site: Site, jid: str, password: str, app: AppInfo | None, webchat: str | None) -> str:
+def success(site: Site, jid: str, app: AppInfo | None, webchat: str | None) -> str:
     name = e(site.name)
     parts = [f"<h1>{name}</h1>", "<h2>Congratulations!</h2>"]
     if app is None:
@@ -152,7 +151,7 @@ def success(site: Site, jid: str, password: str, app: AppInfo | None, webchat: s
             " now?</strong> You can also log in to your account through our online web"
             f' chat!</p><p><a class="button" href="{e(webchat)}">Log in via web</a></p></div>'
         )
-    parts.append(_details(site, jid, password))
+    parts.append(_details(site, jid))
     return page(name, "\n".join(parts), stylesheet=site.stylesheet)
 
 
