@@ -5,7 +5,7 @@ link; two browsers racing for one token; and the shipped server.toml, from `mini
 generate localhost` to a working account.
 
 Every page is screenshotted into the test's tmp folder (``browser/*.png``);
-``MINIXMPP_SCREENSHOTS=docs/screenshots`` copies them there too (the README's pictures).
+``MINIXMPP_SCREENSHOTS=docs/screenshots`` copies those the README shows (DOCUMENTED) there.
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULES = ["register", "invites", "invites_register", "invites_page", "invites_register_web"]
 BROWSER_TIMEOUT = 45.0  # Chromium's start and every page of a journey
 GOOD = "correct horse battery"
+# the screenshots the README shows (MINIXMPP_SCREENSHOTS=docs/screenshots copies them there)
+DOCUMENTED = {
+    "landing", "landing-phone", "setup", "register", "register-error", "success",
+    "contact-only-landing", "register-refused", "reset-landing", "reset-form", "reset-done",
+    "expired",
+}  # fmt: skip
 
 pytestmark = pytest.mark.timeout(INSTALL_TIMEOUT + 3 * BROWSER_TIMEOUT)
 
@@ -65,7 +71,7 @@ async def finish(node: NodeScript, artifacts: Path, *, keep: bool) -> None:
         folder = ROOT / wanted
         folder.mkdir(parents=True, exist_ok=True)
         for picture in os.listdir(artifacts):
-            if picture.endswith(".png") and picture != "failure.png":
+            if picture.removesuffix(".png") in DOCUMENTED:
                 shutil.copy(artifacts / picture, folder / picture)
 
 
@@ -114,12 +120,17 @@ async def test_a_contact_invite_ends_with_both_rosters_both(
     )  # fmt: skip
     await alice.next_event("roster_update")  # its own roster fetch
     invite = await server.invites().create_contact("alice", allow_registration=True)
+    only = await server.invites().create_contact("alice")  # no account: no landing page given
     node, artifacts = await journey(
         node_clients, chromium, tmp_path, server.http_url, "contact",
         landing_url=invite.landing_page, username="friend", password=GOOD,
+        contact_only_url=f"{server.http_url}/invites_page?{only.token}",
     )  # fmt: skip
 
     async def steps() -> None:
+        assert await node.event("contact-only") == {
+            "event": "contact-only", "add_contact": only.uri, "register_manually": 0,
+        }  # fmt: skip
         assert (await node.event("registered"))["jid"] == "friend@localhost"
         push = await alice.next_event("roster_update")  # the server's push to alice
         assert push["roster"]["items"]["friend@localhost"]["subscription"] == "both"
@@ -150,6 +161,32 @@ async def test_a_password_reset(
         await client.disconnect()
 
     await run(node, artifacts, steps())
+
+
+async def test_a_refused_registration_says_why(
+    tmp_path: Path, node_clients: NodeTools, chromium: Path
+) -> None:
+    """The web form goes through user-registering: here the IP limits refuse loopback."""
+    options = {
+        "https_ports": [], "registration_blocklist": ["127.0.0.1", "::1"],
+        "registration_allowlist": [],
+    }  # fmt: skip
+    async with running_server(tmp_path / "server", modules=MODULES, options=options) as srv:
+        invite = await srv.invites().create_account()
+        node, artifacts = await journey(
+            node_clients, chromium, tmp_path, srv.http_url, "refused",
+            register_url=f"{srv.http_url}/register?t={invite.token}", username="newbie",
+            password=GOOD,
+        )  # fmt: skip
+
+        async def steps() -> None:
+            refused = await node.event("refused")
+            assert (refused["heading"], refused["message"]) == (
+                "Registration error", "Your IP address is blocklisted",
+            )  # fmt: skip
+            assert await srv.invites().find(invite.token) is not None
+
+        await run(node, artifacts, steps())
 
 
 async def test_an_expired_link(

@@ -7,9 +7,13 @@
 //             the landing page (desktop and phone), a setup page, the chosen app's registration
 //             form, a refused password, then the account; prints {"event": "refused", message}
 //             and {"event": "registered", jid}
-//   contact   landing_url, username, password: "register an account manually" from a contact
-//             invite's landing page; prints {"event": "registered", jid}
+//   contact   landing_url, username, password[, contact_only_url]: first (if given) a contact
+//             invite without an account, {"event": "contact-only", add_contact, register_manually};
+//             then "register an account manually" from a contact invite's landing page; prints
+//             {"event": "registered", jid}
 //   reset     landing_url, password: a password-reset invite; prints {"event": "reset", jid}
+//   refused   register_url, username, password: a registration the server refuses; prints
+//             {"event": "refused", heading, message}
 //   expired   url: prints {"event": "expired", status, heading}
 //   race      register_url, usernames, password: one browser context per username (each its own
 //             cookies, as separate browsers), the forms filled, then sent at the same moment;
@@ -127,8 +131,8 @@ async function newPage(options = DESKTOP) {
   return page;
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(config.artifacts, `${name}.png`), fullPage: true });
+async function shot(page, name, fullPage = true) {
+  await page.screenshot({ path: path.join(config.artifacts, `${name}.png`), fullPage });
 }
 
 async function heading(page) {
@@ -140,7 +144,7 @@ async function register() {
   step = `opening the landing page ${config.landing_url.split("?")[0]}`;
   const phone = await newPage(PHONE);
   await phone.goto(config.landing_url, { waitUntil: "load" });
-  await shot(phone, "landing-phone");
+  await shot(phone, "landing-phone", false); // the first screen, as a phone shows it
   const page = await newPage();
   await page.goto(config.landing_url, { waitUntil: "load" });
   await shot(page, "landing");
@@ -169,6 +173,17 @@ async function register() {
 }
 
 async function contact() {
+  if (config.contact_only_url) {
+    step = "opening a contact-only invite's landing page";
+    const only = await newPage();
+    await only.goto(config.contact_only_url, { waitUntil: "load" });
+    await shot(only, "contact-only-landing");
+    emit({
+      event: "contact-only",
+      add_contact: await only.getByTestId("add-contact").getAttribute("href"),
+      register_manually: await only.getByTestId("register-manually").count(),
+    });
+  }
   step = "opening a contact invite's landing page";
   const page = await newPage();
   await page.goto(config.landing_url, { waitUntil: "load" });
@@ -193,6 +208,18 @@ async function reset() {
   await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Set new password" }).click()]);
   await shot(page, "reset-done");
   emit({ event: "reset", jid: (await page.getByTestId("jid").textContent()).trim() });
+}
+
+async function refused() {
+  step = "registering where user-registering refuses";
+  const page = await newPage();
+  await page.goto(config.register_url, { waitUntil: "load" });
+  await page.getByLabel("Username:").fill(config.username);
+  await page.getByLabel("Password:").fill(config.password);
+  await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Submit" }).click()]);
+  await shot(page, "register-refused");
+  const message = (await page.getByTestId("message").textContent()).trim();
+  emit({ event: "refused", heading: await heading(page), message });
 }
 
 async function expired() {
@@ -240,7 +267,7 @@ try {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-  const journeys = { register, contact, reset, expired, race };
+  const journeys = { register, contact, reset, refused, expired, race };
   await journeys[config.journey]();
   emit({ event: "checks", blocked, console_errors: consoleErrors, http_errors: httpErrors });
   clearTimeout(deadline);
