@@ -1,10 +1,15 @@
-"""minixmpp.web: relative links, CSP sources, escaping and the signed double-submit cookie."""
+"""minixmpp.web: relative links, CSP sources, escaping and the signed double-submit cookie;
+the pages' colours and logos readable (contrast)."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from aiohttp.test_utils import make_mocked_request
 
 from minixmpp.web import Csrf, csp, escape, origin_of, relative
+from modules.mod_register_apps._logos import PALETTE
 
 
 def test_relative_links_work_under_any_prefix() -> None:
@@ -62,3 +67,41 @@ def test_the_csrf_field_is_bound_to_the_cookie() -> None:
     fresh: dict[str, str] = {}
     csrf.issue(bad, fresh)
     assert "Set-Cookie" in fresh  # a malformed cookie is replaced
+
+
+# -- contrast (WCAG 2.1: 4.5:1 for text) ---------------------------------------------------------
+
+STYLE = Path(__file__).resolve().parents[2] / "modules/mod_invites_page/static/style.css"
+# (text, background) pairs of colour variables that the stylesheet puts together
+PAIRS = [
+    ("text", "bg"), ("text", "card"), ("muted", "card"), ("muted", "bg"), ("accent", "card"),
+    ("accent-hover", "card"), ("accent-text", "accent"), ("accent-text", "accent-hover"),
+    ("badge-text", "badge"), ("accent", "badge"), ("accent-hover", "badge"), ("text", "badge"),
+    ("text", "warn-bg"), ("text", "ok-bg"), ("text", "error-bg"),
+]  # fmt: skip
+
+
+def luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_pages_colours_are_readable_in_light_and_dark_mode() -> None:
+    css = STYLE.read_text()
+    light, dark = re.findall(r":root \{(.*?)\}", css, re.S)
+    for scheme in (light, dark):
+        colours = dict(re.findall(r"--([a-z-]+): (#[0-9a-f]{6});", scheme))
+        for text, background in PAIRS:
+            ratio = contrast(colours[text], colours[background])
+            assert ratio >= 4.5, (text, background, round(ratio, 2))
+
+
+def test_the_logos_are_readable() -> None:
+    for colour in PALETTE:  # white initials on each
+        assert contrast("#ffffff", colour) >= 7, colour
