@@ -98,6 +98,8 @@ async def test_landing_link_app_web_registration_then_login(
     )  # fmt: skip
 
     async def steps() -> None:
+        phone = await node.event("phone")
+        assert 0 < phone["widest"] <= phone["viewport"], phone  # nothing wider than a phone
         refused = await node.event("refused")
         assert refused["message"] == "Password must not include your username"
         registered = await node.event("registered")
@@ -271,6 +273,7 @@ async def test_the_shipped_server_toml_from_generate_to_an_account(
         )  # fmt: skip
 
         async def steps() -> None:
+            await node.event("phone")
             await node.event("refused")
             assert (await node.event("registered"))["jid"] == "fresh@localhost"
             client = await slix_login(

@@ -217,11 +217,14 @@ async def test_unknown_used_and_expired_invites_show_the_expired_page(server: Te
 
 
 async def test_the_expired_status_is_an_option(tmp_path: Path) -> None:
-    options = {"invites_page_expired_status": 404}
-    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
-        page = await fetch("GET", f"{srv.http_url}/invites_page?nothing")
-        assert_page(page, status=404)
-        assert "Invite expired" in visible_text(page)
+    for status in (404, 410):
+        options = {"invites_page_expired_status": status}
+        async with running_server(tmp_path / str(status), modules=MODULES, options=options) as srv:
+            page = await fetch("GET", f"{srv.http_url}/invites_page?nothing")
+            assert_page(page, status=status)
+            assert "Invite expired" in visible_text(page)
+            page = await fetch("HEAD", f"{srv.http_url}/invites_page/setup/dino?nothing")
+            assert_page(page, status=status)
     with pytest.raises(Exception, match="invites_page_expired_status must be 200, 404 or 410"):
         options = {"invites_page_expired_status": 500}
         async with running_server(tmp_path / "x", modules=MODULES, options=options):

@@ -5,8 +5,9 @@
 // Journeys (their own keys in the config):
 //   register  landing_url, setup_app, app, username, weak_password, password:
 //             the landing page (desktop and phone), a setup page, the chosen app's registration
-//             form, a refused password, then the account; prints {"event": "refused", message}
-//             and {"event": "registered", jid}
+//             form, a refused password, then the account; prints {"event": "phone", viewport,
+//             widest} (the right edge of the page's widest part on the phone), {"event":
+//             "refused", message} and {"event": "registered", jid}
 //   contact   landing_url, username, password[, contact_only_url]: first (if given) a contact
 //             invite without an account, {"event": "contact-only", add_contact, register_manually};
 //             then "register an account manually" from a contact invite's landing page; prints
@@ -145,6 +146,15 @@ async function register() {
   const phone = await newPage(PHONE);
   await phone.goto(config.landing_url, { waitUntil: "load" });
   await shot(phone, "landing-phone", false); // the first screen, as a phone shows it
+  const right = async (selector) => {
+    const boxes = await Promise.all((await phone.locator(selector).all()).map((l) => l.boundingBox()));
+    return Math.max(...boxes.map((b) => b.x + b.width));
+  };
+  emit({
+    event: "phone",
+    viewport: PHONE.viewport.width,
+    widest: Math.max(await right("main"), await right("main li.app"), await right("main .button")),
+  });
   const page = await newPage();
   await page.goto(config.landing_url, { waitUntil: "load" });
   await shot(page, "landing");
