@@ -26,6 +26,7 @@ import posixpath
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -99,6 +100,30 @@ def relative(page_path: str, target: str) -> str:
     if not link.startswith("../"):
         link = "./" + link
     return link + sep + query
+
+
+@dataclass(frozen=True)
+class LinkButton:
+    """A link shown as a button that leads elsewhere (an app's download buttons)."""
+
+    url: str
+    text: str  # the button's text, or the alt text of its image
+    image: str | None = None  # the image's link, shown in place of the text
+    target: str | None = None
+
+
+def link_buttons(buttons: Iterable[LinkButton]) -> str:
+    """A row of ``buttons``: each link tells the other site nothing of this page (no
+    referrer, no opener), which holds an invite's token."""
+    links = []
+    for b in buttons:
+        attrs = f'href="{escape(b.url)}" rel="noopener noreferrer"'
+        attrs += f' target="{escape(b.target)}"' if b.target else ""
+        if b.image:
+            links.append(f'<a {attrs}><img src="{escape(b.image)}" alt="{escape(b.text)}"></a>')
+        else:
+            links.append(f'<a class="button secondary" {attrs}>{escape(b.text)}</a>')
+    return '<p class="downloads">' + "".join(links) + "</p>"
 
 
 def page(title: str, body: str, *, stylesheet: str, head: str = "", lang: str = "en") -> str:

@@ -67,6 +67,12 @@ class Browser:
     async def close(self) -> None:
         await self.session.close()
 
+    async def __aenter__(self) -> Browser:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
 
 async def fetch(method: str, url: str, **kw: Any) -> Page:
     browser = Browser()

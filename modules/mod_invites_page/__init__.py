@@ -195,12 +195,7 @@ def load(module: Module) -> PagesApi:
         register = None
         if invite.allow_registration:
             register = relative(request.path, api.registration_path(invite, app.id))
-        buttons = []
-        if app.download is not None:
-            for b in app.download.buttons:
-                image = apps.image(b) if b.image else None
-                text = b.alttext if b.image else b.text
-                buttons.append((b.url, text, image and relative(request.path, image), b.target))
+        buttons = apps.download_buttons(app, request.path)
         download = pages.Download(app.download.text if app.download else None, buttons)
         text = pages.setup(
             common(request, invite), card(request, invite, app, None), download,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from minixmpp.web import LinkButton, link_buttons, page
 from minixmpp.web import escape as e
-from minixmpp.web import page
 
 NETWORK = "part of the XMPP secure and decentralized messaging network"
 
@@ -31,8 +31,7 @@ class Card:
 @dataclass
 class Download:
     text: str | None
-    buttons: list[tuple[str, str | None, str | None, str | None]] = field(default_factory=list)
-    # (url, text, image link, target), alt text in place of text for an image
+    buttons: list[LinkButton] = field(default_factory=list)
 
 
 @dataclass
@@ -148,13 +147,7 @@ def setup(
     parts.append('<ul class="apps">' + card(app, button=False) + "</ul>")
     parts.append(f"<h2>Step 1: Install {name}</h2>")
     parts.append(f"<p>{e(download.text or f'Download and install {app.name} below:')}</p>")
-    links = []
-    for url, text, image, target in download.buttons:
-        attrs = f'href="{e(url)}" rel="noopener noreferrer"'
-        attrs += f' target="{e(target)}"' if target else ""
-        inner = f'<img src="{e(image)}" alt="{e(text or "")}">' if image else e(text or url)
-        links.append(f'<a class="{"" if image else "button secondary"}" {attrs}>{inner}</a>')
-    parts.append('<p class="downloads">' + "".join(links) + "</p>")
+    parts.append(link_buttons(download.buttons))
     parts.append(
         f"<p>After successfully installing {name}, come back to this page and"
         " <strong>continue with Step 2</strong>.</p>"

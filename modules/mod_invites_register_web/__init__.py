@@ -91,14 +91,10 @@ def load(module: Module) -> None:
         app = apps.get(ident) if ident else None
         if app is None:
             return None
-        buttons = []
-        for b in app.download.buttons if app.download else []:
-            image = apps.image(b) if b.image else None
-            text = b.alttext if b.image else b.text
-            buttons.append((b.url, text, image and relative(request.path, image), b.target))
         return pages.AppInfo(
             app.id, app.name, app.supports_preauth_uri,
-            app.download.text if app.download else None, buttons,
+            app.download.text if app.download else None,
+            apps.download_buttons(app, request.path),
             app.setup.text if app.setup else None,
         )  # fmt: skip
 

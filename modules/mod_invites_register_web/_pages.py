@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from minixmpp.web import LinkButton, link_buttons, page
 from minixmpp.web import escape as e
-from minixmpp.web import page
 
 
 @dataclass
@@ -24,7 +24,7 @@ class AppInfo:
     name: str
     preauth: bool = False
     download_text: str | None = None
-    buttons: list[tuple[str, str | None, str | None, str | None]] = field(default_factory=list)
+    buttons: list[LinkButton] = field(default_factory=list)
     setup_text: str | None = None
 
 
@@ -135,13 +135,7 @@ def success(site: Site, jid: str, app: AppInfo | None, webchat: str | None) -> s
         parts.append(f"<p>You can now set up {app_name} and connect it to your new account.</p>")
         parts.append(f"<h3>Step 1: Download and install {app_name}</h3>")
         parts.append(f"<p>{e(app.download_text or f'Download and install {app.name} below:')}</p>")
-        links = []
-        for url, text, image, target in app.buttons:
-            attrs = f'href="{e(url)}" rel="noopener noreferrer"'
-            attrs += f' target="{e(target)}"' if target else ""
-            inner = f'<img src="{e(image)}" alt="{e(text or "")}">' if image else e(text or url)
-            links.append(f'<a class="{"" if image else "button secondary"}" {attrs}>{inner}</a>')
-        parts.append('<p class="downloads">' + "".join(links) + "</p>")
+        parts.append(link_buttons(app.buttons))
         parts.append(f"<h3>Step 2: Connect {app_name} to your new account</h3>")
         setup = app.setup_text or f"Launch {app.name} and sign in using your account credentials."
         parts.append(f"<p>{e(setup)}</p>")

@@ -30,7 +30,7 @@ from aiohttp import web
 from minixmpp.config import ConfigError
 from minixmpp.http import Cors, HttpApi, Route
 from minixmpp.module import Module
-from minixmpp.web import origin_of, security_headers
+from minixmpp.web import LinkButton, origin_of, relative, security_headers
 
 from ._apps import App, Button, Download, Setup, app_id, default_apps, site_apps
 from ._logos import monogram
@@ -72,6 +72,15 @@ class AppsApi:
         if origin_of(app.image) is not None:
             return app.image
         return f"{self.base_path}/{app.image.lstrip('/')}"
+
+    def download_buttons(self, app: App, page_path: str) -> list[LinkButton]:
+        """``app``'s download buttons for the page at ``page_path`` (images linked from it)."""
+        buttons = []
+        for b in app.download.buttons if app.download else []:
+            image = self.image(b)
+            text = (b.alttext if image else b.text) or b.text or b.url
+            buttons.append(LinkButton(b.url, text, image and relative(page_path, image), b.target))
+        return buttons
 
     def image_origins(self) -> set[str]:
         """The other origins that logos and download badges come from (for the pages' CSP)."""

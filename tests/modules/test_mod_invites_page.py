@@ -328,7 +328,15 @@ async def test_registration_page_template(tmp_path: Path) -> None:
 
 
 async def test_what_a_page_shows_is_escaped(tmp_path: Path) -> None:
-    apps = [{"name": "<script>x</script>", "text": 'a "b" & <i>c</i>', "id": "x"}]
+    badge = {
+        "image": "assets/logos/generic.svg",
+        "alttext": "Get <it>",
+        "url": "https://x.example/?a=1&b=2",
+    }
+    apps = [
+        {"name": "<script>x</script>", "text": 'a "b" & <i>c</i>', "id": "x",
+         "download": {"buttons": [badge, {"text": "<b>Direct</b>", "url": "https://x.example/d"}]}},
+    ]  # fmt: skip
     options = {"site_name": "<b>Chat</b> & co", "site_apps": apps}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         invite = await srv.invites().create_account()
@@ -338,6 +346,15 @@ async def test_what_a_page_shows_is_escaped(tmp_path: Path) -> None:
         assert "Invite to &lt;b&gt;Chat&lt;/b&gt; &amp; co" in page.text
         assert page.doc.findtext(".//h3") == "<script>x</script>"
         assert "a &quot;b&quot; &amp; &lt;i&gt;c&lt;/i&gt;" in page.text
+        page = await fetch("GET", f"{srv.http_url}/invites_page/setup/x?{invite.token}")
+        assert_page(page)
+        image, text = page.doc.xpath("//p[@class='downloads']/a")
+        assert (image.get("href"), image.get("rel")) == ("https://x.example/?a=1&b=2",
+                                                         "noopener noreferrer")  # fmt: skip
+        (img,) = image.xpath("img")
+        assert img.get("alt") == "Get <it>"
+        assert img.get("src") == "../../register_apps/assets/logos/generic.svg"
+        assert text.text_content() == "<b>Direct</b>" and "&lt;b&gt;Direct" in page.text
 
 
 async def test_external_pages_serve_nothing(tmp_path: Path) -> None:

@@ -93,14 +93,11 @@ async def test_the_password_policy_sets_the_minimum_length(tmp_path: Path) -> No
     options = {"password_policy": {"length": 12}}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         invite = await srv.invites().create_account()
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             page = await browser.get(f"{srv.http_url}/register?t={invite.token}")
             assert page.doc.xpath("//input[@name='password']/@minlength") == ["12"]
             page = await submit(browser, srv, invite.token, "newbie", "eleven char")
             assert page.message() == "Password is too short (minimum 12 characters)"
-        finally:
-            await browser.close()
 
 
 async def test_tokens_that_cannot_register_go_to_the_landing_page(
@@ -193,11 +190,8 @@ async def test_a_failure_shows_an_error_id_that_the_log_explains(
     options = {"plugin_paths": [str(plugins)]}
     async with running_server(tmp_path, modules=[*MODULES, "broken"], options=options) as srv:
         invite = await srv.invites().create_account()
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             page = await submit(browser, srv, invite.token, "newbie", GOOD)
-        finally:
-            await browser.close()
         assert_page(page, cors=False)
         found = re.fullmatch(r"An unknown error has occurred \(([0-9a-f]{8})\)", page.message())
         assert found is not None, page.message()
@@ -239,11 +233,8 @@ async def test_success_with_an_app_and_webchat(tmp_path: Path) -> None:
     options = {"webchat_url": "https://chat.example/"}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         invite = await srv.invites().create_account()
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             page = await submit(browser, srv, invite.token, "newbie", GOOD, app="beagle-im")
-        finally:
-            await browser.close()
         text = visible_text(page)
         assert text.startswith(
             "localhost Congratulations! You have created an account on localhost! You can now"
@@ -266,16 +257,13 @@ async def test_login_link_format_redirects(tmp_path: Path) -> None:
     ]
     async with running_server(tmp_path, modules=MODULES, options={"site_apps": apps}) as srv:
         invite = await srv.invites().create_account()
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             form = await browser.get(f"{srv.http_url}/register?t={invite.token}&c=web-chat")
             assert (
                 "form-action 'self' https://chat.example;"
                 in (form.headers["Content-Security-Policy"])
             )
             page = await submit(browser, srv, invite.token, "newbie", GOOD, app="web-chat")
-        finally:
-            await browser.close()
         assert page.status == 303
         assert page.headers["Location"] == (
             "https://chat.example/login?jid=newbie@localhost&app=web-chat"
@@ -292,12 +280,9 @@ async def test_roles_groups_and_the_contact_come_with_the_invite(server: TestSer
     admin = await invites.create_account(roles=["prosody:admin"], groups=["team"])
     friend = await invites.create_contact("alice", allow_registration=True)
     for invite, name in ((admin, "boss"), (friend, "friend")):
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             page = await submit(browser, server, invite.token, name, GOOD)
             assert page.status == 200 and page.testid("jid").text == f"{name}@localhost"
-        finally:
-            await browser.close()
     assert await host.users.roles("boss") == ["prosody:admin"]
     alice = await host.rosters.items("localhost", "alice")
     mine = await host.rosters.items("localhost", "friend")
@@ -328,11 +313,8 @@ async def test_ip_limits_apply(tmp_path: Path) -> None:
     options = {"registration_blocklist": ["127.0.0.1", "::1"], "registration_allowlist": []}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         invite = await srv.invites().create_account()
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             page = await submit(browser, srv, invite.token, "newbie", GOOD)
-        finally:
-            await browser.close()
         assert_page(page, cors=False)
         assert page.message() == "Your IP address is blocklisted"
         assert await srv.invites().find(invite.token) is not None
@@ -406,8 +388,7 @@ async def test_moved_paths(tmp_path: Path) -> None:
     paths = {"invites_page": "/join", "invites_register_web": "/join/register"}
     async with running_server(tmp_path, modules=MODULES, options={"http_paths": paths}) as srv:
         invite = await srv.invites().create_account()
-        browser = Browser()
-        try:
+        async with Browser() as browser:
             form = await browser.get(f"{srv.http_url}/join/register?t={invite.token}")
             assert form.doc.xpath("//link[@rel='stylesheet']/@href") == ["./static/style.css"]
             page = await browser.post(
@@ -417,8 +398,6 @@ async def test_moved_paths(tmp_path: Path) -> None:
             assert page.testid("jid").text == "newbie@localhost"
             gone = await browser.get(f"{srv.http_url}/join/register?t={invite.token}")
             assert gone.headers["Location"] == f"../join?{invite.token}"
-        finally:
-            await browser.close()
 
 
 async def test_logs_never_show_a_token_or_a_password(
