@@ -30,6 +30,10 @@ CHOSEN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a URI, a path and a qu
 class InvitesApi:
     """Invites of one host."""
 
+    # Prosody's URL templates ("{invite.token}", "{app.link!}", …), for the modules that
+    # build links from invites (landing pages, app links)
+    interpolate = staticmethod(interpolate)
+
     def __init__(self, module: Module, opts: Options, expiry: int, purge_after: int) -> None:
         self._module = module
         self._invites: MapStore = module.open_store("invites", "map")  # token -> invite
