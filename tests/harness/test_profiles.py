@@ -31,7 +31,9 @@ async def test_profile_on_the_wire(profile: str) -> None:
         client = await RawClient.connect(srv.c2s_port)
         await client.open()
         await client.starttls(srv.ca_file)
-        await client.send("<iq type='set' id='p'><preauth xmlns='urn:xmpp:pars:0' token='nope'/></iq>")
+        await client.send(
+            "<iq type='set' id='p'><preauth xmlns='urn:xmpp:pars:0' token='nope'/></iq>"
+        )
         reply = await client.expect("iq")
         error = reply.find("error")
         assert error is not None and error.find(f"{{{STANZAS}}}{condition}") is not None
