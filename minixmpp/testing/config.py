@@ -30,18 +30,22 @@ PROFILES: dict[str, dict[str, Any]] = {
     "prosody-0.12": {
         "invite_error_condition": "forbidden",
         "invites_adhoc_form": "prosody",
+        "invites_page_expired_status": 200,
     },
     "prosody-13": {
         "invite_error_condition": "forbidden",
         "invites_adhoc_form": "prosody",
+        "invites_page_expired_status": 200,
     },
     "ejabberd": {
         "invite_error_condition": "item-not-found",
         "invites_adhoc_form": "xep0401",
+        "invites_page_expired_status": 404,
     },
     "xep": {
         "invite_error_condition": "item-not-found",
         "invites_adhoc_form": "xep0401",
+        "invites_page_expired_status": 404,  # the XEPs say nothing; Snikket's and ejabberd's
     },
 }
 DEFAULT_PROFILE = "prosody-0.12"
@@ -58,6 +62,7 @@ def profile_options(profile: str, modules: Sequence[str]) -> dict[str, Any]:
     reader = {
         "invite_error_condition": "invites_register",
         "invites_adhoc_form": "invites_adhoc",
+        "invites_page_expired_status": "invites_page",
     }
     return {key: value for key, value in options.items() if reader.get(key, "") in modules}
 

@@ -18,11 +18,12 @@ import socket
 import struct
 import tempfile
 import termios
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from minixmpp.clock import Clock
 from minixmpp.config import from_dict
@@ -76,6 +77,7 @@ class XmppServer:
     """
 
     __test__ = False  # not a pytest test class
+    _running: ClassVar[weakref.WeakSet[XmppServer]] = weakref.WeakSet()
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class XmppServer:
         self._folder: Path | None = None
         self._ports: dict[str, list[int]] = {}  # kept across restarts
         self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._start_state: Snapshot | None = None
         self.traffic = TrafficLog()
         self.faults = Faults(self)
@@ -148,7 +151,15 @@ class XmppServer:
             await self.create_user(self._admin, "password", roles=["prosody:admin"])
         self._start_state = await self.snapshot()
         self.traffic.clear()
+        self._loop = asyncio.get_running_loop()
+        XmppServer._running.add(self)
         return self
+
+    @classmethod
+    def running(cls) -> list[XmppServer]:
+        """The servers of this process that run in the calling thread's event loop."""
+        loop = asyncio.get_running_loop()
+        return [s for s in cls._running if s._server is not None and s._loop is loop]
 
     async def _start_server(self, folder: Path) -> Server:
         raw = make_config(
@@ -182,6 +193,7 @@ class XmppServer:
             host.events.tap = self.traffic.event_tap(host.name)
 
     async def stop(self) -> None:
+        XmppServer._running.discard(self)
         server, self._server = self._server, None
         if server is not None:
             await server.stop()

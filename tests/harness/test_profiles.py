@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from minixmpp.testing import PROFILES, XmppServer
@@ -9,14 +10,14 @@ from tests.xmpp import RawClient, login
 
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 CMD = "http://jabber.org/protocol/commands"
-MODULES = ["register", "invites", "invites_register", "adhoc", "invites_adhoc"]
+MODULES = ["register", "invites", "invites_register", "adhoc", "invites_adhoc", "invites_page"]
 PROSODY_TEXT = "The invite token is invalid or expired"
 XEP_TEXT = "The provided token is invalid or expired"
-EXPECTED = {  # profile: (refused token's condition and text, ad-hoc form style)
-    "prosody-0.12": ("forbidden", PROSODY_TEXT, "prosody"),
-    "prosody-13": ("forbidden", PROSODY_TEXT, "prosody"),
-    "ejabberd": ("item-not-found", XEP_TEXT, "xep0401"),
-    "xep": ("item-not-found", XEP_TEXT, "xep0401"),
+EXPECTED = {  # profile: (refused token's condition and text, ad-hoc forms, unknown page)
+    "prosody-0.12": ("forbidden", PROSODY_TEXT, "prosody", 200),
+    "prosody-13": ("forbidden", PROSODY_TEXT, "prosody", 200),
+    "ejabberd": ("item-not-found", XEP_TEXT, "xep0401", 404),
+    "xep": ("item-not-found", XEP_TEXT, "xep0401", 404),
 }
 
 
@@ -26,7 +27,7 @@ def test_every_profile_is_checked() -> None:
 
 @pytest.mark.parametrize("profile", sorted(EXPECTED))
 async def test_profile_on_the_wire(profile: str) -> None:
-    condition, text, form = EXPECTED[profile]
+    condition, text, form, page_status = EXPECTED[profile]
     async with XmppServer(modules=MODULES, profile=profile, admin="admin") as srv:
         client = await RawClient.connect(srv.c2s_port)
         await client.open()
@@ -49,6 +50,13 @@ async def test_profile_on_the_wire(profile: str) -> None:
         # Prosody answers at once with the invite; XEP-0401 0.6 asks for a form first
         expected_status = "completed" if form == "prosody" else "executing"
         assert command.get("status") == expected_status
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{srv.http_url}/invites_page?unknown-token") as response,
+        ):
+            assert response.status == page_status
+            assert "Invite expired" in await response.text()
 
 
 async def test_options_win_over_the_profile() -> None:
