@@ -3,23 +3,17 @@ as Prosody truncates), expiry, and the cached sizes that let an append skip a co
 
 from __future__ import annotations
 
-import datetime
 from collections import OrderedDict
 
 from lxml import etree
 
+from minixmpp.clock import stamp as stamp  # archived items' <delay/>
 from minixmpp.module import Module
 from minixmpp.storage import ArchiveStore, Transaction
 from minixmpp.xml import stanza as st
 
 CACHED_USERS = 1024
 TRUNCATE_BATCH_BYTES = 1024 * 1024  # read at most this much of the oldest items at a time
-
-
-def stamp(when: float) -> str:
-    """XEP-0082 DateTime of a Unix time (seconds, UTC), as Prosody stamps archived items."""
-    moment = datetime.datetime.fromtimestamp(int(when), datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _WRAP_OPEN, _WRAP_CLOSE = b"<w xmlns='jabber:client'>", b"</w>"
