@@ -49,6 +49,12 @@ class Timer:
             self._clock._cancelled += 1
 
 
+def stamp(when: float) -> str:
+    """A Unix time as an XEP-0082 DateTime (whole seconds, UTC): ``2026-12-02T15:04:05Z``."""
+    moment = datetime.datetime.fromtimestamp(int(when), datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Clock:
     def __init__(self) -> None:
         self._wall_offset = 0.0
@@ -74,8 +80,7 @@ class Clock:
 
     def stamp(self) -> str:
         """The wall time as an XEP-0082 DateTime (seconds, UTC): ``2026-12-02T15:04:05Z``."""
-        moment = datetime.datetime.fromtimestamp(int(self.time()), datetime.UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return stamp(self.time())
 
     @property
     def frozen(self) -> bool:

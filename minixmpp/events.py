@@ -121,6 +121,21 @@ HOST_DISCO_INFO_NODE: EventName[DiscoNode] = EventName("host-disco-info-node")
 HOST_DISCO_ITEMS_NODE: EventName[DiscoNode] = EventName("host-disco-items-node")
 
 
+@dataclass(slots=True)
+class PrivateStorageChanged:
+    """A user's private XML (XEP-0049, mod_private) under ``key`` (``name:namespace``) was
+    stored (``element``) or deleted (``None``). ``session``: the client that did it, or None
+    when a module did (so that a sync, e.g. XEP-0048 bookmarks to PEP, ignores its own)."""
+
+    username: str
+    key: str
+    element: etree._Element | None
+    session: Session | None = None
+
+
+PRIVATE_STORAGE_CHANGED: EventName[PrivateStorageChanged] = EventName("private-storage-changed")
+
+
 # -- stream and session lifecycle -----------------------------------------------------------
 
 

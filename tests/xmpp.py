@@ -263,6 +263,17 @@ class RawClient:
             await asyncio.wait_for(self.writer.wait_closed(), 2)
 
 
+async def until_pong(client: RawClient) -> list[etree._Element]:
+    """What arrives before the answer to a ping: everything the server did before it."""
+    await client.send("<iq type='get' id='rt' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    got = []
+    while True:
+        el = await client.next()
+        if el.tag == "iq" and el.get("id") == "rt":
+            return got
+        got.append(el)
+
+
 def client_context(ca_file: Path, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(ca_file))
     if maximum is not None:
