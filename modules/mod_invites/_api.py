@@ -13,8 +13,10 @@ from minixmpp.storage import MapStore, Transaction
 
 from ._invite import (
     INVITE_CREATED,
+    INVITE_USED,
     RESET_EXPIRY,
     Invite,
+    InviteUsed,
     interpolate,
     new_token,
     prepared,
@@ -220,6 +222,11 @@ class InvitesApi:
         if used:
             self._module.log.info("invite %s used", short(token))
         return used
+
+    async def used(self, invite: Invite, username: str, purpose: str) -> None:
+        """Say that ``invite`` was used (``invite-used``), once its use is stored: by whoever
+        used it (registration, a reset, a subscription)."""
+        await self._module.fire(INVITE_USED, InviteUsed(invite, username, purpose))
 
     async def revoke(self, token: str) -> bool:
         async with self._module.transaction() as tx:

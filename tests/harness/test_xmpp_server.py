@@ -249,3 +249,28 @@ def test_a_server_in_its_own_thread_for_synchronous_suites() -> None:
         srv.reset()
         assert not srv.clock.frozen
         assert srv.traffic.records == []
+
+
+async def test_waiting_for_domain_events(server: XmppServer) -> None:
+    invite = await server.create_invite(token="event-token")
+    client = await RawClient.connect(server.c2s_port)
+    await client.open()
+    await client.starttls(server.ca_file)
+    await client.iq("<preauth xmlns='urn:xmpp:pars:0' token='event-token'/>", type="set", id="p")
+    await client.send(
+        "<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>newbie</username>"
+        "<password>pw</password></query></iq>"
+    )
+    used = await server.wait_for("invite-used")
+    assert (used.invite.token, used.username, used.purpose) == (invite.token, "newbie", "register")
+    registered = await server.wait_for("user-registered")
+    assert registered.username == "newbie"
+
+    await server.create_user("bob", "bob-pw")
+    alice, _ = await login(server.c2s_port, server.ca_file, "alice", "alice-pw", presence=True)
+    bob, _ = await login(server.c2s_port, server.ca_file, "bob", "bob-pw", presence=True)
+    await alice.send("<presence to='bob@localhost' type='subscribe'/>")
+    await bob.expect("presence")
+    await bob.send("<presence to='alice@localhost' type='subscribed'/>")
+    approved = await server.wait_for("subscription-approved")
+    assert (approved.username, approved.contact, approved.by) == ("bob", "alice@localhost", "user")
