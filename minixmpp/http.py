@@ -59,6 +59,7 @@ class Cors:
     headers: tuple[str, ...] = ("Content-Type",)
     expose: tuple[str, ...] = ()  # response headers a page may read besides the simple ones
     max_age: int = 7200
+    credentials: bool = False  # Access-Control-Allow-Credentials: true (a route's ``cors``)
 
     def apply(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         given = response.headers
@@ -71,6 +72,8 @@ class Cors:
             given.add("Vary", "Origin")
         if self.expose:
             given["Access-Control-Expose-Headers"] = ", ".join(self.expose)
+        if self.credentials:
+            given["Access-Control-Allow-Credentials"] = "true"
 
     async def preflight(self, request: web.Request) -> web.StreamResponse:
         """An OPTIONS request: 200, empty, with the headers (Prosody's answer)."""

@@ -19,8 +19,9 @@ import dataclasses
 import logging
 import re
 import types
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from minixmpp.clock import Clock, Timer
@@ -206,6 +207,22 @@ class Module:
         self._host.storage.user_deletion_steps.append(on_this_host)
         self._deletion_steps.append(on_this_host)
 
+    def delete_with_any_account(self, step: Callable[[Transaction, str], Awaitable[None]]) -> None:
+        """``await step(tx, bare_jid)`` inside the transaction that deletes an account of any
+        host of this server: for a service the users of other hosts use too (uploads)."""
+
+        async def on_any_host(tx: Transaction, account_host: str, username: str) -> None:
+            await step(tx, f"{username}@{account_host}")
+
+        self._host.storage.user_deletion_steps.append(on_any_host)
+        self._deletion_steps.append(on_any_host)
+
+    @property
+    def data_path(self) -> Path:
+        """The server's data folder (``data_path``): a module that keeps files (uploads) keeps
+        them in a folder of its own below it."""
+        return self._host.server.config.data_path
+
     @property
     def users(self) -> Users:
         return self._host.users
@@ -273,6 +290,10 @@ class Module:
         """Route a stanza from the host, as the host (Prosody's module:send)."""
         await self._host.route_from_host(stanza)
 
+    def is_local_host(self, domain: str) -> bool:
+        """``domain`` is a host this server serves (Prosody's ``prosody.hosts[domain]``)."""
+        return domain in self._host.server.router.hosts
+
     def is_admin(self, jid: JID | str) -> bool:
         try:
             bare = (jid if isinstance(jid, JID) else JID.parse(jid)).bare
@@ -298,8 +319,32 @@ class Module:
         return timer
 
     def every(self, interval: float, callback: Callable[[], Awaitable[None] | None]) -> None:
-        """Run ``callback`` every ``interval`` seconds of the clock until unload."""
-        self._keep_timer(self.clock.every(interval, callback))
+        """Run ``callback`` every ``interval`` seconds of the clock until unload. Each run is a
+        background task of the server while it lasts (the test harness's ``idle()`` waits for
+        it after moving the clock)."""
+
+        def run() -> Awaitable[None] | None:
+            result = callback()
+            if result is None:
+                return None
+            task = asyncio.ensure_future(result)
+            self._host.keep(task)
+            return task
+
+        self._keep_timer(self.clock.every(interval, run))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` as a background task of the server (the test harness's ``idle()``
+        waits for it); an exception in it is logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._host.keep(task)
+
+        def log_failure(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and (error := done.exception()) is not None:
+                self.log.error("a background task failed", exc_info=error)
+
+        task.add_done_callback(log_failure)
+        return task
 
     def _keep_timer(self, timer: Timer | asyncio.Task[None]) -> None:
         if len(self._timers) >= 32:  # forget those that ran

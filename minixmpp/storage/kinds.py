@@ -48,11 +48,11 @@ class MapStore(Protocol):
 
 class ArchiveStore(Protocol):
     """Append-only items per user, kept in order (Prosody's archive store: offline messages,
-    message archives)."""
+    message archives); ``user=None`` means the host's own items (uploaded files' records)."""
 
     async def append(
         self,
-        user: str,
+        user: str | None,
         value: bytes,
         *,
         peer: str | None = None,
@@ -65,7 +65,7 @@ class ArchiveStore(Protocol):
 
     async def find(
         self,
-        user: str,
+        user: str | None,
         *,
         start: float | None = None,
         end: float | None = None,
@@ -85,7 +85,7 @@ class ArchiveStore(Protocol):
 
     async def count(
         self,
-        user: str,
+        user: str | None,
         *,
         start: float | None = None,
         end: float | None = None,
@@ -97,15 +97,20 @@ class ArchiveStore(Protocol):
         ...
 
     async def delete(
-        self, user: str, *, ids: list[str] | None = None, before: float | None = None, tx: Tx = None
+        self,
+        user: str | None,
+        *,
+        ids: list[str] | None = None,
+        before: float | None = None,
+        tx: Tx = None,
     ) -> int:
         """Delete the items with these ids, or older than ``before``, or all; how many went."""
         ...
 
-    async def summary(self, user: str, *, tx: Tx = None) -> tuple[int, int]:
+    async def summary(self, user: str | None, *, tx: Tx = None) -> tuple[int, int]:
         """(items, bytes) that ``user`` holds."""
         ...
 
     async def users(self, *, tx: Tx = None) -> list[str]:
-        """The users that hold items."""
+        """The users that hold items (not the host's own items)."""
         ...

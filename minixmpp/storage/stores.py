@@ -79,14 +79,15 @@ class SqlMapStore:
 
 
 class SqlArchiveStore:
-    """Append-only items per user, in order, found by time, peer and id (Prosody's archive)."""
+    """Append-only items per user (``user=None``: the host's own), in order, found by time, peer
+    and id (Prosody's archive)."""
 
     def __init__(self, storage: Storage, host: str, name: str) -> None:
         self._s, self.host, self.name = storage, host, name
 
     async def append(
         self,
-        user: str,
+        user: str | None,
         value: bytes,
         *,
         peer: str | None = None,
@@ -96,7 +97,7 @@ class SqlArchiveStore:
     ) -> str:
         """Add an item; returns its id (``id``, or a new random one)."""
         key = id or secrets.token_urlsafe(12)
-        params = (self.host, self.name, user, key, time.time() if when is None else when)
+        params = (self.host, self.name, user or "", key, time.time() if when is None else when)
         sql = "INSERT INTO archive (host, store, user, key, at, peer, value) VALUES (?,?,?,?,?,?,?)"
         if tx is not None:
             await tx.execute(sql, (*params, peer, value))
@@ -107,7 +108,7 @@ class SqlArchiveStore:
 
     async def find(
         self,
-        user: str,
+        user: str | None,
         *,
         start: float | None = None,
         end: float | None = None,
@@ -166,14 +167,14 @@ class SqlArchiveStore:
 
     def _where(
         self,
-        user: str,
+        user: str | None,
         start: float | None,
         end: float | None,
         peer: str | None,
         ids: list[str] | None,
     ) -> tuple[list[str], list[Any]]:
         where = ["host = ?", "store = ?", "user = ?"]
-        params: list[Any] = [self.host, self.name, user]
+        params: list[Any] = [self.host, self.name, user or ""]
         for clause, value in (("at >= ?", start), ("at <= ?", end), ("peer = ?", peer)):
             if value is not None:
                 where.append(clause)
@@ -185,7 +186,7 @@ class SqlArchiveStore:
 
     async def count(
         self,
-        user: str,
+        user: str | None,
         *,
         start: float | None = None,
         end: float | None = None,
@@ -201,7 +202,7 @@ class SqlArchiveStore:
 
     async def delete(
         self,
-        user: str,
+        user: str | None,
         *,
         ids: list[str] | None = None,
         before: float | None = None,
@@ -209,7 +210,7 @@ class SqlArchiveStore:
     ) -> int:
         """Delete the items with these ids, or older than ``before``, or all; returns how many."""
         where = "host = ? AND store = ? AND user = ?"
-        params: list[Any] = [self.host, self.name, user]
+        params: list[Any] = [self.host, self.name, user or ""]
         if ids is not None:
             if not ids:
                 return 0
@@ -224,21 +225,21 @@ class SqlArchiveStore:
         async with self._s.transaction() as own:
             return await own.execute(sql, params)
 
-    async def summary(self, user: str, *, tx: Transaction | None = None) -> tuple[int, int]:
+    async def summary(self, user: str | None, *, tx: Transaction | None = None) -> tuple[int, int]:
         """(how many items, how many bytes) ``user`` holds."""
         rows = await self._s.read(
             tx,
             "SELECT count(*), coalesce(sum(length(value)), 0) FROM archive"
             " WHERE host = ? AND store = ? AND user = ?",
-            (self.host, self.name, user),
+            (self.host, self.name, user or ""),
         )
         return int(rows[0][0]), int(rows[0][1])
 
     async def users(self, *, tx: Transaction | None = None) -> list[str]:
-        """The users that hold items."""
+        """The users that hold items (not the host's own items)."""
         rows = await self._s.read(
             tx,
-            "SELECT DISTINCT user FROM archive WHERE host = ? AND store = ?",
+            "SELECT DISTINCT user FROM archive WHERE host = ? AND store = ? AND user != ''",
             (self.host, self.name),
         )
         return [row[0] for row in rows]
