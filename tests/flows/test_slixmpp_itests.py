@@ -3,7 +3,7 @@ accounts in CI_ACCOUNT1/CI_ACCOUNT2) against a minixmpp server with Prosody's mo
 
 Each itests file runs in a process of its own (tests/slixmpp_itests.py), bounded in time, all
 at once. ``PASSING`` are the ones that must pass; the others need what minixmpp does not have
-yet (PEP, vCard, MUC, HTTP upload, components) or an outside server, and are reported.
+yet (PEP, MUC, components) or an outside server, and are reported.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from tests.slixmpp_itests import fetch_itests
 
 MODULES = [
     "disco", "ping", "version", "time", "carbons", "csi", "private", "blocklist", "mam",
-    "uptime", "lastactivity",
+    "uptime", "lastactivity", "http_file_share",
 ]  # fmt: skip
-PASSING = {  # 15 of slixmpp 1.17.0's 27 files
+PASSING = {  # 16 of slixmpp 1.17.0's 27 files
     "test_basic_connect_and_message.py",
     "test_blocking.py",
     "test_bob.py",
     "test_chatmarkers.py",
     "test_disco.py",
+    "test_httpupload.py",
     "test_ibb.py",
     "test_last_activity.py",
     "test_mam.py",
@@ -58,6 +59,8 @@ async def _run_file(srv: TestServer, parent: Path, name: str) -> dict[str, str]:
         "CI_ACCOUNT1_PASSWORD": "ci1-secret",
         "CI_ACCOUNT2": "ci2@localhost",
         "CI_ACCOUNT2_PASSWORD": "ci2-secret",
+        # test_httpupload GETs the file with aiohttp's default TLS context: the test CA
+        "SSL_CERT_FILE": str(srv.ca_file),
     }
     args = [str(srv.c2s_port), str(srv.direct_tls_port), str(srv.ca_file), str(parent), name]
     process = await asyncio.create_subprocess_exec(
