@@ -136,6 +136,22 @@ class PrivateStorageChanged:
 PRIVATE_STORAGE_CHANGED: EventName[PrivateStorageChanged] = EventName("private-storage-changed")
 
 
+@dataclass(slots=True)
+class VcardChanged:
+    """A user stored a vCard-temp (XEP-0054, mod_vcard): ``vcard`` as it is now stored, and
+    ``avatar_hash`` the SHA-1 of its photo ("" for none). ``session``: the client that did it,
+    or None when a module did. The hook for XEP-0398 (publishing the photo as a PEP avatar)
+    and XEP-0292 (the vCard as vCard4 over PEP) once mod_pep is there."""
+
+    username: str
+    vcard: etree._Element
+    avatar_hash: str
+    session: Session | None = None
+
+
+VCARD_CHANGED: EventName[VcardChanged] = EventName("vcard-changed")
+
+
 # -- stream and session lifecycle -----------------------------------------------------------
 
 
