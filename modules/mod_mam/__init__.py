@@ -83,6 +83,7 @@ def load(module: Module) -> Archive:
     )
     prefs_store = module.open_store("archive_prefs", "keyval")  # Prosody's store names
     prefs_cache: OrderedDict[str, Prefs] = OrderedDict()
+    module.forget_on_reset(prefs_cache, archive.usage)
     for feature in (NS_MAM, NS_MAM_EXT, NS_SID):
         module.add_account_feature(feature)
 
