@@ -257,13 +257,20 @@ class Connection:
         if header.version is None or not header.version.startswith("1."):
             raise StreamError("unsupported-version")
         self.write(self.stream.open(host))
-        features = st.element("{http://etherx.jabber.org/streams}features")
-        await self.server.hosts[host].events.fire(
-            STREAM_FEATURES, StreamFeatures(session, features)
-        )
-        self.write(self.stream.features(features))
+        await self.send_features()
 
     # -- what the session asks of its connection (session.Link) --------------------------------
+
+    async def send_features(self) -> None:
+        """``<stream:features/>`` as the modules make them for the session now: after the
+        stream header, and after a SASL2 success (XEP-0388), which has no stream restart."""
+        features = st.element("{http://etherx.jabber.org/streams}features")
+        session = self.session
+        await self.server.hosts[session.host].events.fire(
+            STREAM_FEATURES, StreamFeatures(session, features)
+        )
+        if self.stream.state is State.OPEN:
+            self.write(self.stream.features(features))
 
     def send_element(self, element: etree._Element) -> bool:
         data = self.stream.send(element)

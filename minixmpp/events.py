@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lxml import etree
 
     from minixmpp.jid import JID
+    from minixmpp.sasl import Mechanism
     from minixmpp.session import Session
     from minixmpp.storage import Transaction
 
@@ -159,6 +160,82 @@ AUTHENTICATION_FAILURE: EventName[SessionEvent] = EventName("authentication-fail
 RESOURCE_BIND: EventName[SessionEvent] = EventName("resource-bind")
 RESOURCE_UNBIND: EventName[ResourceUnbind] = EventName("resource-unbind")
 CONNECTION_LOST: EventName[ConnectionLost] = EventName("connection-lost")
+
+
+# -- SASL2 (XEP-0388) and Bind 2 (XEP-0386): what other modules add inline ------------------
+
+
+@dataclass(slots=True)
+class InlineFeatures:
+    """Inline features being advertised: in SASL2's ``<inline/>`` (``advertise-sasl-features``:
+    handlers append their feature elements, e.g. Bind 2's ``<bind/>``, FAST's ``<fast/>``) or
+    in Bind 2's (``advertise-bind-features``: handlers append ``<feature var='…'/>``)."""
+
+    session: Session
+    inline: etree._Element
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgent:
+    """A SASL2 ``<user-agent/>``: ``id`` names the client installation (a UUID); never shown to
+    anyone, only hashed (Bind 2's resource, FAST's token slots)."""
+
+    id: str | None
+    software: str | None = None
+    device: str | None = None
+
+
+@dataclass(slots=True)
+class Sasl2Authenticate:
+    """An ``<authenticate/>`` (XEP-0388) arrived, before its mechanism is chosen. A handler
+    that owns the mechanism asked for (FAST's token mechanisms, when the request holds
+    ``<fast/>``) sets ``mechanism``; one that refuses the attempt raises
+    ``minixmpp.sasl.SaslFailure``, which the client gets as a ``<failure/>``."""
+
+    session: Session
+    request: etree._Element
+    user_agent: UserAgent | None
+    mechanism: Mechanism | None = None
+
+
+@dataclass(slots=True)
+class Sasl2Success:
+    """A SASL2 authentication succeeded and ``success``, the ``<success/>`` to send, is being
+    built: ``session`` is authenticated, nothing has been sent yet, and whatever the session is
+    sent meanwhile waits until ``<success/>`` and the new stream features are out. Handlers
+    act on their part of ``request`` (the client's ``<authenticate/>``) in priority order:
+    stream resumption (XEP-0198, 110: a resumed session sets ``resumed``, and may put itself in
+    ``session``), Bind 2 (100), FAST (75); each appends its answer to ``success``. ``after``:
+    what to run once ``<success/>`` and the features are out (e.g. stream management's first
+    acknowledgement)."""
+
+    session: Session
+    request: etree._Element
+    success: etree._Element
+    mechanism: Mechanism
+    user_agent: UserAgent | None
+    resumed: bool = False
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Bind2Request:
+    """Bind 2 has bound ``session``'s resource: handlers enable, for this session, what the
+    client asked for inside ``request`` (its ``<bind/>``, e.g. ``<enable xmlns='urn:xmpp:
+    carbons:2'/>``) and append their answers, if any, to ``bound``."""
+
+    session: Session
+    request: etree._Element
+    bound: etree._Element
+
+
+# Prosody's names (mod_sasl2, mod_sasl2_bind2), except sasl2-authenticate (Prosody hooks the
+# <authenticate/> element itself).
+SASL2_FEATURES: EventName[InlineFeatures] = EventName("advertise-sasl-features")
+SASL2_AUTHENTICATE: EventName[Sasl2Authenticate] = EventName("sasl2-authenticate")
+SASL2_SUCCESS: EventName[Sasl2Success] = EventName("sasl2/c2s/success")
+BIND2_FEATURES: EventName[InlineFeatures] = EventName("advertise-bind-features")
+BIND2_ENABLE: EventName[Bind2Request] = EventName("enable-bind-features")
 
 
 # -- accounts --------------------------------------------------------------------------------

@@ -114,6 +114,9 @@ class HostOrigin:
     def restart_stream(self) -> None:
         raise RuntimeError("a host has no stream")
 
+    async def send_features(self) -> None:
+        raise RuntimeError("a host has no stream")
+
     def set_bound(self, resource: str) -> None:
         raise RuntimeError("a host does not bind")
 

@@ -114,6 +114,9 @@ class FakeLink:
     def request_restart(self) -> None:
         pass
 
+    async def send_features(self) -> None:
+        pass
+
     def authenticated(self) -> None:
         pass
 
