@@ -1,4 +1,5 @@
-"""Command line: ``minixmpp serve | check-config | user …`` (argparse; no logic of its own).
+"""Command line: ``minixmpp serve | check-config | user … | mod_invites … | invite … |
+mod_invites_api …`` (argparse; no logic of its own).
 
 Commands that change data talk to the running server over its admin socket when it runs, and
 otherwise run the same command in-process on the database (see admin.py).
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = user.add_parser("list", parents=[common], help="list the accounts of a host")
     listing.add_argument("host", metavar="HOST")
     _invite_parsers(commands, common)
+    _api_key_parsers(commands, common)
     return parser
 
 
@@ -149,6 +151,29 @@ def _invite_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         sub.add_argument("token", metavar="TOKEN")
 
 
+def _api_key_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    keys = commands.add_parser(
+        "mod_invites_api", help="API keys for creating invites over HTTP (mod_invites_api)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = keys.add_parser(
+        "create", parents=[common], help="create an API key for HOST and print it (ID/TOKEN)"
+    )
+    create.add_argument("host", metavar="HOST")
+    create.add_argument("name", metavar="NAME", nargs="?", help="what the key is for")
+    create.add_argument(
+        "--method",
+        action="append",
+        choices=["GET", "POST"],
+        metavar="METHOD",
+        help="a method the key may use, GET or POST (default: both)",
+    )
+    listing = keys.add_parser("list", parents=[common], help="list HOST's API keys (ID, name)")
+    listing.add_argument("host", metavar="HOST")
+    delete = keys.add_parser("delete", parents=[common], help="delete an API key")
+    delete.add_argument("host", metavar="HOST")
+    delete.add_argument("key_id", metavar="KEY_ID")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.config is not None and args.config_after is not None:
@@ -165,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(config)
         if args.command in ("invite", "mod_invites"):
             return _run_invite(config, args)
+        if args.command == "mod_invites_api":
+            return _run_api_keys(config, args)
         return _run_admin(config, args)
     except (ConfigError, ModuleError) as exc:
         return _fail(str(exc), EXIT_CONFIG)
@@ -352,6 +379,26 @@ def _run_invite(config: Config, args: argparse.Namespace) -> int:
                 print(f"{key}: {value}")
     else:
         print(f"deleted invite {result}")
+    return EXIT_OK
+
+
+def _run_api_keys(config: Config, args: argparse.Namespace) -> int:
+    request: dict[str, Any] = {"host": args.host}
+    if args.action == "create":
+        request.update(name=args.name, methods=args.method)
+    elif args.action == "delete":
+        request["id"] = args.key_id
+    try:
+        result = asyncio.run(admin.run(config, f"invites_api.{args.action}", request))
+    except admin.AdminError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    if args.action == "create":
+        print(result["key"])
+    elif args.action == "list":
+        for key in result:
+            print(f"{key['id']}\t{key['name'] or '<unknown>'}")  # as prosodyctl prints them
+    else:
+        print(f"deleted API key {result}")
     return EXIT_OK
 
 

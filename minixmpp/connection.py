@@ -62,6 +62,7 @@ class Connection:
         "__weakref__",
         "_admitted",
         "_checked",
+        "_clock",
         "_close_timer",
         "_events",
         "_linger",
@@ -93,7 +94,8 @@ class Connection:
         self.close_condition: str | None = None  # the stream error we closed with, if any
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self.opened_at = self.last_activity = loop.time()
+        self._clock = server.clock  # idle times are on the server's clock (tests move it)
+        self.opened_at = self.last_activity = self._clock.monotonic()
         self._events = InOrder(self._handle, self._resumed, server.keep)
         self.input = InputGate(self)
         self._out: list[bytes] = []
@@ -144,7 +146,7 @@ class Connection:
         self._leave_admission()
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self._loop.time()
+        self.last_activity = self._clock.monotonic()
         self.input.receive(data)
 
     def eof_received(self) -> bool | None:
@@ -187,7 +189,7 @@ class Connection:
         return self.stream.state is not State.CLOSED
 
     def touch(self) -> None:
-        self.last_activity = self._loop.time()
+        self.last_activity = self._clock.monotonic()
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` and handle the events it completes (the input gate calls it)."""

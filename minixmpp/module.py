@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from minixmpp.clock import Clock, Timer
 from minixmpp.config import GlobalOptions, HostConfig, HostOptions, convert
 from minixmpp.errors import ModuleError as ModuleError  # re-exported for module authors
 from minixmpp.events import CONFIG_RELOADED, EventName
@@ -64,7 +65,7 @@ class Module:
         self._code = code
         self._hooks: list[tuple[str, Handler]] = []
         self._items: list[tuple[str, Any]] = []
-        self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
+        self._timers: list[Timer | asyncio.Task[None]] = []  # cancelled on unload
         self._deletion_steps: list[Any] = []
         self._log_secrets: list[re.Pattern[str]] = []
 
@@ -284,25 +285,28 @@ class Module:
 
     # -- timers ---------------------------------------------------------------------------
 
-    def add_timer(self, delay: float, callback: Callable[[], Awaitable[None] | None]) -> None:
-        """Run ``callback`` once after ``delay`` seconds (cancelled on unload)."""
-        loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(delay, self._run_callback, callback))
+    @property
+    def clock(self) -> Clock:
+        """The server's clock (clock.py): ``time()``, ``monotonic()``, ``stamp()``,
+        ``call_later()``, ``sleep()``. Read all time from it, so tests can freeze and move it."""
+        return self._host.server.clock
+
+    def add_timer(self, delay: float, callback: Callable[[], Awaitable[None] | None]) -> Timer:
+        """Run ``callback`` once after ``delay`` seconds of the clock (cancelled on unload)."""
+        timer = self.clock.call_later(delay, self._run_callback, callback)
+        self._keep_timer(timer)
+        return timer
 
     def every(self, interval: float, callback: Callable[[], Awaitable[None] | None]) -> None:
-        """Run ``callback`` every ``interval`` seconds until unload."""
+        """Run ``callback`` every ``interval`` seconds of the clock until unload."""
+        self._keep_timer(self.clock.every(interval, callback))
 
-        async def repeat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    result = callback()
-                    if result is not None:
-                        await result
-                except Exception:
-                    self.log.exception("periodic task failed")
-
-        self._timers.append(asyncio.get_running_loop().create_task(repeat()))
+    def _keep_timer(self, timer: Timer | asyncio.Task[None]) -> None:
+        if len(self._timers) >= 32:  # forget those that ran
+            self._timers = [
+                t for t in self._timers if not (t.done if isinstance(t, Timer) else t.done())
+            ]
+        self._timers.append(timer)
 
     def _run_callback(self, callback: Callable[[], Awaitable[None] | None]) -> None:
         result = callback()

@@ -22,6 +22,7 @@ from typing import Any
 from minixmpp import admin, datalock
 from minixmpp.accounts import Accounts
 from minixmpp.admission import AddressSet, Admission, automatic_total
+from minixmpp.clock import Clock
 from minixmpp.config import Config, check_unknown_keys
 from minixmpp.connection import Connection, ConnectionSetup
 from minixmpp.events import (
@@ -100,6 +101,7 @@ class Server:
         self.options = config.options
         self.tls_handshake_timeout = config.options.network_settings.ssl_handshake_timeout
         self.router = Router()
+        self.clock = Clock()  # what modules read the time from; tests move it
         self.hosts: dict[str, Host] = {}
         self.connections: set[Connection] = set()
         total = self.options.c2s_max_unauthed
@@ -252,15 +254,14 @@ class Server:
     async def _sweep(self) -> None:
         """Close streams that stay unauthenticated or idle too long (connection-timeout), and
         let idle ones free their parser memory."""
-        loop = asyncio.get_running_loop()
         while True:
             opts = self.options
             limits = [
                 t for t in (opts.c2s_timeout, opts.c2s_idle_timeout, self.hibernate_after) if t > 0
             ]
-            await asyncio.sleep(min(10.0, max(0.05, min(limits) / 4)))
+            await self.clock.sleep(min(10.0, max(0.05, min(limits) / 4)))
             opts = self.options  # a reload may have changed them meanwhile
-            now = loop.time()
+            now = self.clock.monotonic()
             hibernated = 0
             for conn in list(self.connections):
                 idle = now - conn.last_activity

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minixmpp.clock import Clock
 from minixmpp.config import from_dict
 from minixmpp.jid import JID
 from minixmpp.server import Server
@@ -47,10 +48,15 @@ class TestServer:
             raise ValueError(f"user {username}@{h.name} exists")
         return JID(username, h.name)
 
+    @property
+    def clock(self) -> Clock:
+        """The server's clock: ``freeze()``, ``advance(seconds)``, ``set_time(unix_time)``."""
+        return self.server.clock
+
     def invites(self, host: str | None = None) -> Any:
         """The invites API of a host (``modules=[..., "invites"]``): ``create_account()``,
-        ``create_contact()``, ``create_reset()``, ``find()``, ``revoke()``; set its ``clock``
-        to a function returning Unix time to move time for expiry."""
+        ``create_contact()``, ``create_reset()``, ``find()``, ``revoke()``; expiry follows
+        the server's ``clock``."""
         module = self.server.hosts[host or self.host].modules.get("invites")
         if module is None:
             raise ValueError("the invites module is not enabled")

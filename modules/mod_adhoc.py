@@ -25,7 +25,6 @@ runs.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -120,7 +119,7 @@ def load(module: Module) -> None:
     async def resource_gone(event: ResourceUnbind) -> None:
         # A session belongs to one full JID: nobody can go on with it once that resource is
         # gone, so it must not count against the user's limit until it times out.
-        owner, now = event.session.jid, time.monotonic()
+        owner, now = event.session.jid, module.clock.monotonic()
         for sid in [s for s, held in sessions.items() if held.owner == owner]:
             end(sid, now)
 
@@ -210,7 +209,7 @@ def load(module: Module) -> None:
             raise StanzaError(
                 "bad-request", f"Unknown action {action!r}", app=app_error("malformed-action")
             )
-        now = time.monotonic()
+        now = module.clock.monotonic()
         expire(now)
         sessionid = element.get("sessionid")
         if sessionid is None:
@@ -239,17 +238,17 @@ def load(module: Module) -> None:
             try:
                 reply = await command.handler(request)
             except BaseException:  # the error is the reply; the session is over
-                end(sessionid, time.monotonic())
+                end(sessionid, module.clock.monotonic())
                 raise
         result = command_element(command.node, reply.status, sessionid)
         if reply.status == "executing":
             held.state, held.actions = reply.state, tuple(reply.actions)
-            held.deadline = time.monotonic() + opts.adhoc_session_timeout
+            held.deadline = module.clock.monotonic() + opts.adhoc_session_timeout
             actions = st.sub(result, f"{{{NS_COMMANDS}}}actions", {"execute": reply.default})
             for name in reply.actions:
                 st.sub(actions, f"{{{NS_COMMANDS}}}{name}")
         else:
-            end(sessionid, time.monotonic())
+            end(sessionid, module.clock.monotonic())
         for kind, text in reply.notes:
             st.sub(result, f"{{{NS_COMMANDS}}}note", {"type": kind}, text=text)
         if reply.other is not None:

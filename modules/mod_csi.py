@@ -22,12 +22,11 @@ is dropped, as the bytes Prosody holds are: it is never a message with a body.
 
 from __future__ import annotations
 
-import asyncio
-import datetime
 from dataclasses import dataclass, field
 
 from lxml import etree
 
+from minixmpp.clock import Clock, Timer
 from minixmpp.config import PositiveInt
 from minixmpp.events import (
     RESOURCE_UNBIND,
@@ -116,13 +115,14 @@ def fold_key(stanza: etree._Element) -> tuple[str, str] | None:
 class Holder:
     """An outbound filter that holds what is not urgent while its session is inactive."""
 
-    def __init__(self, session: Session, opts: Options) -> None:
+    def __init__(self, session: Session, opts: Options, clock: Clock) -> None:
         self.session = session
+        self.clock = clock
         self.opts = opts
         self.inactive = False
         self.held: list[etree._Element] = []
         self._flushing = False
-        self._grace: asyncio.TimerHandle | None = None  # after a flush: active for a while
+        self._grace: Timer | None = None  # after a flush: active for a while
 
     @property
     def holding(self) -> bool:
@@ -137,8 +137,7 @@ class Holder:
         if stanza.tag in ("message", "presence"):
             stanza = st.keep(stanza)  # a copy: the same element may be on its way to others
             bare = f"{self.session.username}@{self.session.host}"
-            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            st.sub(stanza, "{urn:xmpp:delay}delay", {"from": bare, "stamp": stamp})
+            st.add_delay(stanza, bare, self.clock.stamp())
         key = fold_key(stanza)
         if key is not None:
             self.held = [h for h in self.held if fold_key(h) != key]
@@ -157,8 +156,7 @@ class Holder:
         finally:
             self._flushing = False
         if grace and self.inactive and self._grace is None:
-            loop = asyncio.get_running_loop()
-            self._grace = loop.call_later(self.opts.csi_resume_inactive_delay, self._resume)
+            self._grace = self.clock.call_later(self.opts.csi_resume_inactive_delay, self._resume)
 
     def _resume(self) -> None:
         self._grace = None
@@ -189,7 +187,7 @@ def load(module: Module) -> None:
             return None  # unsupported-stanza-type, as for any unknown element
         holder = session.data.get(KEY)
         if holder is None:
-            holder = session.data[KEY] = Holder(session, opts)
+            holder = session.data[KEY] = Holder(session, opts, module.clock)
             # before the other filters: they see a held stanza only when it goes out
             session.filters.add(holder, priority=1000)
         holder.inactive = True

@@ -119,6 +119,8 @@ def load(module: Module) -> Api:
             return await handler(request)
         except web.HTTPException:
             raise
+        except ConnectionResetError:  # the client left while its body was being read
+            raise web.HTTPBadRequest() from None  # nobody to tell: aiohttp drops it quietly
         except Exception:
             served.log.exception("HTTP route %s failed on %s %s", route.name, method, route.path)
             return web.Response(status=500, text="Internal Server Error")

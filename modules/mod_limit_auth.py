@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
 
 from minixmpp.admission import AddressSet, address_key
+from minixmpp.clock import Clock
 from minixmpp.events import (
     AUTHENTICATION_FAILURE,
     AUTHENTICATION_SUCCESS,
@@ -61,19 +60,17 @@ class Options:
 class LimitAuthApi:
     """The throttle, for other secrets a client may guess (mod_invites_register's invite
     tokens share an address's attempts): ``start`` an attempt (False: refuse it), then say
-    how it ended. ``clock`` is what the buckets use: tests move time with it."""
+    how it ended. Its buckets run on the server's clock."""
 
-    def __init__(self, opts: Options, unlimited: AddressSet, log: logging.Logger) -> None:
-        self.clock: Callable[[], float] = time.monotonic
+    def __init__(
+        self, opts: Options, unlimited: AddressSet, log: logging.Logger, clock: Clock
+    ) -> None:
         self._throttles = Throttles(
-            opts.limit_auth_max, opts.limit_auth_period, ADDRESSES, self.now
+            opts.limit_auth_max, opts.limit_auth_period, ADDRESSES, clock.monotonic
         )
         self._unlimited = unlimited
         self._log = log
         self._told: set[str] = set()  # addresses logged as throttled, until they may try again
-
-    def now(self) -> float:
-        return self.clock()
 
     def start(self, session: Session) -> bool:
         """An attempt begins: False when its address is out of attempts."""
@@ -109,7 +106,8 @@ class LimitAuthApi:
 def load(module: Module) -> LimitAuthApi:
     opts = module.options(Options)
     max_refusals = module.server_options.c2s_max_auth_failures
-    api = LimitAuthApi(opts, AddressSet(module.server_options.unlimited_ips), module.log)
+    unlimited = AddressSet(module.server_options.unlimited_ips)
+    api = LimitAuthApi(opts, unlimited, module.log, module.clock)
 
     @module.hook(f"stanza/{NS_SASL}:auth", priority=10)  # ahead of mod_saslauth
     async def auth(event: StanzaEvent) -> bool | None:

@@ -20,16 +20,14 @@ Loaded without ``limits``, Prosody's defaults apply: 10 KiB/s, a 2 s burst. Acco
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 import msgspec
 
 from minixmpp.admission import AddressSet
+from minixmpp.clock import Clock, Timer
 from minixmpp.config import ConfigError
 from minixmpp.connection import Connection, ConnectionSetup
 from minixmpp.events import AUTHENTICATION_SUCCESS, SessionEvent
@@ -90,17 +88,18 @@ def parse_burst(burst: str | float | None) -> float:
 class Limiter:
     """One connection's throttle (connection.InputThrottle)."""
 
-    def __init__(self, conn: Connection, bucket: Throttle, resolution: float) -> None:
+    def __init__(self, conn: Connection, bucket: Throttle, resolution: float, clock: Clock) -> None:
         self.conn = conn
+        self.clock = clock
         self.bucket = bucket
         self.resolution = resolution
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
 
     def take(self, size: int, *, whole: bool = False) -> int:
         taken = self.bucket.take(size, whole=whole)
         if taken < size and self._timer is None:
             self.conn.log.debug("over its rate limit: reading slows down")
-            self._timer = asyncio.get_running_loop().call_later(self.resolution, self._wake)
+            self._timer = self.clock.call_later(self.resolution, self._wake)
         return taken
 
     def _wake(self) -> None:
@@ -114,17 +113,7 @@ class Limiter:
         self.conn.set_input_throttle(None)
 
 
-class LimitsApi:
-    """What tests (and other modules) see: the clock the buckets use, to move time."""
-
-    def __init__(self) -> None:
-        self.clock: Callable[[], float] = time.monotonic
-
-    def now(self) -> float:
-        return self.clock()
-
-
-def load(module: Module) -> LimitsApi:
+def load(module: Module) -> None:
     opts = module.options(Options)
     where = f"{module.name}: option 'limits'"
     c2s = opts.limits.c2s or Limit()
@@ -143,12 +132,12 @@ def load(module: Module) -> LimitsApi:
             raise ConfigError(f"{module.name}: option 'unlimited_jids': {entry!r}") from None
     unlimited_ips = AddressSet(module.server_options.unlimited_ips)
     resolution = opts.limits_resolution
-    api = LimitsApi()
 
     def attach(conn: Connection) -> None:
         if conn.session.ip in unlimited_ips:
             return
-        limiter = Limiter(conn, Throttle(rate * burst, burst, api.now), resolution)
+        bucket = Throttle(rate * burst, burst, module.clock.monotonic)
+        limiter = Limiter(conn, bucket, resolution, module.clock)
         conn.session.data[KEY] = limiter
         conn.set_input_throttle(limiter)
 
@@ -162,5 +151,3 @@ def load(module: Module) -> LimitsApi:
             del session.data[KEY]
             limiter.lift()
             module.log.debug("c2s%d: %s is unlimited", session.id, session.jid.bare)
-
-    return api

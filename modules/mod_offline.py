@@ -56,14 +56,16 @@ def load(module: Module) -> None:
         assert event.to is not None and event.to.node is not None
         username = event.to.node
         stanza = event.stanza
-        st.add_delay(stanza, host)
+        st.add_delay(stanza, host, module.clock.stamp())
         data = st.tostring(stanza)
         async with module.transaction() as tx:
             count, size = await archive.summary(username, tx=tx)
             if count >= opts.offline_max_messages or size + len(data) > opts.offline_max_bytes:
                 module.log.info("offline store of %s@%s is full", username, host)
                 return None  # mod_message answers service-unavailable
-            await archive.append(username, data, peer=stanza.get("from"), tx=tx)
+            await archive.append(
+                username, data, peer=stanza.get("from"), when=module.clock.time(), tx=tx
+            )
         nonlocal stores
         stores += 1
         holders.add(username)

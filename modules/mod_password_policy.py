@@ -6,6 +6,10 @@ Runs ahead of mod_register's own checks (priority 10), as Prosody's does, so a w
 refused before the username is looked at. Unlike Prosody's, it does not answer a stream that
 may not register at all (registration off, or no TLS where it is required): there the reply is
 the one mod_register gives, without having looked at the password.
+
+Registrations that come without a stream (the HTTP registration APIs and pages) are checked in
+``user-registering``, after the invite gate, so one without a valid invite learns nothing of
+the policy; the refusal is the same ``not-acceptable`` with Prosody's text.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from minixmpp.errors import StanzaError
-from minixmpp.events import CONFIG_RELOADED, ConfigReloaded, StanzaEvent
+from minixmpp.events import (
+    CONFIG_RELOADED,
+    USER_REGISTERING,
+    ConfigReloaded,
+    Registration,
+    StanzaEvent,
+)
 from minixmpp.module import Module
 from minixmpp.xml import dataforms
 
@@ -67,6 +77,14 @@ def load(module: Module) -> None:
             reason = problem(password, session.username, policy)
             if reason is not None:
                 raise StanzaError("not-acceptable", reason, "cancel")  # as Prosody's module
+
+    @module.hook(USER_REGISTERING, priority=5)  # after the invite gate (10)
+    async def without_stream(event: Registration) -> None:
+        if event.session is not None:
+            return  # checked on the stanza, in Prosody's order
+        reason = problem(event.password, None, policy)
+        if reason is not None:
+            raise StanzaError("not-acceptable", reason, "cancel")
 
     module.hook(f"stanza/iq/{NS_REGISTER}:query", priority=10)(check)
     module.hook(f"iq-set/self/{NS_REGISTER}:query", priority=10)(check)

@@ -11,7 +11,6 @@ other checks (priority 20), so its error is the one a client sees.
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,6 +19,7 @@ from minixmpp.config import ConfigError
 from minixmpp.errors import StanzaError
 from minixmpp.events import USER_REGISTERING, Registration
 from minixmpp.module import Module
+from minixmpp.throttle import Throttle
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK = ["127.0.0.1", "::1"]
@@ -56,30 +56,6 @@ def pick(module: Module, opts: Options, new: str, old: str, default: T) -> T:
     return default
 
 
-class Bucket:
-    """Prosody's util.throttle: ``max`` tokens, refilled at ``max / period`` per second."""
-
-    def __init__(self, maximum: int, period: float) -> None:
-        self.rate, self.max, self.balance = maximum / period, maximum, float(maximum)
-        self.t = time.monotonic()
-
-    def _update(self) -> None:
-        now = time.monotonic()
-        self.balance = min(self.max, self.balance + self.rate * (now - self.t))
-        self.t = now
-
-    def peek(self) -> bool:
-        self._update()
-        return self.balance >= 1
-
-    def poll(self) -> bool:
-        self._update()
-        if self.balance >= 1:
-            self.balance -= 1
-            return True
-        return False
-
-
 def networks(entries: list[str], option: str, where: str) -> list[Network]:
     found = []
     for entry in entries:
@@ -114,7 +90,7 @@ def load(module: Module) -> None:
             f"{where}: registration_throttle_max needs registration_throttle_period"
             " (or min_seconds_between_registrations) greater than 0"
         )
-    buckets: OrderedDict[str, Bucket] = OrderedDict()
+    buckets: OrderedDict[str, Throttle] = OrderedDict()
 
     def listed(nets: list[Network], ip: str) -> bool:
         try:
@@ -127,7 +103,7 @@ def load(module: Module) -> None:
 
     def allowed_now(ip: str) -> bool:
         assert maximum is not None and period is not None
-        bucket = buckets.pop(ip, None) or Bucket(maximum, period)
+        bucket = buckets.pop(ip, None) or Throttle(maximum, period, module.clock.monotonic)
         buckets[ip] = bucket  # the most recently seen last
         if len(buckets) > opts.registration_throttle_cache_size:
             old_ip, old = buckets.popitem(last=False)

@@ -17,17 +17,16 @@ def load(module: Module) -> None:
 
     @module.hook(f"iq-get/host/{NS_TIME}:time")
     async def time(event: StanzaEvent) -> bool:
-        now = datetime.datetime.now(datetime.UTC)
         reply = st.reply(event.stanza)
         payload = st.sub(reply, f"{{{NS_TIME}}}time")
         st.sub(payload, f"{{{NS_TIME}}}tzo", text="+00:00")
-        st.sub(payload, f"{{{NS_TIME}}}utc", text=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        st.sub(payload, f"{{{NS_TIME}}}utc", text=module.clock.stamp())
         event.session.send(reply)
         return True
 
     @module.hook(f"iq-get/host/{NS_LEGACY}:query")
     async def legacy_time(event: StanzaEvent) -> bool:
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.fromtimestamp(int(module.clock.time()), datetime.UTC)
         reply = st.reply(event.stanza)
         query = st.sub(reply, f"{{{NS_LEGACY}}}query")
         st.sub(query, f"{{{NS_LEGACY}}}utc", text=now.strftime("%Y%m%dT%H:%M:%S"))

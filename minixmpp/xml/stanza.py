@@ -10,7 +10,6 @@ under a namespaced one: lxml would serialise it without ``xmlns=""``; use ``embe
 from __future__ import annotations
 
 import copy
-import datetime
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -189,9 +188,8 @@ def is_error_or_result(stanza: Element) -> bool:
     return t == "error" or (t == "result" and stanza.tag == "iq")
 
 
-def add_delay(stanza: Element, from_: str) -> Element:
-    """Stamp ``stanza`` as held since now (XEP-0203 ``<delay/>``, UTC, whole seconds)."""
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def add_delay(stanza: Element, from_: str, stamp: str) -> Element:
+    """Stamp ``stanza`` as held since ``stamp`` (XEP-0203 ``<delay/>``: ``Clock.stamp()``)."""
     return sub(stanza, f"{{{NS_DELAY}}}delay", {"from": from_, "stamp": stamp})
 
 

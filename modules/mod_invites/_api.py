@@ -5,8 +5,6 @@ invites are found, and deleted with it, without reading them all).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from minixmpp.module import Module
@@ -37,10 +35,10 @@ class InvitesApi:
         self.opts = opts
         self.expiry = expiry
         self.purge_after = purge_after
-        self.clock: Callable[[], float] = time.time  # tests move it
+        self.clock = module.clock
 
     def now(self) -> int:
-        return int(self.clock())
+        return int(self.clock.time())
 
     # -- creating ------------------------------------------------------------------------
 

@@ -124,7 +124,8 @@ def load(module: Module) -> None:
         initial = kind is None and origin.presence is None
         if kind is None:  # stored before anything is awaited: messages may come any moment
             kept = st.keep(stanza)  # a copy: it must not pin the stream's parser
-            st.add_delay(kept, host)  # answers to probes say since when (as Prosody)
+            # answers to probes say since when (as Prosody)
+            st.add_delay(kept, host, module.clock.stamp())
             origin.presence, origin.priority = kept, priority_of(stanza)
         else:
             origin.presence = None

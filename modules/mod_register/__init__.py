@@ -20,7 +20,6 @@ Files: ``_forms.py`` (the form: extra fields, building it, reading a submission)
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,7 +121,10 @@ class RegisterApi:
                 done()
             await module.fire(USER_PASSWORD_RESET, request)
             return "reset"
-        details: dict[str, Any] = {**request.additional, "registered": int(time.time())}
+        details: dict[str, Any] = {
+            **request.additional,
+            "registered": int(self._module.clock.time()),
+        }
         try:
             created = await users.create(
                 username,

@@ -5,13 +5,13 @@ limit (mod_limits) holds whole frames back and pauses reading; reasons to pause 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from minixmpp.clock import Clock
 from minixmpp.connection import Connection
 from minixmpp.framing import NS_FRAMING, WebSocketFraming
 from minixmpp.testing import TestServer, running_server
@@ -84,18 +84,17 @@ async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
         yield srv
 
 
-def connect(server: TestServer) -> tuple[Connection, MemoryTransport, list[float]]:
-    """A connection on a memory transport; the limiter's clock, stopped until moved."""
-    now = [time.monotonic()]
-    server.server.hosts["localhost"].modules["limits"].api.clock = lambda: now[0]
+def connect(server: TestServer) -> tuple[Connection, MemoryTransport, Clock]:
+    """A connection on a memory transport; the server's clock, stopped until moved."""
+    server.clock.freeze()
     conn = server.server.connection(WebSocketFraming(10_000))
     transport = MemoryTransport(conn)
     conn.connection_made(transport)
-    return conn, transport, now
+    return conn, transport, server.clock
 
 
 async def test_a_rate_limit_holds_whole_frames_and_pauses_reading(server: TestServer) -> None:
-    conn, transport, now = connect(server)
+    conn, transport, clock = connect(server)
     frames = [OPEN] + [PING.format(i=i) for i in range(20)]  # about 1.9 KB in all
     for frame in frames:
         conn.data_received(frame.encode())
@@ -107,30 +106,30 @@ async def test_a_rate_limit_holds_whole_frames_and_pauses_reading(server: TestSe
     await transport.until_replies(handled)
     assert transport.replies() == handled
 
-    now[0] += 100  # a full bucket again: 1000 bytes more
+    clock.advance(100)  # a full bucket again: 1000 bytes more
     await transport.until_replies(handled + 1)
-    now[0] += 100
+    clock.advance(100)
     await transport.until_replies(20)
     assert not conn.input.throttled and not transport.paused
     assert not transport.closed  # no frame was cut into a not-well-formed one
 
 
 async def test_reasons_to_pause_add_up(server: TestServer) -> None:
-    conn, transport, now = connect(server)
+    conn, transport, clock = connect(server)
     conn.data_received(OPEN.encode())
     conn.pause_writing()  # the client does not read what we send
     for i in range(15):  # about 1.4 KB: more than the bucket, less than two
         conn.data_received(PING.format(i=i).encode())
     assert transport.paused
-    now[0] += 1000
     conn.resume_writing()
     assert transport.paused  # the limit still holds input back
+    clock.advance(1000)
     await transport.until_replies(15)
     assert not transport.paused
 
 
 async def test_without_a_throttle_input_goes_straight_through(server: TestServer) -> None:
-    conn, transport, _now = connect(server)
+    conn, transport, _clock = connect(server)
     conn.set_input_throttle(None)
     for frame in [OPEN] + [PING.format(i=i) for i in range(50)]:
         conn.data_received(frame.encode())

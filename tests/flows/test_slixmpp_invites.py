@@ -62,7 +62,8 @@ async def test_expired_and_revoked_tokens(server: TestServer) -> None:
     api = server.invites()
     expired, revoked = await api.create_account(), await api.create_account()
     assert await api.revoke(revoked.token)
-    api.clock = lambda: expired.expires + 1.0
+    server.clock.freeze()
+    server.clock.set_time(expired.expires + 1.0)
     for token in (expired.token, revoked.token):
         with pytest.raises(AssertionError, match="preauth failed"):
             await sign_up(server, "late@localhost", "pw", token)

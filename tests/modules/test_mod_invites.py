@@ -174,7 +174,8 @@ async def test_invalid_tokens_are_all_alike(server: TestServer) -> None:
     revoked = await api.create_account()
     assert await api.revoke(revoked.token)
     expired = await api.create_account()
-    api.clock = lambda: expired.expires + 1.0
+    server.clock.freeze()
+    server.clock.set_time(expired.expires + 1.0)
     contact_only = await api.create_contact("alice")
     tokens = ["not-a-token", used.token, revoked.token, expired.token, contact_only.token, None]
     for token in tokens:  # a stream each: the fifth refusal on a stream closes it
@@ -213,8 +214,7 @@ async def test_invalid_tokens_count_as_failed_logins_of_the_address(tmp_path: Pa
     options = {"unlimited_ips": [], "limit_auth_max": 3, "limit_auth_period": 3600}
     async with running_server(tmp_path, modules=MODULES, options=options) as srv:
         await srv.create_user("alice", "alice-secret")
-        now = [time.monotonic()]
-        srv.server.hosts["localhost"].modules["limit_auth"].api.clock = lambda: now[0]
+        srv.clock.freeze()
         invite = await srv.invites().create_account()
         client, _ = await fresh(srv)
         for i in range(3):
@@ -230,7 +230,8 @@ async def test_invalid_tokens_count_as_failed_logins_of_the_address(tmp_path: Pa
         same_xml(await preauth(client, invite.token), throttled)
         result = await client.plain("alice", "alice-secret")
         assert result[0].tag == f"{{{NS_SASL}}}temporary-auth-failure"
-        now[0] += 1201  # one attempt back (1200 s, and float rounding)
+        srv.clock.advance(1201)  # one attempt back (1200 s, and float rounding)
+        client, _ = await fresh(srv)  # the idle unauthenticated stream timed out meanwhile
         same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
 
 
@@ -305,13 +306,14 @@ async def test_expiry_is_checked_at_preauth_only(server: TestServer) -> None:
     api = server.invites()
     invite = await api.create_account()
     client, _ = await fresh(server)
-    api.clock = lambda: float(invite.expires)  # the last valid second
+    server.clock.freeze()
+    server.clock.set_time(float(invite.expires))  # the last valid second
     same_xml(await preauth(client, invite.token), "<iq type='result' id='p'/>", ())
-    api.clock = lambda: invite.expires + 3600.0  # expired while the user typed
+    server.clock.set_time(invite.expires + 3600.0)  # expired while the user typed
     same_xml(await register(client, "late"), OK, ())  # XEP-0401: still registers
     other, _ = await fresh(server)
     late = await api.create_account()
-    api.clock = lambda: late.expires + 1.0
+    server.clock.set_time(late.expires + 1.0)
     same_xml(await preauth(other, late.token), INVALID.format(extra=""))
 
 
@@ -537,10 +539,11 @@ async def test_expired_invites_are_purged_after_the_grace_period(server: TestSer
     api = server.invites()
     old = await api.create_account()
     fresh_one = await api.create_account(ttl=30 * 86400)
-    api.clock = lambda: old.expires + 3600.0  # expired, within the day of grace
+    server.clock.freeze()
+    server.clock.set_time(old.expires + 3600.0)  # expired, within the day of grace
     assert await api.purge() == 0
     assert await api.find(old.token, check_expiry=False) is not None
-    api.clock = lambda: old.expires + 86400 + 1.0
+    server.clock.set_time(old.expires + 86400 + 1.0)
     assert await api.purge() == 1
     assert await api.find(old.token, check_expiry=False) is None
     assert await api.find(fresh_one.token) is not None
@@ -627,11 +630,12 @@ async def test_the_reservation_lasts_until_the_expiry_second(server: TestServer)
     api = server.invites()
     bound = await api.create_account("carol")
     general = await api.create_account(ttl=30 * 86400)
-    api.clock = lambda: float(bound.expires)  # the last second it is valid: still reserved
+    server.clock.freeze()
+    server.clock.set_time(float(bound.expires))  # the last second it is valid: still reserved
     client, _ = await fresh(server)
     await preauth(client, general.token)
     assert (await register(client, "carol")).get("type") == "error"
-    api.clock = lambda: bound.expires + 1.0  # expired: the name is free again
+    server.clock.set_time(bound.expires + 1.0)  # expired: the name is free again
     same_xml(await register(client, "carol"), OK, ())
 
 
@@ -646,7 +650,8 @@ async def test_listing_and_validity_differ_at_the_expiry_second(server: TestServ
     # as Prosody: usable while now <= expires, listed while now < expires
     api = server.invites()
     invite = await api.create_account()
-    api.clock = lambda: float(invite.expires)
+    server.clock.freeze()
+    server.clock.set_time(float(invite.expires))
     assert await api.find(invite.token) is not None
     assert invite.token not in [i.token for i in await api.list()]
 
@@ -671,16 +676,18 @@ async def test_invite_purge_after_option(tmp_path: Path) -> None:
     ) as srv:
         api = srv.invites()
         old = await api.create_account()
-        api.clock = lambda: old.expires + 7200.0
+        srv.clock.freeze()
+        srv.clock.set_time(old.expires + 7200.0)
         assert await api.purge() == 0
-        api.clock = lambda: old.expires + 7201.0
+        srv.clock.set_time(old.expires + 7201.0)
         assert await api.purge() == 1
 
 
 async def test_expired_invites_are_purged_at_start_up(tmp_path: Path) -> None:
     async with running_server(tmp_path, modules=MODULES) as srv:
         api = srv.invites()
-        api.clock = lambda: time.time() - 3 * 86400  # made three days ago: long expired
+        srv.clock.freeze()
+        srv.clock.set_time(time.time() - 3 * 86400)  # made three days ago: long expired
         old = await api.create_account(ttl=1)
         assert await api.find(old.token, check_expiry=False) is not None
     async with running_server(tmp_path, modules=MODULES) as srv:
@@ -704,9 +711,10 @@ async def test_subscription_token_edges(server: TestServer, case: str) -> None:
     if case == "revoked":  # Prosody keeps the per-user entry; a revoked invite is gone here
         assert await api.revoke(invite.token)
     elif case == "expired":
-        api.clock = lambda: invite.expires + 1.0
+        server.clock.freeze()
+        server.clock.set_time(invite.expires + 1.0)
     elif case == "expiry second":
-        api.clock = lambda: float(invite.expires)
+        server.clock.set_time(float(invite.expires))
     alice = await online(server, "alice", "desk")
     bob = await online(server, "bob", "phone")
     to = "alice@localhost/desk" if case == "to a full JID" else "alice@localhost"

@@ -1,17 +1,17 @@
 """Failed SASL attempts throttled per address, across connections (mod_limit_auth, from
-prosody-modules). The buckets' clock is the module's to set: time moves by hand."""
+prosody-modules). The buckets run on the server's clock, stopped and moved by hand."""
 
 from __future__ import annotations
 
 import base64
 import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from minixmpp.clock import Clock
 from minixmpp.testing import TestServer, running_server
 from tests.xmpp import NS_SASL, RawClient, client_context
 
@@ -28,10 +28,9 @@ def _loopback_aliases() -> bool:
     return True
 
 
-class Clock:
-    def __init__(self, server: TestServer) -> None:
-        self.now = time.monotonic()
-        server.server.hosts["localhost"].modules["limit_auth"].api.clock = lambda: self.now
+def stopped_clock(server: TestServer) -> Clock:
+    server.clock.freeze()
+    return server.clock
 
 
 @pytest.fixture
@@ -63,7 +62,7 @@ def condition(failure: Any) -> str:
 async def test_failures_from_one_address_are_throttled_across_connections(
     throttled: TestServer,
 ) -> None:
-    clock = Clock(throttled)
+    clock = stopped_clock(throttled)
     first = await connect(throttled)
     for _ in range(3):
         assert condition(await first.plain("alice", "wrong")) == NOT_AUTHORIZED
@@ -72,7 +71,8 @@ async def test_failures_from_one_address_are_throttled_across_connections(
     second = await connect(throttled)
     assert condition(await second.plain("alice", "alice-secret")) == TEMPORARY
 
-    clock.now += 1201  # one attempt back (1200 s, and float rounding)
+    clock.advance(1201)  # one attempt back (1200 s, and float rounding)
+    second = await connect(throttled)  # the idle unauthenticated streams timed out meanwhile
     assert (await second.plain("alice", "alice-secret")).tag == f"{{{NS_SASL}}}success"
     # A success costs nothing; the next failure uses the attempt up.
     third = await connect(throttled)
@@ -83,11 +83,11 @@ async def test_failures_from_one_address_are_throttled_across_connections(
 async def test_attempts_started_at_once_share_one_token(throttled: TestServer) -> None:
     # Prosody's module looks at the bucket as an attempt starts and takes from it when it
     # fails: attempts started together on several connections all pass on one token.
-    clock = Clock(throttled)
+    clock = stopped_clock(throttled)
     client = await connect(throttled)
     for _ in range(3):
         assert condition(await client.plain("alice", "wrong")) == NOT_AUTHORIZED
-    clock.now += 1201  # one attempt back (1200 s, and float rounding)
+    clock.advance(1201)  # one attempt back (1200 s, and float rounding)
     clients = [await connect(throttled) for _ in range(4)]
     payload = base64.b64encode(b"\0alice\0wrong").decode()
     for c in clients:
@@ -98,7 +98,7 @@ async def test_attempts_started_at_once_share_one_token(throttled: TestServer) -
 
 @pytest.mark.skipif(not _loopback_aliases(), reason="needs 127.0.0.2 on the loopback interface")
 async def test_other_addresses_are_not_throttled(throttled: TestServer) -> None:
-    Clock(throttled)
+    stopped_clock(throttled)
     attacker = await connect(throttled, "127.0.0.2")
     for _ in range(3):
         assert condition(await attacker.plain("alice", "wrong")) == NOT_AUTHORIZED
@@ -108,7 +108,7 @@ async def test_other_addresses_are_not_throttled(throttled: TestServer) -> None:
 
 
 async def test_a_connection_refused_again_and_again_is_closed(throttled: TestServer) -> None:
-    Clock(throttled)
+    stopped_clock(throttled)
     client = await connect(throttled)
     for _ in range(3):
         assert condition(await client.plain("alice", "wrong")) == NOT_AUTHORIZED

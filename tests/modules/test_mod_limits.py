@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from minixmpp.clock import Clock
 from minixmpp.config import ConfigError, load
 from minixmpp.connection import Connection
 from minixmpp.loader import Loader
@@ -41,16 +41,12 @@ async def limited(tmp_path: Path) -> AsyncIterator[TestServer]:
         yield srv
 
 
-class Clock:
-    """The buckets' clock, stopped until moved."""
-
-    def __init__(self, server: TestServer) -> None:
-        self.api = server.server.hosts["localhost"].modules["limits"].api
-        self.now = float(math.floor(time.monotonic()))  # whole seconds: exact refills
-        self.api.clock = lambda: self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def stopped_clock(server: TestServer) -> Clock:
+    """The server's clock, stopped on a whole second (exact refills) until moved."""
+    clock = server.clock
+    clock.freeze()
+    clock.advance(math.ceil(clock.monotonic()) - clock.monotonic())
+    return clock
 
 
 def connection_of(server: TestServer, jid: str) -> Connection:
@@ -77,7 +73,7 @@ def watch_shortfalls(conn: Connection) -> asyncio.Queue[int]:
 async def test_a_client_over_its_rate_is_read_as_time_allows(limited: TestServer) -> None:
     client, jid = await login(limited.c2s_port, limited.ca_file, "alice", "alice-secret")
     conn = connection_of(limited, jid)
-    clock = Clock(limited)  # time stands still: the bucket (4000 bytes) refills no more
+    clock = stopped_clock(limited)  # time stands still: the bucket (4000 bytes) refills no more
     shortfalls = watch_shortfalls(conn)
     body = "".join(chr(ord("a") + i % 26) for i in range(6000))
     await client.send(f"<message to='{jid}' id='big'><body>{body}</body></message>")
@@ -86,8 +82,8 @@ async def test_a_client_over_its_rate_is_read_as_time_allows(limited: TestServer
     held = await asyncio.wait_for(shortfalls.get(), TIMEOUT)
     assert conn.input.throttled and conn.input._held_size >= held > 0  # the ping waits too
 
-    clock.advance(1.0)  # 1000 bytes more, and no more: the rest waits again
     before = conn.last_activity
+    clock.advance(1.0)  # 1000 bytes more, and no more: the rest waits again
     assert await asyncio.wait_for(shortfalls.get(), TIMEOUT) == held - 1000
     assert conn.last_activity > before  # held input is activity: no c2s_idle_timeout for it
 
@@ -101,7 +97,7 @@ async def test_a_client_over_its_rate_is_read_as_time_allows(limited: TestServer
 
 async def test_other_clients_are_served_meanwhile(limited: TestServer) -> None:
     alice, alice_jid = await login(limited.c2s_port, limited.ca_file, "alice", "alice-secret")
-    Clock(limited)
+    stopped_clock(limited)
     shortfalls = watch_shortfalls(connection_of(limited, alice_jid))
     await alice.send(f"<message to='{alice_jid}'><body>{'x' * 9000}</body></message>")
     await asyncio.wait_for(shortfalls.get(), TIMEOUT)
@@ -138,7 +134,7 @@ async def test_unlimited_jids_lose_their_limit_when_they_authenticate(tmp_path: 
             await srv.create_user(name, f"{name}-secret")
         alice, alice_jid = await login(srv.c2s_port, srv.ca_file, "alice", "alice-secret")
         bob, bob_jid = await login(srv.c2s_port, srv.ca_file, "bob", "bob-secret")
-        Clock(srv)  # no refill from here on
+        stopped_clock(srv)  # no refill from here on
         assert "limits" not in connection_of(srv, alice_jid).session.data
         shortfalls = watch_shortfalls(connection_of(srv, bob_jid))
         await alice.send(f"<message to='{alice_jid}'><body>{'z' * 20_000}</body></message>")
@@ -153,7 +149,7 @@ async def test_unlimited_ips_have_no_limit(tmp_path: Path) -> None:
     async with running_server(tmp_path, modules=MODULES, options=opts) as srv:
         await srv.create_user("alice", "pw")
         client, jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
-        Clock(srv)
+        stopped_clock(srv)
         assert connection_of(srv, jid).input._throttle is None
         await client.send(f"<message to='{jid}'><body>{'w' * 50_000}</body></message>")
         assert len((await client.expect("message")).findtext("body") or "") == 50_000
@@ -161,7 +157,7 @@ async def test_unlimited_ips_have_no_limit(tmp_path: Path) -> None:
 
 async def test_limits_apply_before_the_stream_header(limited: TestServer) -> None:
     # From the first byte, before the host (or anything) is known.
-    Clock(limited)
+    stopped_clock(limited)
     client = await RawClient.connect(limited.c2s_port)
     conn = next(iter(limited.server.connections))
     shortfalls = watch_shortfalls(conn)
