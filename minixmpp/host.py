@@ -114,7 +114,10 @@ class HostOrigin:
     def restart_stream(self) -> None:
         raise RuntimeError("a host has no stream")
 
-    async def send_features(self) -> None:
+    async def stream_features(self) -> etree._Element:
+        raise RuntimeError("a host has no stream")
+
+    def send_features(self, features: etree._Element) -> bool:
         raise RuntimeError("a host has no stream")
 
     def set_bound(self, resource: str) -> None:

@@ -74,9 +74,7 @@ def offered_mechanisms(*, secure: bool, bindings: Mapping[str, bytes]) -> list[s
     return names
 
 
-def downgrade_protection(
-    mechanisms: Sequence[str], bindings: Iterable[str], hash_name: str
-) -> str:
+def downgrade_protection(mechanisms: Sequence[str], bindings: Iterable[str], hash_name: str) -> str:
     """The XEP-0474 attributes for a server-first message (with their leading commas): the
     hash of the offered ``mechanisms`` and channel-binding types (``bindings``, advertised
     with XEP-0440 when there are any), sorted by octet, with ``hash_name``."""
@@ -90,9 +88,10 @@ def downgrade_protection(
     return f",d={digest(old)},h={digest(new)}"
 
 
-def decode_payload(text: str | None) -> bytes:
-    """Base64 payload of ``<auth>``/``<response>``; ``=`` means empty (RFC 6120 §6.4.2)."""
-    if not text or text.strip() == "=":
+def decode_payload(text: str | None, *, sasl2: bool = False) -> bytes:
+    """Base64 payload of ``<auth>``/``<response>``; ``=`` means empty (RFC 6120 §6.4.2), but
+    in SASL2 (XEP-0388), where an empty element is the empty string."""
+    if not text or (text.strip() == "=" and not sasl2):
         return b""
     try:
         return base64.b64decode(text.strip(), validate=True)

@@ -114,8 +114,8 @@ class FakeLink:
     def request_restart(self) -> None:
         pass
 
-    async def send_features(self) -> None:
-        pass
+    def send_features(self, features: etree._Element) -> bool:
+        return True
 
     def authenticated(self) -> None:
         pass
