@@ -72,9 +72,12 @@ class Clock:
             return self._frozen[1]
         return time.monotonic() + self._mono_offset
 
-    def stamp(self) -> str:
-        """The wall time as an XEP-0082 DateTime (seconds, UTC): ``2026-12-02T15:04:05Z``."""
-        moment = datetime.datetime.fromtimestamp(int(self.time()), datetime.UTC)
+    def stamp(self, when: float | None = None) -> str:
+        """The wall time (or the Unix time ``when``) as an XEP-0082 DateTime (seconds, UTC):
+        ``2026-12-02T15:04:05Z``."""
+        moment = datetime.datetime.fromtimestamp(
+            int(self.time() if when is None else when), datetime.UTC
+        )
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @property
