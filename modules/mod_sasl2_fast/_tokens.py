@@ -69,46 +69,69 @@ class Tokens:
         self.min_ttl = 86400.0
         self.max_clients = 64
 
+    async def _match(
+        self, exchange: HashedToken, username: str, proof: bytes, client: str, tx: Any
+    ) -> tuple[str, dict[str, Any], bytes] | None:
+        """(slot, record, key) of the client's token that ``proof`` was made with."""
+        for slot in SLOTS:
+            record = await self.store.get(username, f"{client}-{slot}", tx=tx)
+            if not isinstance(record, dict) or record.get("mechanism") != exchange.name:
+                continue
+            secret = base64.b64decode(record["key"])
+            if hmac.compare_digest(initiator(secret, exchange.cb), proof):
+                return slot, record, secret
+        return None
+
     async def verify(
         self, exchange: HashedToken, username: str, proof: bytes, agent_id: str
     ) -> bytes:
         """The key of the token ``proof`` was made with, for this client and mechanism;
         SaslFailure ``not-authorized`` if none, ``credentials-expired`` if it expired or the
         password changed since it was issued (it is dropped then). Moves it to ``cur``, or
-        drops it when the client invalidates it; sets ``exchange.rotate``."""
+        drops it when the client invalidates it; sets ``exchange.rotate``. The usual login
+        (the ``cur`` token, no count) only reads; the others check again and write in one
+        transaction."""
         client = client_of(agent_id)
+        found = await self._match(exchange, username, proof, client, None)
+        if found is None:
+            raise SaslFailure("not-authorized")
+        slot, record, secret = found
+        now = self.clock.time()
+        if (
+            slot == "cur"
+            and exchange.count is None
+            and not exchange.invalidate
+            and not record.get("revoked")
+            and record["expires"] > now
+        ):
+            exchange.rotate = now - record["issued"] > self.min_ttl
+            return secret
         async with self.transaction() as tx:  # what it deletes stays deleted when it fails
-            for slot in SLOTS:
+            found = await self._match(exchange, username, proof, client, tx)
+            if found is None:  # another login changed it meanwhile
+                failure = SaslFailure("not-authorized")
+            else:
+                slot, record, secret = found
                 key = f"{client}-{slot}"
-                record = await self.store.get(username, key, tx=tx)
-                if not isinstance(record, dict) or record.get("mechanism") != exchange.name:
-                    continue
-                secret = base64.b64decode(record["key"])
-                if not hmac.compare_digest(initiator(secret, exchange.cb), proof):
-                    continue
-                now = self.clock.time()
                 if record.get("revoked") or record["expires"] <= now:
                     self.log.debug("FAST token of %s expired or revoked: dropped", username)
                     await self.store.set(username, key, None, tx=tx)
                     failure = SaslFailure("credentials-expired")
-                    break
-                if exchange.count is not None:
-                    last = record.get("count")
-                    if last is not None and exchange.count <= last:
-                        failure = SaslFailure("not-authorized", "FAST count must increase")
-                        break
-                    record["count"] = exchange.count
-                if exchange.invalidate:
-                    await self.store.set(username, key, None, tx=tx)
-                elif slot == "new":
-                    await self.store.set(username, key, None, tx=tx)
-                    await self.store.set(username, f"{client}-cur", record, tx=tx)
-                elif exchange.count is not None:
-                    await self.store.set(username, key, record, tx=tx)
-                exchange.rotate = not exchange.invalidate and now - record["issued"] > self.min_ttl
-                return secret
-            else:
-                failure = SaslFailure("not-authorized")
+                elif exchange.count is not None and exchange.count <= record.get("count", 0):
+                    failure = SaslFailure("not-authorized", "FAST count must increase")
+                else:
+                    if exchange.count is not None:
+                        record["count"] = exchange.count
+                    if exchange.invalidate:
+                        await self.store.set(username, key, None, tx=tx)
+                    elif slot == "new":
+                        await self.store.set(username, key, None, tx=tx)
+                        await self.store.set(username, f"{client}-cur", record, tx=tx)
+                    elif exchange.count is not None:
+                        await self.store.set(username, key, record, tx=tx)
+                    rotate = not exchange.invalidate and now - record["issued"] > self.min_ttl
+                    exchange.rotate = rotate
+                    return secret
         raise failure
 
     async def issue(self, username: str, agent_id: str, mechanism: str) -> Issued:

@@ -183,8 +183,11 @@ async def test_fast_with_a_password_mechanism_is_refused(server: TestServer) -> 
     assert condition(result.reply) == "invalid-mechanism"
 
 
-async def test_an_expired_token(server: TestServer) -> None:
+@pytest.mark.parametrize("used", [False, True], ids=["new", "used"])
+async def test_an_expired_token(server: TestServer, used: bool) -> None:
     token = await new_token(server)
+    if used:  # in the 'cur' slot, whose logins do not write
+        assert (await fast_login(server, token)).tag == SUCCESS
     server.clock.advance(21 * DAY + 1)
     same_xml(
         await fast_login(server, token),
@@ -211,6 +214,7 @@ async def test_rotation(server: TestServer) -> None:
 
 async def test_invalidate(server: TestServer) -> None:
     token = await new_token(server)
+    assert (await fast_login(server, token)).tag == SUCCESS  # used: in the 'cur' slot
     reply = await fast_login(server, token, fast_attrs=" invalidate='true'")
     assert reply.tag == SUCCESS and reply.find(f"{{{NS_FAST}}}token") is None
     assert condition(await fast_login(server, token)) == "not-authorized"
@@ -242,7 +246,8 @@ async def test_the_count_must_increase(server: TestServer) -> None:
 
 async def test_a_password_change_voids_every_token(server: TestServer) -> None:
     token = await new_token(server)
-    other = await new_token(server, ua=OTHER_UA)
+    assert (await fast_login(server, token)).tag == SUCCESS  # used: in the 'cur' slot
+    other = await new_token(server, ua=OTHER_UA)  # never used: in the 'new' slot
     # the user changes the password in-band (XEP-0077) from a third client
     client, _ = await connect(server)
     await scram(
