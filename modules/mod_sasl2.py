@@ -26,6 +26,7 @@ import base64
 
 from lxml import etree
 
+from minixmpp.errors import StreamError
 from minixmpp.events import (
     AUTHENTICATION_SUCCESS,
     SASL2_AUTHENTICATE,
@@ -145,6 +146,12 @@ def load(module: Module) -> None:
             await module.fire(SASL2_SUCCESS, event)
             target = event.session
             features = await target.stream_features()
+        except StreamError:
+            raise
+        except Exception:
+            # Authenticated, maybe bound, and <success/> cannot be sent: the stream ends.
+            module.log.exception("a SASL2 success handler failed")
+            raise StreamError("internal-server-error") from None
         finally:
             session.filters.remove(hold)
         identity = target.jid.full if target.bound else f"{target.username}@{target.host}"

@@ -1,6 +1,6 @@
 """xmpp.js (@xmpp/client from npm, in Node) logs in the way it prefers when the server offers it:
 SASL2 (XEP-0388) with Bind 2 (XEP-0386), asking for a FAST token (XEP-0484), then reconnects
-with the token alone (its password wrong), over TCP with STARTTLS."""
+with the token alone (its password wrong), over TCP with STARTTLS and over WebSocket."""
 
 from __future__ import annotations
 
@@ -20,12 +20,17 @@ from tests.xmpp import TIMEOUT
 pytestmark = pytest.mark.timeout(NPM_TIMEOUT + 60)
 
 
-async def test_xmppjs_sasl2_bind2_then_fast(tmp_path: Path, node_clients: NodeTools) -> None:
-    async with running_server(tmp_path / "server", modules=MODULES) as srv:
+@pytest.mark.parametrize("transport", ["tcp", "websocket"])
+async def test_xmppjs_sasl2_bind2_then_fast(
+    tmp_path: Path, node_clients: NodeTools, transport: str
+) -> None:
+    modules = [*MODULES, "websocket"]
+    async with running_server(tmp_path / "server", modules=modules) as srv:
         await srv.create_user("alice", "alice-secret")
         user_agent = str(uuid.uuid4())
+        tcp = f"xmpp://localhost:{srv.c2s_port}"
         config = {
-            "service": f"xmpp://localhost:{srv.c2s_port}",
+            "service": tcp if transport == "tcp" else srv.websocket_url,
             "domain": "localhost",
             "username": "alice",
             "password": "alice-secret",

@@ -380,3 +380,35 @@ async def test_bind2_is_inline_only(server: TestServer) -> None:
     _, features = await connect(server)
     assert features.find(f"{{{NS_BIND2}}}bind") is None
     assert features.find(f".//{{{NS_SASL2}}}inline/{{{NS_BIND2}}}bind") is not None
+
+
+BROKEN = """
+from minixmpp.events import SASL2_SUCCESS
+
+
+def load(module):
+    @module.hook(SASL2_SUCCESS)
+    async def broken(event) -> None:
+        raise RuntimeError("a bug")
+"""
+
+
+async def test_a_failing_success_handler_ends_the_stream(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Authenticated, but <success/> cannot be built: not a silent hang."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_broken.py").write_text(BROKEN)
+    options = {"plugin_paths": [str(plugins)]}
+    async with running_server(tmp_path, modules=[*MODULES, "broken"], options=options) as srv:
+        await srv.create_user("alice", "alice-secret")
+        client, _ = await connect(srv)
+        reply = await authenticate(client, "PLAIN", b"\0alice\0alice-secret", agent())
+        same_xml(
+            reply,
+            "<stream:error><internal-server-error"
+            " xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+        )
+        await client.closed()
+    assert "a SASL2 success handler failed" in caplog.text

@@ -7,7 +7,8 @@
 // {"event": "token", "mechanism", "expiry", "length"} (never the token itself), then
 // {"event": "online", "login": "token", "jid"} and {"event": "pong"} (an IQ round trip on the
 // token session). Any failure or the deadline: a message on stderr and exit 1.
-// The test CA is trusted through NODE_EXTRA_CA_CERTS (STARTTLS with Node's tls).
+// "service" is xmpp://host:port (STARTTLS, the test CA trusted through NODE_EXTRA_CA_CERTS) or
+// ws://host:port/xmpp-websocket (on Node 20 with --experimental-websocket).
 
 import { client, xml } from "@xmpp/client";
 
