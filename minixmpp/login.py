@@ -2,6 +2,10 @@
 carries it (RFC 6120 SASL in mod_saslauth, XEP-0388 SASL2 in mod_sasl2), and resource binding
 (RFC 6120 in mod_bind, XEP-0386 Bind 2 in mod_sasl2_bind2).
 
+``Exchanges`` is a profile's wire around one exchange: challenges, responses, ``<abort/>`` and
+failures in the profile's namespace (the condition in RFC 6120's), the mechanism in progress in
+``session.data``; the profile says what a success sends.
+
 Each protocol writes its own elements; the rules live here once. ``Authenticator`` (mod_saslauth
 makes it and returns it as its API): which mechanisms a session is offered, the credentials
 lookup that remembers the account's epoch (``Users.epoch``: a password change or a deletion
@@ -14,20 +18,32 @@ session holding the same full JID and ``resource-bind``.
 
 from __future__ import annotations
 
+import base64
 import secrets
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from minixmpp.errors import StanzaError, StreamError
 from minixmpp.events import AUTHENTICATION_FAILURE, RESOURCE_BIND, SessionEvent
 from minixmpp.jid import JID
-from minixmpp.sasl import Mechanism, SaslFailure, make_mechanism, offered_mechanisms
+from minixmpp.sasl import (
+    Mechanism,
+    SaslFailure,
+    Step,
+    decode_payload,
+    make_mechanism,
+    offered_mechanisms,
+)
+from minixmpp.xml import stanza as st
 
 if TYPE_CHECKING:
     from minixmpp.accounts import Credentials
+    from minixmpp.events import StanzaEvent
     from minixmpp.module import Module
     from minixmpp.session import Session
 
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 EPOCH = "saslauth_epoch"  # session.data: Users.epoch when the credentials were looked up
 FAILURES = "auth_failures"  # session.data: failed attempts on this connection
 # failures that count towards c2s_max_auth_failures
@@ -108,6 +124,11 @@ class Authenticator:
             if failures >= module.server_options.c2s_max_auth_failures:
                 session.close("policy-violation", "Too many failed authentication attempts")
 
+    def gone(self, session: Session) -> None:
+        self._module.log.debug(
+            "client gone before authentication completed", extra={"session": f"c2s{session.id}"}
+        )
+
     def succeeded(
         self, session: Session, mechanism: Mechanism, username: str, *, profile: str = ""
     ) -> None:
@@ -124,6 +145,101 @@ class Authenticator:
         epoch = session.data.pop(EPOCH, None)
         users = module.users
         session.authenticate(username, users.epoch(username) if epoch is None else epoch)
+
+
+class Exchanges:
+    """A SASL profile's elements around an exchange (see the module docstring): ``ns`` is the
+    profile's namespace, ``key`` where the exchange in progress is kept, ``succeeded`` what
+    the profile does once the mechanism has succeeded (it calls ``Authenticator.succeeded``)
+    with the ``context`` its ``start`` was given (SASL2: the request)."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        ns: str,
+        key: str,
+        succeeded: Callable[[Session, Mechanism, Step, Any], Awaitable[None]],
+        *,
+        profile: str = "",
+    ) -> None:
+        self.authenticator = authenticator
+        self.ns = ns
+        self.key = key
+        self.succeeded = succeeded
+        self.profile = profile
+        self.sasl2 = bool(profile)  # SASL2's payloads: "=" is no empty one
+
+    def send(self, session: Session, name: str, payload: bytes | None) -> None:
+        el = st.element(f"{{{self.ns}}}{name}")
+        if payload:
+            el.text = base64.b64encode(payload).decode()
+        session.send(el)
+
+    async def fail(
+        self, session: Session, failure: SaslFailure, mechanism: Mechanism | str | None = None
+    ) -> None:
+        """Answer with ``failure``; log it (never the payload); count it."""
+        session.data.pop(self.key, None)
+        el = st.element(f"{{{self.ns}}}failure")
+        st.sub(el, f"{{{NS_SASL}}}{failure.condition}")
+        if failure.text:
+            st.sub(el, f"{{{self.ns}}}text", text=failure.text)
+        session.send(el)
+        await self.authenticator.failed(session, failure, mechanism, profile=self.profile)
+
+    async def start(
+        self, session: Session, mechanism: Mechanism, payload: str | None, context: Any = None
+    ) -> None:
+        """The first step, with the client's initial response (None: it sent none, and an
+        empty challenge asks for it, RFC 6120 §6.4.2)."""
+        if payload is None:
+            session.data[self.key] = (mechanism, context)
+            self.send(session, "challenge", None)
+            return
+        await self._step(session, mechanism, context, payload)
+
+    async def _step(
+        self, session: Session, mechanism: Mechanism, context: Any, payload: str | None
+    ) -> None:
+        try:
+            step = await mechanism.step(decode_payload(payload, sasl2=self.sasl2))
+        except SaslFailure as failure:
+            await self.fail(session, failure, mechanism)
+            return
+        if session.state == "ended":  # it left while its password was hashed (PLAIN)
+            self.authenticator.gone(session)
+            return
+        if step.challenge is not None:
+            session.data[self.key] = (mechanism, context)
+            self.send(session, "challenge", step.challenge)
+            return
+        session.data.pop(self.key, None)
+        assert step.username is not None
+        await self.succeeded(session, mechanism, step, context)
+
+    async def response(self, event: StanzaEvent) -> bool | None:
+        """A ``<response/>``: the next step of the exchange in progress."""
+        session = event.session
+        if session.authenticated:
+            return None  # SASL is over: unsupported-stanza-type, as in Prosody
+        exchange = session.data.get(self.key)
+        if exchange is None:
+            await self.fail(session, SaslFailure("not-authorized", "Out of order SASL element"))
+            return True
+        mechanism, context = exchange
+        await self._step(session, mechanism, context, event.stanza.text)
+        return True
+
+    async def abort(self, event: StanzaEvent) -> bool | None:
+        """``<abort/>``: the exchange ends with ``<aborted/>`` (not counted as a failure)."""
+        session = event.session
+        if session.authenticated:
+            return None
+        session.data.pop(self.key, None)
+        el = st.element(f"{{{self.ns}}}failure")
+        st.sub(el, f"{{{NS_SASL}}}aborted")
+        session.send(el)
+        return True
 
 
 class Binder:

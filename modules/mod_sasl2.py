@@ -23,6 +23,7 @@ is held and sent after the features.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from lxml import etree
 
@@ -41,29 +42,16 @@ from minixmpp.events import (
     StreamFeatures,
     UserAgent,
 )
-from minixmpp.login import Authenticator
+from minixmpp.login import Authenticator, Exchanges
 from minixmpp.module import Module
-from minixmpp.sasl import Mechanism, SaslFailure, decode_payload
+from minixmpp.sasl import Mechanism, SaslFailure, Step
 from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
 NS_SASL2 = "urn:xmpp:sasl:2"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"  # the failure conditions
-KEY = "sasl2"  # session.data: the Attempt in progress
+KEY = "sasl2"  # session.data: the exchange in progress (its <authenticate/> and user agent)
 HOLD = 1 << 30  # the priority of the filter that holds output while <success/> is built
-
-
-class Attempt:
-    """An authentication in progress: the request, its mechanism, the client's user agent."""
-
-    __slots__ = ("mechanism", "request", "user_agent")
-
-    def __init__(
-        self, request: etree._Element, mechanism: Mechanism, user_agent: UserAgent | None
-    ) -> None:
-        self.request = request
-        self.mechanism = mechanism
-        self.user_agent = user_agent
 
 
 def user_agent(request: etree._Element) -> UserAgent | None:
@@ -92,46 +80,22 @@ def load(module: Module) -> None:
         inline = st.sub(authentication, f"{{{NS_SASL2}}}inline")
         await module.fire(SASL2_FEATURES, InlineFeatures(session, inline))
 
-    def send(session: Session, name: str, payload: bytes) -> None:
-        el = st.element(f"{{{NS_SASL2}}}{name}")
-        if payload:
-            el.text = base64.b64encode(payload).decode()
-        session.send(el)
-
-    async def fail(
-        session: Session, failure: SaslFailure, mechanism: Mechanism | str | None
+    async def succeeded(
+        session: Session, mechanism: Mechanism, step: Step, context: tuple[Any, UserAgent | None]
     ) -> None:
-        session.data.pop(KEY, None)
-        el = st.element(f"{{{NS_SASL2}}}failure")
-        st.sub(el, f"{{{NS_SASL}}}{failure.condition}")
-        if failure.text:
-            st.sub(el, f"{{{NS_SASL2}}}text", text=failure.text)
-        session.send(el)
-        await authenticator.failed(session, failure, mechanism, profile="SASL2")
-
-    async def advance(session: Session, attempt: Attempt, data: bytes) -> None:
-        try:
-            step = await attempt.mechanism.step(data)
-        except SaslFailure as failure:
-            await fail(session, failure, attempt.mechanism)
-            return
-        if session.state == "ended":  # it left while its password was hashed (PLAIN)
-            return
-        if step.challenge is not None:
-            session.data[KEY] = attempt
-            send(session, "challenge", step.challenge)
-            return
-        session.data.pop(KEY, None)
         assert step.username is not None
-        authenticator.succeeded(session, attempt.mechanism, step.username, profile="SASL2")
+        request, agent = context
+        authenticator.succeeded(session, mechanism, step.username, profile="SASL2")
         success = st.element(f"{{{NS_SASL2}}}success")
         if step.success:
             st.sub(success, f"{{{NS_SASL2}}}additional-data").text = base64.b64encode(
                 step.success
             ).decode()
-        await succeed(session, attempt, success)
+        await succeed(session, Sasl2Success(session, request, success, mechanism, agent))
 
-    async def succeed(session: Session, attempt: Attempt, success: etree._Element) -> None:
+    exchanges = Exchanges(authenticator, NS_SASL2, KEY, succeeded, profile="SASL2")
+
+    async def succeed(session: Session, event: Sasl2Success) -> None:
         """The inline features, then ``<success/>``, the stream features, what was held."""
         held: list[etree._Element] = []
 
@@ -139,9 +103,7 @@ def load(module: Module) -> None:
             held.append(element)
 
         session.filters.add(hold, HOLD)
-        event = Sasl2Success(
-            session, attempt.request, success, attempt.mechanism, attempt.user_agent
-        )
+        success = event.success
         try:
             await module.fire(SASL2_SUCCESS, event)
             target = event.session
@@ -175,7 +137,7 @@ def load(module: Module) -> None:
         session.data.pop(KEY, None)  # a new attempt replaces one in progress
         name = request.get("mechanism") or ""
         if not session.secure:
-            await fail(session, SaslFailure("encryption-required"), name)
+            await exchanges.fail(session, SaslFailure("encryption-required"), name)
             return True
         agent = user_agent(request)
         try:
@@ -183,46 +145,12 @@ def load(module: Module) -> None:
             await module.fire(SASL2_AUTHENTICATE, choosing)
             mechanism = choosing.mechanism or authenticator.mechanism(session, name)
         except SaslFailure as failure:
-            await fail(session, failure, name)
+            await exchanges.fail(session, failure, name)
             return True
-        attempt = Attempt(request, mechanism, agent)
         initial = request.find(f"{{{NS_SASL2}}}initial-response")
-        if initial is None:
-            session.data[KEY] = attempt
-            send(session, "challenge", b"")  # no initial response: ask for it
-            return True
-        try:
-            data = decode_payload(initial.text, sasl2=True)
-        except SaslFailure as failure:
-            await fail(session, failure, mechanism)
-            return True
-        await advance(session, attempt, data)
+        payload = None if initial is None else initial.text or ""
+        await exchanges.start(session, mechanism, payload, (request, agent))
         return True
 
-    @module.hook(f"stanza/{NS_SASL2}:response")
-    async def response(event: StanzaEvent) -> bool | None:
-        session = event.session
-        if session.authenticated:
-            return None
-        attempt: Attempt | None = session.data.get(KEY)
-        if attempt is None:
-            await fail(session, SaslFailure("not-authorized", "Out of order SASL element"), None)
-            return True
-        try:
-            data = decode_payload(event.stanza.text, sasl2=True)
-        except SaslFailure as failure:
-            await fail(session, failure, attempt.mechanism)
-            return True
-        await advance(session, attempt, data)
-        return True
-
-    @module.hook(f"stanza/{NS_SASL2}:abort")
-    async def abort(event: StanzaEvent) -> bool | None:
-        session = event.session
-        if session.authenticated:
-            return None
-        session.data.pop(KEY, None)
-        el = st.element(f"{{{NS_SASL2}}}failure")
-        st.sub(el, f"{{{NS_SASL}}}aborted")
-        session.send(el)
-        return True
+    module.hook(f"stanza/{NS_SASL2}:response")(exchanges.response)
+    module.hook(f"stanza/{NS_SASL2}:abort")(exchanges.abort)
