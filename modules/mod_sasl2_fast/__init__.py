@@ -68,7 +68,7 @@ class Options:
 def parse_count(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_COUNT:
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) <= MAX_COUNT):
         raise SaslFailure("malformed-request", "Invalid FAST count")
     return int(text)
 

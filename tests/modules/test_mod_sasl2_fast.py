@@ -162,6 +162,8 @@ async def test_what_a_token_is_bound_to(server: TestServer) -> None:
         ("", "", "malformed-request", "FAST is not available on this stream"),
         (agent(), " count='0'", "malformed-request", "Invalid FAST count"),
         (agent(), " count='x1'", "malformed-request", "Invalid FAST count"),
+        (agent(), f" count='{'9' * 5000}'", "malformed-request", "Invalid FAST count"),
+        (agent(), f" count='{2**63}'", "malformed-request", "Invalid FAST count"),
     ],
 )
 async def test_fast_refusals(
