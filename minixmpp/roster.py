@@ -164,6 +164,10 @@ class Rosters:
         self._pending_users: set[tuple[str, str]] = set()
         self._pending_changes = 0
 
+    def forget_cached(self) -> None:
+        """Drop the rosters kept in memory (their rows were replaced under us: a reset)."""
+        self._cache.clear()
+
     async def setup(self) -> None:
         await self.storage.migrate("roster", MIGRATIONS)
         self.storage.user_rows_deleted.append(self.forget)

@@ -36,6 +36,8 @@ from minixmpp.clock import Clock
 from minixmpp.events import (
     AUTHENTICATION_FAILURE,
     AUTHENTICATION_SUCCESS,
+    SERVER_RESETTING,
+    ServerEvent,
     SessionEvent,
     StanzaEvent,
 )
@@ -73,6 +75,11 @@ class LimitAuthApi:
         self._log = log
         self._told: set[str] = set()  # addresses logged as throttled, until they may try again
 
+    def forget(self) -> None:
+        """Every address has all its attempts again (the test harness's reset)."""
+        self._throttles.clear()
+        self._told.clear()
+
     def start(self, session: Session) -> bool:
         """An attempt begins: False when its address is out of attempts."""
         if session.ip in self._unlimited:
@@ -109,6 +116,10 @@ def load(module: Module) -> LimitAuthApi:
     max_refusals = module.server_options.c2s_max_auth_failures
     unlimited = AddressSet(module.server_options.unlimited_ips)
     api = LimitAuthApi(opts, unlimited, module.log, module.clock)
+
+    @module.hook(SERVER_RESETTING)
+    async def resetting(_event: ServerEvent) -> None:
+        api.forget()
 
     async def gate(event: StanzaEvent, failure_ns: str) -> bool | None:
         session = event.session

@@ -31,6 +31,7 @@ from typing import Annotated
 
 import msgspec
 
+from minixmpp.clock import stamp
 from minixmpp.config import PositiveInt
 from minixmpp.events import (
     SASL2_AUTHENTICATE,
@@ -138,7 +139,7 @@ def load(module: Module) -> Tokens:
             return
         issued = await tokens.issue(session.username, agent.id, wanted)
         module.log.debug("FAST token for %s (%s)", session.jid, wanted)
-        attributes = {"expiry": module.clock.stamp(issued.expires), "token": issued.token}
+        attributes = {"expiry": stamp(issued.expires), "token": issued.token}
         st.sub(event.success, f"{{{NS_FAST}}}token", attributes)
 
     @module.hook(USER_PASSWORD_CHANGED, priority=1000)  # before its sessions are closed
