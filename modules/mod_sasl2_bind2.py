@@ -18,8 +18,10 @@ Once bound, ``enable-bind-features`` lets each module enable what the client ask
 refused bind puts Prosody's ``<failed xmlns='urn:xmpp:bind:0'><error …/></failed>`` there
 instead, and the client may still bind the RFC 6120 way (offered in the features that follow).
 
-Unlike XEP-0386 §3.2 asks, offline messages are not cleared at bind time: they are delivered
-at the first available presence as usual, since there is no message archive to fetch them from.
+With mod_mam, ``<bound/>`` holds the archive's ``<metadata/>`` (mod_mam adds it). Unlike XEP-0386
+§3.2 asks, and as prosody-modules does, offline messages are not cleared at bind time: they are
+delivered at the first available presence as usual (the archive is off by default, and a client
+that does not page it would lose them).
 """
 
 from __future__ import annotations

@@ -197,3 +197,27 @@ async def test_nothing_reaches_the_client_before_success_and_features(tmp_path: 
         assert (await client.next()).tag == FEATURES
         welcome = await client.next()
         assert (welcome.tag, welcome.findtext("body")) == ("message", "welcome")
+
+
+async def test_the_archives_metadata_in_bound(tmp_path: Path) -> None:
+    """XEP-0386 §3.2: with a message archive (mod_mam), <bound/> says where it stands."""
+    async with running_server(tmp_path, modules=[*MODULES, "mam"]) as srv:
+        await srv.create_user("alice", "alice-secret")
+        await srv.create_user("bob", "bob-secret")
+        _, success = await bind2_login(srv)
+        same_xml(
+            success.find(f"{{{NS_BIND2}}}bound"),
+            f"<bound xmlns='{NS_BIND2}'><metadata xmlns='urn:xmpp:mam:2'/></bound>",
+        )
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", "bob-secret", "r")
+        for n in (1, 2):
+            await bob.send(f"<message to='alice@localhost' type='chat'><body>{n}</body></message>")
+        await bob.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")  # both archived
+        client, success = await bind2_login(srv, ua=OTHER_UA)
+        meta = success.find(f"{{{NS_BIND2}}}bound/{{urn:xmpp:mam:2}}metadata")
+        assert meta is not None
+        start, end = meta.find("{urn:xmpp:mam:2}start"), meta.find("{urn:xmpp:mam:2}end")
+        assert start is not None and end is not None
+        assert start.get("id") != end.get("id")
+        reply = await client.iq("<metadata xmlns='urn:xmpp:mam:2'/>")
+        same_xml(reply[0], meta)  # what the IQ says
