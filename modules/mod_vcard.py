@@ -36,10 +36,8 @@ from lxml import etree
 from minixmpp.config import PositiveInt
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
-    SERVER_RESET,
     USER_DELETED,
     VCARD_CHANGED,
-    ServerEvent,
     StanzaEvent,
     UserEvent,
     VcardChanged,
@@ -77,11 +75,17 @@ def photo_hash(vcard: etree._Element | None) -> str:
 class Vcards:
     """The API of mod_vcard (``module.depends("vcard")``)."""
 
-    def __init__(self, module: Module, store: KeyValueStore, opts: Options) -> None:
+    def __init__(
+        self,
+        module: Module,
+        store: KeyValueStore,
+        opts: Options,
+        hashes: OrderedDict[str, str],  # username -> photo hash, the recently used
+    ) -> None:
         self._module = module
         self._store = store
         self.opts = opts
-        self._hashes: OrderedDict[str, str] = OrderedDict()  # username -> photo hash
+        self._hashes = hashes
 
     async def get(self, username: str) -> etree._Element | None:
         data = await self._store.get(username)
@@ -125,15 +129,14 @@ class Vcards:
         while len(self._hashes) > CACHED_HASHES:
             self._hashes.popitem(last=False)
 
-    def forget(self, username: str | None = None) -> None:
-        if username is None:
-            self._hashes.clear()
-        else:
-            self._hashes.pop(username, None)
+    def forget(self, username: str) -> None:
+        self._hashes.pop(username, None)
 
 
 def load(module: Module) -> Vcards:
-    api = Vcards(module, module.open_store("vcard", "keyval"), module.options(Options))
+    hashes: OrderedDict[str, str] = OrderedDict()
+    api = Vcards(module, module.open_store("vcard", "keyval"), module.options(Options), hashes)
+    module.forget_on_reset(hashes)
     module.add_feature(NS)
 
     @module.hook(f"iq-get/bare/{NS}:vCard")
@@ -184,9 +187,5 @@ def load(module: Module) -> Vcards:
     @module.hook(USER_DELETED)
     async def deleted(event: UserEvent) -> None:
         api.forget(event.username)
-
-    @module.hook(SERVER_RESET)
-    async def reset(_event: ServerEvent) -> None:
-        api.forget()
 
     return api

@@ -415,7 +415,7 @@ class XmppServer:
         storage = server.storage
         assert storage is not None
         await storage.load(snapshot.rows)
-        server.rosters.forget_cached()
+        await server.rosters.reload()
         for host in server.hosts.values():
             await host.users.load_roles()
         server.clock.reset()

@@ -183,3 +183,13 @@ async def test_directed_presence_and_a_new_photo(srv: TestServer) -> None:
         await alice.iq(f"<vCard xmlns='{NS}'>{photo}</vCard>", type="set", id=f"v{n}")
         await alice.send("<presence to='carol@localhost/r'/>")
         assert await photo_seen(carol, ALICE) == "", photo  # <photo/>: no hash to give
+
+
+async def test_a_reset_forgets_avatars(srv: TestServer) -> None:
+    start = await srv.snapshot()
+    alice = await client(srv, "alice")
+    await alice.iq(f"<vCard xmlns='{NS}'>{PHOTO}</vCard>", type="set")
+    await srv.restore(start)  # as the pytest plugin does between tests
+    alice, carol = await client(srv, "alice"), await client(srv, "carol")
+    await alice.send("<presence to='carol@localhost/r'/>")
+    assert await photo_seen(carol, ALICE) == ""
