@@ -92,6 +92,8 @@ class XmppServer:
         users: Mapping[str, str] | Iterable[str] = (),
         admin: str | None = None,
         open_registration: bool = False,
+        anonymous_host: str | None = None,
+        any_password_host: str | None = None,
         admin_socket: bool = False,
     ) -> None:
         """``folder``: where the database and certificates go (a temporary folder, removed
@@ -100,7 +102,10 @@ class XmppServer:
         ``"password"``). ``admin``: an account made at start with the admin role, for XEP-0133
         commands (loads adhoc and admin_adhoc). ``open_registration``: in-band registration
         for anyone, without a throttle. ``profile``: whose wire behaviour to copy where servers
-        differ (``minixmpp.testing.config.PROFILES``)."""
+        differ (``minixmpp.testing.config.PROFILES``). ``anonymous_host``: one more host
+        where clients log in with SASL ANONYMOUS (XEP-0175) and get a new account each time;
+        ``any_password_host``: one more where any password is right (PLAIN; a missing
+        account is made at its first login)."""
         modules = list(modules)
         extra: dict[str, Any] = {}
         if plaintext:
@@ -113,9 +118,16 @@ class XmppServer:
             extra["min_seconds_between_registrations"] = None
         self._folder_given = Path(folder) if folder is not None else None
         self._hosts = list(hosts)
+        per_host = {k: dict(v) for k, v in (host_options or {}).items()}
+        for extra_host, kind in ((anonymous_host, "anonymous"), (any_password_host, "insecure")):
+            if extra_host is not None:
+                self._hosts.append(extra_host)
+                per_host.setdefault(extra_host, {})["authentication"] = kind
+                if plaintext:
+                    per_host[extra_host]["allow_unencrypted_plain_auth"] = True
         self._modules = modules
         self._options = {**extra, **(options or {})}
-        self._host_options = host_options
+        self._host_options = per_host
         self._profile = profile
         self._users = dict(users) if isinstance(users, Mapping) else {u: "password" for u in users}
         self._admin = admin
