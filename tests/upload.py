@@ -27,7 +27,7 @@ class Slot:
 
     @property
     def id(self) -> str:
-        return self.put.split("/file_share/")[1].split("/")[0]
+        return self.put.rsplit("/", 2)[1]
 
 
 @dataclass

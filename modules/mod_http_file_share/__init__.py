@@ -23,7 +23,8 @@ By default the users of every host of this server may upload (Prosody's rule);
 
 Stricter than Prosody: a file name must be one non-empty path segment without control
 characters, of at most 255 bytes; a content type must be a media type (it becomes a header);
-see _http.py for the HTTP side.
+see _http.py for the HTTP side. The events ``upload-started`` and ``upload-stored`` say
+when a PUT begins to be written and when its file is whole (a test waits on them).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def load(module: Module) -> Any:
     http: HttpApi = module.depends("http")
     slots = Slots(module.open_store("uploads", "archive"), module.transaction, module.clock, quotas)
     files = Files(module.data_path / "http_file_share" / module.host)
-    endpoint = Endpoint(http, slots, files, key, module.clock, safe_types)
+    endpoint = Endpoint(http, slots, files, key, module.clock, safe_types, module.fire)
     module.add_log_secret(_token.IN_LOG)
 
     module.add_identity("store", "file", "HTTP File Upload")

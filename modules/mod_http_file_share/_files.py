@@ -50,7 +50,7 @@ def _listing(folder: Path) -> list[str]:
 class Files:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.busy: set[str] = set()  # slots being written now
+        self.busy: set[str] = set()  # slots being written now (the PUT handler keeps it)
 
     def path(self, slot: str) -> Path:
         return self.folder / f"{slot}{FINAL}"
@@ -62,7 +62,6 @@ class Files:
         """Write the body into the slot's file; the number of bytes it had. The file is kept
         only if that is exactly ``size``; TooLong as soon as it is more (nothing kept)."""
         part = self.folder / f"{slot}{PART}"
-        self.busy.add(slot)
         kept = False
         try:
             handle = await asyncio.to_thread(_create, part)
@@ -82,7 +81,6 @@ class Files:
                 kept = True
             return received
         finally:
-            self.busy.discard(slot)
             if not kept:
                 with contextlib.suppress(OSError):
                     await asyncio.to_thread(part.unlink, True)

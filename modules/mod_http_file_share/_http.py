@@ -20,7 +20,9 @@ HTTPS for ``localhost`` in the browser for a year.
 from __future__ import annotations
 
 import errno
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -30,7 +32,7 @@ from minixmpp.http import Cors, HttpApi
 
 from . import _token
 from ._files import Files, TooLong
-from ._rules import OCTET_STREAM, matches, media_type
+from ._rules import OCTET_STREAM, UPLOAD_STARTED, UPLOAD_STORED, Upload, matches, media_type
 from ._slots import Slots
 
 NAME, PATH = "file_share", "/file_share"
@@ -56,6 +58,7 @@ class Endpoint:
     key: bytes
     clock: Clock
     safe_types: frozenset[str]
+    fire: Callable[[Any, Upload], Awaitable[Any]]  # module.fire
 
     def url(self, slot: str, filename: str) -> str:
         return f"{self.http.url(NAME, PATH)}/{slot}/{quote(filename, safe='')}"
@@ -88,20 +91,27 @@ class Endpoint:
             raise web.HTTPGone()  # expired, or deleted with its account
         if slot in self.files.busy or await self.files.exists(slot):
             raise web.HTTPConflict()
-        when = found[1]
+        record, when, uploader = found
+        upload = Upload(slot, uploader, record.filename, size)
+        self.files.busy.add(slot)
         try:
-            received = await self.files.receive(slot, request.content.iter_any(), size, int(when))
+            await self.fire(UPLOAD_STARTED, upload)
+            body = request.content.iter_any()
+            received = await self.files.receive(slot, body, size, int(when))
         except TooLong:
             raise web.HTTPRequestEntityTooLarge(size, size + 1) from None
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise web.HTTPInsufficientStorage() from None
             raise
+        finally:
+            self.files.busy.discard(slot)
         if received != size:
             raise web.HTTPRequestEntityTooLarge(size, received)
         if await self.slots.get(slot) is None:  # deleted while it was being written
             await self.files.remove(slot)
             raise web.HTTPGone()
+        await self.fire(UPLOAD_STORED, upload)
         return web.Response(status=201)
 
     async def get(self, request: web.Request) -> web.StreamResponse:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from minixmpp.errors import ModuleError
+from minixmpp.events import EventName
 
 NS = "urn:xmpp:http:upload:0"
 OCTET_STREAM = "application/octet-stream"
@@ -97,3 +98,18 @@ class Record:
     @property
     def served_type(self) -> str:
         return self.type or OCTET_STREAM
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A PUT into a slot: ``upload-started`` once the server writes it (another PUT into the
+    slot gets 409 from then on), ``upload-stored`` once its file is whole and served."""
+
+    slot: str
+    uploader: str | None  # bare JID
+    filename: str
+    size: int
+
+
+UPLOAD_STARTED: EventName[Upload] = EventName("upload-started")
+UPLOAD_STORED: EventName[Upload] = EventName("upload-stored")

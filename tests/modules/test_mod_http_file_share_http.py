@@ -195,11 +195,13 @@ async def test_two_puts_into_one_slot(srv: TestServer) -> None:
 
     first = asyncio.ensure_future(http(srv, "PUT", slot.put, slot=slot, data=slow()))
     await asyncio.wait_for(half_sent.wait(), 10)
-    await srv.idle()  # the server has read the first half
+    started = await srv.wait_for("upload-started")  # the server writes the first one now
+    assert (started.slot, started.uploader, started.size) == (slot.id, "alice@localhost", 6)
     second = await http(srv, "PUT", slot.put, slot=slot, data=b"ABCDEF")
     assert second.status == 409
     finish.set()
     assert (await asyncio.wait_for(first, 10)).status == 201
+    assert (await srv.wait_for("upload-stored")).slot == slot.id
     assert (await http(srv, "GET", slot.get)).body == b"abcdef"
 
 
@@ -270,3 +272,15 @@ async def test_tokens_never_reach_the_wire_log(
     token = slot.authorization.removeprefix("Bearer ")
     assert "SEND" in caplog.text and slot.id in caplog.text  # the slot's URL was logged
     assert token[10:] not in caplog.text
+
+
+async def test_a_moved_route(tmp_path: Path) -> None:
+    options = {**OPTIONS, "http_paths": {"file_share": "/up/load"}}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        await srv.create_user("alice", PASSWORDS["alice"])
+        alice = await client(srv)
+        slot = await new_slot(alice, "a.txt", 3, None)
+        assert slot.put.startswith(f"{srv.https_url}/up/load/")
+        await uploaded(srv, slot, b"abc", None)
+        assert (await http(srv, "GET", slot.get)).body == b"abc"
+        assert (await http(srv, "GET", f"{srv.https_url}/file_share/{slot.id}/a.txt")).status == 404
