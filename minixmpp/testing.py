@@ -87,6 +87,7 @@ def make_config(
     modules: Sequence[str] = DEFAULT_MODULES,
     options: Mapping[str, Any] | None = None,
     host_options: Mapping[str, Mapping[str, Any]] | None = None,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {
@@ -103,6 +104,8 @@ def make_config(
         data.update({"http_ports": [0], "https_ports": [0]})
     data.update(options or {})
     data["VirtualHost"] = {h: dict((host_options or {}).get(h, {})) for h in hosts}
+    if components:
+        data["Component"] = {name: dict(table) for name, table in components.items()}
     return data
 
 
@@ -114,11 +117,18 @@ async def running_server(
     modules: Sequence[str] = DEFAULT_MODULES,
     options: Mapping[str, Any] | None = None,
     host_options: Mapping[str, Mapping[str, Any]] | None = None,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
     admin_socket: bool = False,
 ) -> AsyncIterator[TestServer]:
-    """Run a server for the duration of the block (see the module docstring)."""
+    """Run a server for the duration of the block (see the module docstring). ``components``:
+    ``{"pubsub.localhost": {"component_module": "pubsub", …}}``, as ``[Component."…"]``."""
     raw = make_config(
-        folder, hosts=hosts, modules=modules, options=options, host_options=host_options
+        folder,
+        hosts=hosts,
+        modules=modules,
+        options=options,
+        host_options=host_options,
+        components=components,
     )
     config = from_dict(raw, folder / "server.toml")
     server = Server(config)
