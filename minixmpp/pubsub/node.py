@@ -4,9 +4,13 @@ Prosody's capability table per affiliation."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minixmpp.errors import StanzaError
+from minixmpp.events import EventName
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 _NONE = frozenset(
     {"get_nodes", "subscribe", "unsubscribe", "get_subscription", "get_subscriptions"}
@@ -42,6 +46,23 @@ class Node:
             "subscribers": self.subscribers,
             "affiliations": self.affiliations,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChange:
+    """A node's items changed (``kind``: items, retract, purge) or it was deleted (delete):
+    what another module keeps in step with PEP needs (the XEP-0048 bookmarks sync)."""
+
+    service: str  # the service's JID (an account's bare JID for PEP)
+    node: str
+    kind: str
+    item_id: str | None  # items, retract
+    payload: etree._Element | None  # items: what was published (do not keep: copy it)
+    actor: str | None  # who did it; None: the server itself
+
+
+# Fired on the account's host by mod_pep after each change of a PEP node.
+PEP_NODE_CHANGED: EventName[NodeChange] = EventName("pep-node-changed")
 
 
 def bare(jid: str) -> str:

@@ -32,6 +32,7 @@ from minixmpp.pubsub.node import (
     CAPABILITIES,
     SUBSCRIPTIONS_PER_JID,
     Node,
+    NodeChange,
     bare,
     check_name,
 )
@@ -89,6 +90,9 @@ class Service:
 
     async def send(self, stanza: etree._Element) -> None:
         raise NotImplementedError
+
+    async def changed(self, change: NodeChange) -> None:
+        """A node's items changed, or it went (mod_pep tells other modules: pep-node-changed)."""
 
     # -- access ---------------------------------------------------------------------------
 
@@ -173,6 +177,7 @@ class Service:
         del self.nodes[name]
         self.items.deleted(name)
         await self.broadcast(node, "delete")
+        await self.changed(NodeChange(self.jid, name, "delete", None, None, actor))
 
     async def configure(self, name: str, actor: str | None, changes: Mapping[str, Any]) -> None:
         node = self.nodes.get(name)
@@ -250,6 +255,7 @@ class Service:
         if self.config_of(node)["persist_items"]:
             await self.items.put(name, stored, self.max_items(node))
         await self.broadcast(node, "items", stored, actor)
+        await self.changed(NodeChange(self.jid, name, "items", item_id, item[0], actor))
         return item_id
 
     async def retract(self, name: str, actor: str, item_id: str, notify: bool) -> None:
@@ -260,6 +266,7 @@ class Service:
             raise pubsub_error("item-not-found")
         if notify:
             await self.broadcast(node, "retract", Item(item_id, None, b""))
+        await self.changed(NodeChange(self.jid, name, "retract", item_id, None, actor))
 
     async def purge(self, name: str, actor: str) -> None:
         node = self.nodes.get(name)
@@ -268,6 +275,7 @@ class Service:
         async with self.store.transaction() as tx:
             await self.items.clear(name, tx)
         await self.broadcast(node, "purge")
+        await self.changed(NodeChange(self.jid, name, "purge", None, None, actor))
 
     async def readable(self, name: str, actor: str) -> Node:
         """The node, if ``actor`` may read its items (forbidden, item-not-found, or

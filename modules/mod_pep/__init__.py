@@ -13,12 +13,19 @@ presence, at its caps' answer, when the account approves its user's subscription
 probes an account it is subscribed to. Disco of an account lists the ``pubsub/pep`` identity,
 PEP's features, and the nodes the asker may read.
 
+Other modules keep in step through the API ``load`` returns (``service``, ``publish``,
+``retract``) and ``pep-node-changed`` (``minixmpp.pubsub.node.PEP_NODE_CHANGED``), fired after
+each change of a node's items: the hook for a XEP-0048 bookmarks sync (Prosody's
+mod_bookmarks), which needs mod_private.
+
 Files: _service.py (the service and its cache), _recipients.py (+notify), _caps.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -102,6 +109,25 @@ class Pep:
 
     async def service(self, username: str) -> PepService:
         return await self.services.get(username)
+
+    async def publish(
+        self,
+        username: str,
+        node: str,
+        item: etree._Element,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Publish ``item`` (an ``<item/>`` in the pubsub namespace) as the account itself,
+        creating the node with ``options`` (Prosody's ``service:publish`` for mod_bookmarks);
+        StanzaError as for a client. The change is told with ``actor`` the account's JID."""
+        service = await self.service(username)
+        async with service.lock:
+            return await service.publish(node, service.jid, item, options)
+
+    async def retract(self, username: str, node: str, item_id: str, notify: bool = True) -> None:
+        service = await self.service(username)
+        async with service.lock:
+            await service.retract(node, service.jid, item_id, notify)
 
     async def allowed(self, owner: str, contact: str) -> bool:
         """Prosody's subscription_presence: the owner itself, or a ``from``/``both`` contact."""

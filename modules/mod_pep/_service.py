@@ -21,7 +21,7 @@ from lxml import etree
 
 from minixmpp.module import Module
 from minixmpp.pubsub.items import Limits
-from minixmpp.pubsub.node import Node, bare
+from minixmpp.pubsub.node import PEP_NODE_CHANGED, Node, NodeChange, bare
 from minixmpp.pubsub.service import Service
 from minixmpp.pubsub.store import ServiceStore
 
@@ -74,6 +74,9 @@ class PepService(Service):
 
     async def send(self, stanza: etree._Element) -> None:
         await self.module.send(stanza)
+
+    async def changed(self, change: NodeChange) -> None:
+        await self.module.fire(PEP_NODE_CHANGED, change)
 
 
 class Services:

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 
+from minixmpp.pubsub.node import PEP_NODE_CHANGED, NodeChange
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
 from tests.pubsub import (
@@ -374,3 +376,40 @@ async def test_nodes_and_items_survive_a_restart(tmp_path: Path) -> None:
         assert item_ids(await pubsub(alice, "<items node='n'/>", type="get")) == ["1"]
         config = await pubsub(alice, "<configure node='n'/>", type="get", owner=True)
         assert config_values(config)["pubsub#access_model"] == "open"
+
+
+async def test_other_modules_keep_in_step_through_the_api(srv: TestServer) -> None:
+    """The hook of a XEP-0048 bookmarks sync: pep-node-changed, and publishing as the user."""
+    host = srv.server.hosts["localhost"]
+    seen: list[NodeChange] = []
+
+    async def record(change: NodeChange) -> None:
+        seen.append(change)
+
+    host.events.hook(PEP_NODE_CHANGED, record)
+    alice = await user(srv, "alice")
+    bookmark = "<conference xmlns='urn:xmpp:bookmarks:1'/>"
+    await pubsub(alice, publish("urn:xmpp:bookmarks:1", bookmark, "r@muc", pubsub__max_items="max"))
+    (change,) = seen
+    assert (change.service, change.node, change.kind, change.item_id, change.actor) == (
+        "alice@localhost",
+        "urn:xmpp:bookmarks:1",
+        "items",
+        "r@muc",
+        "alice@localhost/r",
+    )
+    assert change.payload is not None and change.payload.tag == "{urn:xmpp:bookmarks:1}conference"
+    pep = host.modules["pep"].api
+    item = etree.fromstring(
+        f"<item xmlns='{NS}' id='s@muc'><conference xmlns='urn:xmpp:bookmarks:1'/></item>"
+    )
+    assert await pep.publish("alice", "urn:xmpp:bookmarks:1", item) == "s@muc"
+    await pep.retract("alice", "urn:xmpp:bookmarks:1", "r@muc")
+    assert [(c.kind, c.item_id, c.actor) for c in seen[1:]] == [
+        ("items", "s@muc", "alice@localhost"),
+        ("retract", "r@muc", "alice@localhost"),
+    ]
+    reply = await pubsub(alice, "<items node='urn:xmpp:bookmarks:1'/>", type="get")
+    assert item_ids(reply) == ["s@muc"]
+    await pubsub(alice, "<delete node='urn:xmpp:bookmarks:1'/>", owner=True)
+    assert seen[-1].kind == "delete"
