@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
+from minixmpp.roster import RosterItem
+from minixmpp.testing import TestServer
 from tests.xmpp import RawClient, stanza_error
 
 NS = "http://jabber.org/protocol/pubsub"
@@ -90,3 +92,12 @@ async def until_pong(client: RawClient) -> list[etree._Element]:
 def events(stanzas: list[etree._Element]) -> list[etree._Element]:
     """The pubsub event messages among ``stanzas``."""
     return [s for s in stanzas if s.tag == "message" and s.find(f"{{{NS_EVENT}}}event") is not None]
+
+
+async def contacts(srv: TestServer, a: str, b: str, subscription: str = "both") -> None:
+    """``a`` has ``b`` in its roster with ``subscription``, and ``b`` has ``a`` the other way
+    (written into the store, as if by the clients)."""
+    rosters = srv.server.hosts["localhost"].rosters
+    reverse = {"both": "both", "from": "to", "to": "from"}[subscription]
+    await rosters.save("localhost", a, RosterItem(f"{b}@localhost", subscription=subscription))
+    await rosters.save("localhost", b, RosterItem(f"{a}@localhost", subscription=reverse))

@@ -19,6 +19,7 @@ from tests.pubsub import (
     NS_EVENT,
     NS_INFO,
     NS_ITEMS,
+    contacts,
     error_of,
     events,
     form,
@@ -45,14 +46,6 @@ async def srv(tmp_path: Path) -> AsyncIterator[TestServer]:
 async def user(srv: TestServer, name: str, resource: str = "r") -> RawClient:
     client, _ = await login(srv.c2s_port, srv.ca_file, name, USERS[name], resource)
     return client
-
-
-async def contacts(srv: TestServer, a: str, b: str, subscription: str = "both") -> None:
-    """``a`` has ``b`` in its roster with ``subscription`` (and ``b`` the reverse)."""
-    rosters = srv.server.hosts["localhost"].rosters
-    reverse = {"both": "both", "from": "to", "to": "from"}[subscription]
-    await rosters.save("localhost", a, RosterItem(f"{b}@localhost", subscription=subscription))
-    await rosters.save("localhost", b, RosterItem(f"{a}@localhost", subscription=reverse))
 
 
 def config_values(reply: Any) -> dict[str, str | None]:

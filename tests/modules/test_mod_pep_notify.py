@@ -14,9 +14,18 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
-from tests.pubsub import NS_CAPS, NS_EVENT, NS_INFO, events, item_ids, publish, pubsub, until_pong
+from tests.pubsub import (
+    NS_CAPS,
+    NS_EVENT,
+    NS_INFO,
+    contacts,
+    events,
+    item_ids,
+    publish,
+    pubsub,
+    until_pong,
+)
 from tests.xmpp import RawClient, login, same_xml
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
@@ -32,13 +41,6 @@ async def srv(tmp_path: Path) -> AsyncIterator[TestServer]:
         for name, password in USERS.items():
             await server.create_user(name, password)
         yield server
-
-
-async def contacts(srv: TestServer, a: str, b: str, subscription: str = "both") -> None:
-    rosters = srv.server.hosts["localhost"].rosters
-    reverse = {"both": "both", "from": "to", "to": "from"}[subscription]
-    await rosters.save("localhost", a, RosterItem(f"{b}@localhost", subscription=subscription))
-    await rosters.save("localhost", b, RosterItem(f"{a}@localhost", subscription=reverse))
 
 
 def disco_info(notify: list[str], name: str = "test") -> tuple[str, str]:
