@@ -216,6 +216,9 @@ class Connection:
             if self._wire:  # what was parsed, not raw reads: no secret slips past the redaction
                 self.log.debug("RECV %s", _for_log(event, self.server.log_secrets))
             kind = type(event)
+            tap = self.server.wiretap
+            if tap is not None:
+                tap(self, True, _for_log(event, []))
             if kind is StanzaReceived:
                 if self.stream.state is State.OPEN:
                     await self.server.router.process(self.session, event.element)  # type: ignore[union-attr]
@@ -268,6 +271,9 @@ class Connection:
     # -- what the session asks of its connection (session.Link) --------------------------------
 
     def send_element(self, element: etree._Element) -> bool:
+        intercept = self.server.intercept
+        if intercept is not None and intercept(self, element):
+            return True  # taken by the test harness (a reply it delays or drops)
         data = self.stream.send(element)
         if data is None or self.transport is None or self.transport.is_closing():
             return False
@@ -335,6 +341,9 @@ class Connection:
     # -- output and the end ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        tap = self.server.wiretap
+        if tap is not None:
+            tap(self, False, data)
         if not self._out:
             self.server.coalescer.request(self)
         self._out.append(data)

@@ -43,6 +43,8 @@ class EventBus:
         self._entries: dict[str, list[tuple[int, int, Handler]]] = {}
         self._handlers: dict[str, tuple[Handler, ...]] = {}
         self._seq = 0
+        # Sees every event fired, before its handlers (the test harness's event log).
+        self.tap: Callable[[str, Any], None] | None = None
 
     def hook(self, name: str, handler: Handler, priority: int = 0) -> None:
         self._seq += 1
@@ -69,6 +71,8 @@ class EventBus:
         return self._handlers.get(name, ())
 
     async def fire(self, name: str, event: Any) -> Any:
+        if self.tap is not None:
+            self.tap(name, event)
         handlers = self._handlers.get(name)
         return await run_handlers(handlers, event) if handlers else None
 
@@ -123,6 +127,21 @@ HOST_DISCO_ITEMS: EventName[DiscoNode] = EventName("host-disco-items")
 ACCOUNT_DISCO_INFO_NODE: EventName[DiscoNode] = EventName("account-disco-info-node")
 ACCOUNT_DISCO_ITEMS_NODE: EventName[DiscoNode] = EventName("account-disco-items-node")
 ACCOUNT_DISCO_ITEMS: EventName[DiscoNode] = EventName("account-disco-items")
+
+
+@dataclass(slots=True)
+class PrivateStorageChanged:
+    """A user's private XML (XEP-0049, mod_private) under ``key`` (``name:namespace``) was
+    stored (``element``) or deleted (``None``). ``session``: the client that did it, or None
+    when a module did (so that a sync, e.g. XEP-0048 bookmarks to PEP, ignores its own)."""
+
+    username: str
+    key: str
+    element: etree._Element | None
+    session: Session | None = None
+
+
+PRIVATE_STORAGE_CHANGED: EventName[PrivateStorageChanged] = EventName("private-storage-changed")
 
 
 # -- stream and session lifecycle -----------------------------------------------------------
@@ -229,6 +248,11 @@ class ServerEvent:
 
 SERVER_STARTED: EventName[ServerEvent] = EventName("server-started")
 SERVER_STOPPING: EventName[ServerEvent] = EventName("server-stopping")
+# The test harness returns the server to its start state (Prosody's mod_debug_reset names):
+# every session is gone and the stores are about to be restored; a module that keeps state in
+# memory (throttles, ad-hoc sessions) forgets it here. server-reset follows once it is done.
+SERVER_RESETTING: EventName[ServerEvent] = EventName("server-resetting")
+SERVER_RESET: EventName[ServerEvent] = EventName("server-reset")
 
 
 @dataclass(slots=True)

@@ -123,6 +123,19 @@ class RosterItemRemoved:
 ROSTER_ITEM_REMOVED: EventName[RosterItemRemoved] = EventName("roster-item-removed")
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionApproved:
+    """``username`` let ``contact`` see its presence (the subscription is now from or both):
+    the user said so (``by="user"``), or an invite did (``by="invite"``, XEP-0379)."""
+
+    username: str
+    contact: str
+    by: str = "user"
+
+
+SUBSCRIPTION_APPROVED: EventName[SubscriptionApproved] = EventName("subscription-approved")
+
+
 def subscription_of(to: bool, from_: bool) -> str:
     return "both" if to and from_ else "to" if to else "from" if from_ else "none"
 
@@ -163,6 +176,10 @@ class Rosters:
         # login needs the database to find out.
         self._pending_users: set[tuple[str, str]] = set()
         self._pending_changes = 0
+
+    def forget_cached(self) -> None:
+        """Drop the rosters kept in memory (their rows were replaced under us: a reset)."""
+        self._cache.clear()
 
     async def setup(self) -> None:
         await self.storage.migrate("roster", MIGRATIONS)

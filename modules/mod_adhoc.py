@@ -39,9 +39,11 @@ from minixmpp.events import (
     HOST_DISCO_INFO_NODE,
     HOST_DISCO_ITEMS_NODE,
     RESOURCE_UNBIND,
+    SERVER_RESETTING,
     ConfigReloaded,
     DiscoNode,
     ResourceUnbind,
+    ServerEvent,
     StanzaEvent,
 )
 from minixmpp.jid import JID
@@ -101,6 +103,11 @@ def load(module: Module) -> None:
 
     sessions: dict[str, _Session] = {}
     ended: OrderedDict[str, _Ended] = OrderedDict()  # oldest first
+
+    @module.hook(SERVER_RESETTING)
+    async def resetting(_event: ServerEvent) -> None:
+        sessions.clear()
+        ended.clear()
 
     def end(sessionid: str, now: float) -> None:
         held = sessions.pop(sessionid, None)

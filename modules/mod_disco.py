@@ -9,9 +9,11 @@ subscription with, as Prosody's ``is_contact_subscribed``; others get
 ``service-unavailable`` unless a module answers ``account-disco-allowed``. Requests for a
 ``node`` fire ``host-disco-info-node`` / ``host-disco-items-node`` (ad-hoc commands, pubsub)
 or ``account-disco-info-node`` / ``account-disco-items-node`` (PEP); the items of an account
-come from ``account-disco-items``. An unknown node is ``item-not-found``.
+come from ``account-disco-items``. An unknown node is ``item-not-found``. Forms other
+modules offer as ``disco-extension`` items (XEP-0128) follow the host's features.
 """
 
+import copy
 from dataclasses import dataclass
 
 from lxml import etree
@@ -47,6 +49,8 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature(NS_INFO)
     module.add_feature(NS_ITEMS)
+    module.add_account_feature(NS_INFO)  # as Prosody 0.12.5 answers for accounts
+    module.add_account_feature(NS_ITEMS)
 
     @module.hook(CONFIG_RELOADED)
     async def reloaded(_event: ConfigReloaded) -> None:
@@ -77,6 +81,8 @@ def load(module: Module) -> None:
         else:
             server = [("server", "im", opts.server_name)] if module.host_type == "local" else []
             add_features(query, [*server, *module.items("identity")], module.items("feature"))
+            for form in module.items("disco-extension"):  # XEP-0128 (e.g. XEP-0157's)
+                query.append(copy.deepcopy(form))
         event.session.send(reply)
         return True
 

@@ -36,6 +36,8 @@ from minixmpp.clock import Clock
 from minixmpp.events import (
     AUTHENTICATION_FAILURE,
     AUTHENTICATION_SUCCESS,
+    SERVER_RESETTING,
+    ServerEvent,
     SessionEvent,
     StanzaEvent,
 )
@@ -71,6 +73,11 @@ class LimitAuthApi:
         self._unlimited = unlimited
         self._log = log
         self._told: set[str] = set()  # addresses logged as throttled, until they may try again
+
+    def forget(self) -> None:
+        """Every address has all its attempts again (the test harness's reset)."""
+        self._throttles.clear()
+        self._told.clear()
 
     def start(self, session: Session) -> bool:
         """An attempt begins: False when its address is out of attempts."""
@@ -108,6 +115,10 @@ def load(module: Module) -> LimitAuthApi:
     max_refusals = module.server_options.c2s_max_auth_failures
     unlimited = AddressSet(module.server_options.unlimited_ips)
     api = LimitAuthApi(opts, unlimited, module.log, module.clock)
+
+    @module.hook(SERVER_RESETTING)
+    async def resetting(_event: ServerEvent) -> None:
+        api.forget()
 
     @module.hook(f"stanza/{NS_SASL}:auth", priority=10)  # ahead of mod_saslauth
     async def auth(event: StanzaEvent) -> bool | None:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from minixmpp.config import ConfigError
 from minixmpp.errors import StanzaError
-from minixmpp.events import USER_REGISTERING, Registration
+from minixmpp.events import SERVER_RESETTING, USER_REGISTERING, Registration, ServerEvent
 from minixmpp.module import Module
 from minixmpp.throttle import Throttle
 
@@ -91,6 +91,10 @@ def load(module: Module) -> None:
             " (or min_seconds_between_registrations) greater than 0"
         )
     buckets: OrderedDict[str, Throttle] = OrderedDict()
+
+    @module.hook(SERVER_RESETTING)
+    async def resetting(_event: ServerEvent) -> None:
+        buckets.clear()
 
     def listed(nets: list[Network], ip: str) -> bool:
         try:
