@@ -15,8 +15,7 @@ PEP's features, and the nodes the asker may read.
 
 Other modules keep in step through the API ``load`` returns (``service``, ``publish``,
 ``retract``) and ``pep-node-changed`` (``minixmpp.pubsub.node.PEP_NODE_CHANGED``), fired after
-each change of a node's items: the hook for a XEP-0048 bookmarks sync (Prosody's
-mod_bookmarks), which needs mod_private.
+each change of a node's items: mod_bookmarks keeps XEP-0048 bookmarks in step through them.
 
 Files: _service.py (the service and its cache), _recipients.py (+notify), _caps.py.
 """

@@ -246,3 +246,50 @@ async def test_bookmarks_and_omemo_as_clients_publish_them(tmp_path: Path) -> No
             options=open_access,
             timeout=TIMEOUT,
         )
+
+
+async def test_xep_0048_and_xep_0402_clients_share_bookmarks(tmp_path: Path) -> None:
+    from slixmpp.plugins.xep_0048.stanza import Bookmarks
+
+    async with running_server(
+        tmp_path, modules=["disco", "ping", "pep", "private", "bookmarks"]
+    ) as srv:
+        await srv.create_user("alice", "pw")
+        old = await login(srv, "alice@localhost/old", "xep_0048", "xep_0049", "xep_0223")
+        new = await login(srv, "alice@localhost/new", "xep_0402", watch=("pubsub_publish",))
+        new.client.plugin["xep_0163"].add_interest("urn:xmpp:bookmarks:1")
+        await new.client.plugin["xep_0115"].update_caps()
+        await new.settle()
+        # the old client stores XEP-0048 bookmarks in private XML storage (XEP-0049)
+        marks = Bookmarks()
+        marks.add_conference("room@muc.localhost", "al", name="Room", autojoin=True)
+        await old.client.plugin["xep_0048"].set_bookmarks(marks, timeout=TIMEOUT)
+        event = await new.event_from("pubsub_publish", "alice@localhost")
+        assert event["pubsub_event"]["items"]["item"]["id"] == "room@muc.localhost"
+        items = await new.client.plugin["xep_0060"].get_items(
+            None, "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+        )
+        conference = items["pubsub"]["items"]["item"]["conference"]
+        assert (conference["name"], conference["autojoin"], conference["nick"]) == (
+            "Room",
+            True,
+            "al",
+        )
+        # the new client adds one (XEP-0402); the old one reads both, through either method
+        from slixmpp.plugins.xep_0402.stanza import Conference
+
+        second = Conference()
+        second["name"] = "Other"
+        await new.client.plugin["xep_0060"].publish(
+            None,
+            "urn:xmpp:bookmarks:1",
+            id="other@muc.localhost",
+            payload=second,
+            options=options(pubsub__max_items="max", pubsub__access_model="whitelist"),
+            timeout=TIMEOUT,
+        )
+        for method in ("xep_0049", "xep_0223"):
+            got = await old.client.plugin["xep_0048"].get_bookmarks(method=method, timeout=TIMEOUT)
+            xml = got.xml
+            rooms = sorted(c.get("jid") for c in xml.iter("{storage:bookmarks}conference"))
+            assert rooms == ["other@muc.localhost", "room@muc.localhost"], method
