@@ -34,9 +34,11 @@ from minixmpp.events import (
     ACCOUNT_DISCO_ITEMS,
     ACCOUNT_DISCO_ITEMS_NODE,
     RESOURCE_UNBIND,
+    SERVER_RESETTING,
     USER_DELETED,
     DiscoNode,
     ResourceUnbind,
+    ServerEvent,
     StanzaEvent,
     UserEvent,
 )
@@ -277,6 +279,13 @@ def load(module: Module) -> Pep:
     async def deleted(event: UserEvent) -> None:
         pep.services.forget(event.username)  # its nodes and items went with the account
         pep.recipients.forget(event.username)
+
+    @module.hook(SERVER_RESETTING)
+    async def reset(_event: ServerEvent) -> None:
+        """A test harness restores the stores: what is kept in memory goes too."""
+        pep.services.clear()
+        pep.recipients.clear()
+        pep.caps.clear()
 
     # -- disco of accounts -----------------------------------------------------------------
 

@@ -137,5 +137,10 @@ class CapsCache:
             self.pending.popitem(last=False)
         return True
 
+    def clear(self) -> None:
+        self._known.clear()
+        self._names = 0
+        self.pending.clear()
+
     def answered(self, owner: str, contact: str) -> Caps | None:
         return self.pending.pop((owner, contact), None)

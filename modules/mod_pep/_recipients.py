@@ -52,6 +52,9 @@ class Recipients:
     def forget(self, owner: str) -> None:
         self._owners.pop(owner, None)
 
+    def clear(self) -> None:
+        self._owners.clear()
+
     def wanting(self, owner: str, node: str) -> list[str]:
         """The full JIDs that want ``node``'s events; those whose session ended are dropped
         (their ``unavailable`` does not reach an account they are not subscribed to)."""

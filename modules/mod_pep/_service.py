@@ -106,3 +106,6 @@ class Services:
 
     def forget(self, username: str) -> None:
         self._loaded.pop(username, None)
+
+    def clear(self) -> None:
+        self._loaded.clear()

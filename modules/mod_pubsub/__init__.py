@@ -25,7 +25,9 @@ from minixmpp.events import (
     HOST_DISCO_INFO_NODE,
     HOST_DISCO_ITEMS,
     HOST_DISCO_ITEMS_NODE,
+    SERVER_RESETTING,
     DiscoNode,
+    ServerEvent,
     StanzaEvent,
 )
 from minixmpp.module import Module
@@ -96,6 +98,15 @@ def load(module: Module) -> PubsubService:
                 await service.load()
                 ready = True
         return service
+
+    @module.hook(SERVER_RESETTING)
+    async def reset(_event: ServerEvent) -> None:
+        """A test harness restores the stores: the nodes are read again."""
+        nonlocal ready
+        async with loaded:
+            service.nodes.clear()
+            service.items.sizes.clear()
+            ready = False
 
     module.add_identity("pubsub", "service", opts.name)
     for feature in disco.features(PubsubService, {}):

@@ -373,3 +373,29 @@ async def test_limits(tmp_path: Path) -> None:
         assert text == "Items may take at most 500 bytes in all"
         # replacing an item (same id) takes no more room
         assert (await pubsub(admin, publish("b", item, "b1"), to=SERVICE)).get("type") == ("result")
+
+
+async def test_a_harness_reset_forgets_the_nodes() -> None:
+    from minixmpp.testing import XmppServer
+
+    async with XmppServer(
+        modules=["disco", "pep"],
+        users=USERS,
+        options={"admins": ["admin@localhost"]},
+        components=component(),
+    ) as srv:
+        admin, alice = await user(srv, "admin"), await user(srv, "alice")
+        await pubsub(admin, "<create node='n'/>", to=SERVICE)
+        await pubsub(
+            alice,
+            publish("urn:xmpp:nick", "<nick xmlns='http://jabber.org/protocol/nick'>A</nick>"),
+        )
+        await srv.reset()  # the stores as at start: the nodes must go from memory too
+        admin, alice = await user(srv, "admin"), await user(srv, "alice")
+        assert error_of(await pubsub(admin, "<items node='n'/>", type="get", to=SERVICE))[1] == (
+            "item-not-found"
+        )
+        assert error_of(await pubsub(alice, "<items node='urn:xmpp:nick'/>", type="get"))[1] == (
+            "item-not-found"
+        )
+        assert (await pubsub(admin, "<create node='n'/>", to=SERVICE)).get("type") == "result"
