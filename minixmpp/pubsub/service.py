@@ -186,8 +186,17 @@ class Service:
         old = self.config_of(node)
         new_config = {**node.config, **changes}
         self.check_config(new_config)
+        before = (node.config, dict(node.subscribers))
         node.config = new_config
         new = self.config_of(node)
+        try:
+            await self._reconfigure(node, old, new)
+        except BaseException:
+            node.config, node.subscribers = before
+            raise
+
+    async def _reconfigure(self, node: Node, old: dict[str, Any], new: dict[str, Any]) -> None:
+        name = node.name
         async with self.store.transaction() as tx:
             if not new["persist_items"]:
                 await self.items.clear(name, tx)
@@ -229,12 +238,7 @@ class Service:
                 and (model == "open" or (model == "subscribers" and (actor in node.subscribers)))
             ):
                 raise pubsub_error("forbidden")
-        if node is None:
-            if not self.autocreate_on_publish:
-                raise pubsub_error("item-not-found")
-            await self.create(name, None, options)
-            node = self.nodes[name]
-        elif options:
+        if node is not None and options:
             current = self.config_of(node)
             for key, value in options.items():
                 if current.get(key) != value:
@@ -252,6 +256,11 @@ class Service:
                 "payload-too-big",
                 f"Items are limited to {self.limits.max_item_size} bytes",
             )
+        if node is None:  # created once the item is known to be good (Prosody: before)
+            if not self.autocreate_on_publish:
+                raise pubsub_error("item-not-found")
+            await self.create(name, None, options)
+            node = self.nodes[name]
         if self.config_of(node)["persist_items"]:
             await self.items.put(name, stored, self.max_items(node))
         await self.broadcast(node, "items", stored, actor)

@@ -151,6 +151,11 @@ async def test_items_retract_and_errors(srv: TestServer) -> None:
     assert item_ids(await pubsub(alice, "<items node='n'/>", type="get")) == []
     assert (await pubsub(alice, "<delete node='n'/>", owner=True)).get("type") == "result"
     assert error_of(await pubsub(alice, "<delete node='n'/>", owner=True))[1] == "item-not-found"
+    # a bad item creates no node (Prosody creates it first)
+    assert error_of(await pubsub(alice, "<publish node='fresh'><item id='1'/></publish>"))[3] == (
+        "invalid item"
+    )
+    assert error_of(await pubsub(alice, "<items node='fresh'/>", type="get"))[1] == "item-not-found"
     # a node that keeps no items
     await pubsub(alice, publish("t", "<x xmlns='y'/>", "1", pubsub__persist_items="0"))
     assert error_of(await pubsub(alice, "<items node='t'/>", type="get"))[:3] == (
