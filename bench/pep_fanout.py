@@ -2,6 +2,7 @@
 
     python bench/pep_fanout.py                         # 100 contacts, 200 publishes
     python bench/pep_fanout.py --contacts 5 --publishes 20
+    python bench/pep_fanout.py --prosody               # the same against Prosody 0.12's mod_pep
 
 One owner has ``--contacts`` contacts (mutual subscriptions, written into the database before
 the server starts). Each contact logs in (STARTTLS, SCRAM, bind) and sends presence with XEP-0115
@@ -10,7 +11,9 @@ first time the hash is seen. Then the owner publishes ``--publishes`` items of `
 to that node, one after the other, each waiting for its result, while every contact counts the
 notifications it receives. The server runs as its own process; reported: the server's CPU per
 publish and per notification delivered, publishes a second, and that every contact got every
-item. ``MINIXMPP_BENCH_CWD`` runs the server from another source tree (before/after figures).
+item (``notifications_delivered`` counts every event, duplicates too: Prosody sends a contact
+each item twice, to its bare JID and to its resource). ``--prosody`` runs Prosody 0.12 with
+mod_pep instead; ``MINIXMPP_BENCH_CWD`` runs minixmpp from another source tree (before/after).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +42,7 @@ from bench.run import (  # noqa: E402
     _create_minixmpp_accounts,
     cpu_seconds,
     free_port,
+    start_prosody,
     wait_for_port,
 )
 from tests.xmpp import RawClient, login  # noqa: E402
@@ -48,12 +53,21 @@ FEATURES = sorted([NS_INFO, f"{NODE}+notify"])
 VER = base64.b64encode(
     hashlib.sha1(("client/pc//bench<" + "".join(f"{f}<" for f in FEATURES)).encode()).digest()
 ).decode()
+ITEM = re.compile(rb"<item[^>]* id=[\"']i(\d+)[\"']")
 INFO = "<identity category='client' type='pc' name='bench'/>" + "".join(
     f"<feature var='{f}'/>" for f in FEATURES
 )
 
 
-def start(folder: Path, port: int, contacts: int) -> subprocess.Popen[bytes]:
+def rosters(contacts: int) -> tuple[list[str], dict[str, list[str]]]:
+    names = [f"c{i}" for i in range(contacts)]
+    return ["owner", *names], {"owner": names, **{name: ["owner"] for name in names}}
+
+
+def start(folder: Path, port: int, contacts: int, prosody: bool) -> subprocess.Popen[bytes]:
+    users, roster = rosters(contacts)
+    if prosody:
+        return start_prosody(folder, users, port, roster, modules=["pep"])
     config = folder / "server.toml"
     config.write_text(
         textwrap.dedent("""
@@ -66,10 +80,8 @@ def start(folder: Path, port: int, contacts: int) -> subprocess.Popen[bytes]:
         [VirtualHost."localhost"]
         """).format(port=port, tls_port=free_port())
     )
-    names = [f"c{i}" for i in range(contacts)]
-    rosters = {"owner": names, **{name: ["owner"] for name in names}}
     db = folder / "data" / "minixmpp.sqlite"
-    asyncio.run(_create_minixmpp_accounts(db, ["owner", *names], rosters))
+    asyncio.run(_create_minixmpp_accounts(db, users, roster))
     cwd = os.environ.get("MINIXMPP_BENCH_CWD", str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "minixmpp", "serve", "-c", str(config)], cwd=cwd)
 
@@ -99,13 +111,15 @@ async def settle(client: RawClient) -> None:
     raise RuntimeError("the server keeps asking")
 
 
-async def count(client: RawClient, wanted: int) -> int:
-    """Read lean (counting end tags) until ``wanted`` notifications came (or 120 s passed)."""
-    got = 0
+async def count(client: RawClient, wanted: int) -> tuple[int, int]:
+    """Read lean until every one of ``wanted`` items came (or 120 s passed): (distinct items,
+    events)."""
+    seen: set[bytes] = set()
+    events = 0
     tail = b""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 120
-    while got < wanted and loop.time() < deadline:
+    while len(seen) < wanted and loop.time() < deadline:
         try:
             data = await asyncio.wait_for(client.reader.read(1 << 16), deadline - loop.time())
         except TimeoutError:
@@ -113,9 +127,10 @@ async def count(client: RawClient, wanted: int) -> int:
         if not data:
             break
         window = tail + data
-        got += window.count(b"</event>") - tail.count(b"</event>")
-        tail = window[-16:]
-    return got
+        events += window.count(b"</event>") - tail.count(b"</event>")
+        seen.update(m.group(1) for m in ITEM.finditer(window))
+        tail = window[-64:]
+    return len(seen), events
 
 
 async def run(port: int, ca: Path, pid: int, contacts: int, publishes: int, size: int) -> dict:
@@ -149,13 +164,13 @@ async def run(port: int, ca: Path, pid: int, contacts: int, publishes: int, size
     seconds, cpu = time.monotonic() - started, cpu_seconds(pid) - cpu
     for client in (*clients, owner):
         await client.close()
-    delivered = sum(received)
+    delivered = sum(events for _, events in received)
     return {
         "publishes_per_second": round(publishes / seconds, 1),
         "server_cpu_ms_per_publish": round(cpu * 1000 / publishes, 2),
         "server_cpu_us_per_notification": round(cpu * 1e6 / max(1, delivered), 1),
         "notifications_delivered": delivered,
-        "every_contact_got_every_item": all(n == publishes for n in received),
+        "every_contact_got_every_item": all(items == publishes for items, _ in received),
     }
 
 
@@ -164,17 +179,18 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=100)
     parser.add_argument("--publishes", type=int, default=200)
     parser.add_argument("--size", type=int, default=100, help="payload bytes per item")
+    parser.add_argument("--prosody", action="store_true", help="Prosody 0.12 instead")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-pep-"))
     port = free_port()
-    proc = start(folder, port, args.contacts)
+    proc = start(folder, port, args.contacts, args.prosody)
     try:
         wait_for_port(port, proc)
         ca = folder / "certs" / "ca.pem"
         result = asyncio.run(run(port, ca, proc.pid, args.contacts, args.publishes, args.size))
-        print(
-            json.dumps({"contacts": args.contacts, "publishes": args.publishes, **result}, indent=2)
-        )
+        server = "prosody" if args.prosody else "minixmpp"
+        head = {"server": server, "contacts": args.contacts, "publishes": args.publishes}
+        print(json.dumps({**head, **result}, indent=2))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
