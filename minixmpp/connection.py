@@ -32,7 +32,6 @@ from lxml import etree
 
 from minixmpp.admission import Refusal
 from minixmpp.errors import StreamError
-from minixmpp.events import STREAM_FEATURES, StreamFeatures
 from minixmpp.framing import Framing
 from minixmpp.inputgate import InputGate
 from minixmpp.jid import JID, InvalidJID, nameprep
@@ -42,7 +41,6 @@ from minixmpp.stream import State, XmppStream
 from minixmpp.tls import tls_failure
 from minixmpp.transport import ConnectionSetup as ConnectionSetup
 from minixmpp.transport import InputThrottle, Transport
-from minixmpp.xml import stanza as st
 from minixmpp.xml.parser import Event, StanzaReceived, StreamOpened
 from minixmpp.xml.redact import for_log
 
@@ -262,13 +260,17 @@ class Connection:
         if header.version is None or not header.version.startswith("1."):
             raise StreamError("unsupported-version")
         self.write(self.stream.open(host))
-        features = st.element("{http://etherx.jabber.org/streams}features")
-        await self.server.hosts[host].events.fire(
-            STREAM_FEATURES, StreamFeatures(session, features)
-        )
-        self.write(self.stream.features(features))
+        self.send_features(await session.stream_features())
 
     # -- what the session asks of its connection (session.Link) --------------------------------
+
+    def send_features(self, features: etree._Element) -> bool:
+        """Write ``<stream:features/>``: after the stream header, and after a SASL2 success
+        (XEP-0388), which has no stream restart. False once the stream is closing."""
+        if self.stream.state is not State.OPEN or self.transport is None:
+            return False
+        self.write(self.stream.features(features))
+        return True
 
     def send_element(self, element: etree._Element) -> bool:
         intercept = self.server.intercept

@@ -177,16 +177,23 @@ class Rosters:
         self._pending_users: set[tuple[str, str]] = set()
         self._pending_changes = 0
 
-    def forget_cached(self) -> None:
-        """Drop the rosters kept in memory (their rows were replaced under us: a reset)."""
+    async def reload(self) -> None:
+        """Forget what is kept in memory and read it again (the rows were replaced under us:
+        the test harness's reset)."""
         self._cache.clear()
+        self._pending_users.clear()
+        self._pending_changes += 1
+        await self._load_pending()
+
+    async def _load_pending(self) -> None:
+        rows = await self.storage.fetchall("SELECT DISTINCT host, username FROM roster_pending")
+        self._pending_users.update((row[0], row[1]) for row in rows)
 
     async def setup(self) -> None:
         await self.storage.migrate("roster", MIGRATIONS)
         self.storage.user_rows_deleted.append(self.forget)
         self.storage.user_deletion_steps.append(_bump_if_versioned)
-        rows = await self.storage.fetchall("SELECT DISTINCT host, username FROM roster_pending")
-        self._pending_users.update((row[0], row[1]) for row in rows)
+        await self._load_pending()
         for table in USER_TABLES:
             self.storage.own_user_rows(table, "host", "username")
 

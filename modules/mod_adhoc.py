@@ -39,11 +39,9 @@ from minixmpp.events import (
     HOST_DISCO_INFO_NODE,
     HOST_DISCO_ITEMS_NODE,
     RESOURCE_UNBIND,
-    SERVER_RESETTING,
     ConfigReloaded,
     DiscoNode,
     ResourceUnbind,
-    ServerEvent,
     StanzaEvent,
 )
 from minixmpp.jid import JID
@@ -103,11 +101,7 @@ def load(module: Module) -> None:
 
     sessions: dict[str, _Session] = {}
     ended: OrderedDict[str, _Ended] = OrderedDict()  # oldest first
-
-    @module.hook(SERVER_RESETTING)
-    async def resetting(_event: ServerEvent) -> None:
-        sessions.clear()
-        ended.clear()
+    module.forget_on_reset(sessions, ended)
 
     def end(sessionid: str, now: float) -> None:
         held = sessions.pop(sessionid, None)

@@ -67,6 +67,7 @@ def load(module: Module) -> None:
     store = module.open_store("blocklist", "keyval")  # Prosody's store name
     host = module.host
     cache: OrderedDict[str, frozenset[str]] = OrderedDict()
+    module.forget_on_reset(cache)
 
     async def blocklist(username: str) -> frozenset[str]:
         items = cache.get(username)

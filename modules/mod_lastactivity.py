@@ -18,6 +18,7 @@ def load(module: Module) -> None:
     module.add_feature(NS_LAST)
     host = module.host
     last: dict[str, tuple[float, str]] = {}  # username -> (when, status text)
+    module.forget_on_reset(last)
 
     @module.hook("pre-presence/bare", priority=10)
     async def went_offline(event: StanzaEvent) -> None:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from minixmpp.config import ConfigError
 from minixmpp.errors import StanzaError
-from minixmpp.events import SERVER_RESETTING, USER_REGISTERING, Registration, ServerEvent
+from minixmpp.events import USER_REGISTERING, Registration
 from minixmpp.module import Module
 from minixmpp.throttle import Throttle
 
@@ -91,10 +91,7 @@ def load(module: Module) -> None:
             " (or min_seconds_between_registrations) greater than 0"
         )
     buckets: OrderedDict[str, Throttle] = OrderedDict()
-
-    @module.hook(SERVER_RESETTING)
-    async def resetting(_event: ServerEvent) -> None:
-        buckets.clear()
+    module.forget_on_reset(buckets)
 
     def listed(nets: list[Network], ip: str) -> bool:
         try:

@@ -7,6 +7,7 @@ from lxml import etree
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer
 from tests.xmpp import RawClient, stanza_error
+from tests.xmpp import until_pong as until_pong  # re-exported for the pubsub tests
 
 NS = "http://jabber.org/protocol/pubsub"
 NS_OWNER = f"{NS}#owner"
@@ -76,17 +77,6 @@ def rsm_of(reply: etree._Element) -> tuple[str | None, str | None, str | None, s
         found.findtext(f"{{{NS_RSM}}}last"),
         found.findtext(f"{{{NS_RSM}}}count"),
     )
-
-
-async def until_pong(client: RawClient) -> list[etree._Element]:
-    """What arrives before the answer to a ping: everything the server did before it."""
-    await client.send("<iq type='get' id='rt' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-    got = []
-    while True:
-        el = await client.next()
-        if el.tag == "iq" and el.get("id") == "rt":
-            return got
-        got.append(el)
 
 
 def events(stanzas: list[etree._Element]) -> list[etree._Element]:

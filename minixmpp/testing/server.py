@@ -92,6 +92,8 @@ class XmppServer:
         users: Mapping[str, str] | Iterable[str] = (),
         admin: str | None = None,
         open_registration: bool = False,
+        anonymous_host: str | None = None,
+        any_password_host: str | None = None,
         admin_socket: bool = False,
         components: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
@@ -101,7 +103,10 @@ class XmppServer:
         ``"password"``). ``admin``: an account made at start with the admin role, for XEP-0133
         commands (loads adhoc and admin_adhoc). ``open_registration``: in-band registration
         for anyone, without a throttle. ``profile``: whose wire behaviour to copy where servers
-        differ (``minixmpp.testing.config.PROFILES``). ``components``:
+        differ (``minixmpp.testing.config.PROFILES``). ``anonymous_host``: one more host
+        where clients log in with SASL ANONYMOUS (XEP-0175) and get a new account each time;
+        ``any_password_host``: one more where any password is right (PLAIN; a missing
+        account is made at its first login). ``components``:
         ``{"pubsub.localhost": {"component_module": "pubsub"}}`` (README: Components)."""
         modules = list(modules)
         extra: dict[str, Any] = {}
@@ -115,9 +120,16 @@ class XmppServer:
             extra["min_seconds_between_registrations"] = None
         self._folder_given = Path(folder) if folder is not None else None
         self._hosts = list(hosts)
+        per_host = {k: dict(v) for k, v in (host_options or {}).items()}
+        for extra_host, kind in ((anonymous_host, "anonymous"), (any_password_host, "insecure")):
+            if extra_host is not None:
+                self._hosts.append(extra_host)
+                per_host.setdefault(extra_host, {})["authentication"] = kind
+                if plaintext:
+                    per_host[extra_host]["allow_unencrypted_plain_auth"] = True
         self._modules = modules
         self._options = {**extra, **(options or {})}
-        self._host_options = host_options
+        self._host_options = per_host
         self._components = components
         self._profile = profile
         self._users = dict(users) if isinstance(users, Mapping) else {u: "password" for u in users}
@@ -418,7 +430,7 @@ class XmppServer:
         storage = server.storage
         assert storage is not None
         await storage.load(snapshot.rows)
-        server.rosters.forget_cached()
+        await server.rosters.reload()
         for host in server.hosts.values():
             await host.users.load_roles()
         server.clock.reset()

@@ -9,7 +9,8 @@ of the stored copy. The user's preferences (XEP-0313 §6: a default of always, n
 and JIDs always or never archived) decide per contact. An archived message is stamped with a
 ``<stanza-id/>`` (XEP-0359) by the user's bare JID on its way on; stanza-ids that claim to be
 from the user's archive are taken out of what clients send and receive. Messages to an
-offline user are archived too, so a client finds them through MAM as well as offline.
+offline user are archived too, so a client finds them through MAM as well as offline. A client
+that binds with Bind 2 (XEP-0386) finds the archive's ``<metadata/>`` in its ``<bound/>``.
 
 Queries (``with``, ``start``, ``end``, and the extended ``before-id``, ``after-id``, ``ids``)
 page with RSM (XEP-0059) and end with ``<fin/>`` (``complete='true'`` on the last page), an
@@ -26,9 +27,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from lxml import etree
+
 from minixmpp.config import PositiveInt
 from minixmpp.errors import StanzaError
-from minixmpp.events import OFFLINE_BROADCAST, USER_DELETED, StanzaEvent, UserEvent
+from minixmpp.events import (
+    BIND2_ENABLE,
+    OFFLINE_BROADCAST,
+    USER_DELETED,
+    Bind2Request,
+    StanzaEvent,
+    UserEvent,
+)
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
@@ -83,6 +93,7 @@ def load(module: Module) -> Archive:
     )
     prefs_store = module.open_store("archive_prefs", "keyval")  # Prosody's store names
     prefs_cache: OrderedDict[str, Prefs] = OrderedDict()
+    module.forget_on_reset(prefs_cache, archive.usage)
     for feature in (NS_MAM, NS_MAM_EXT, NS_SID):
         module.add_account_feature(feature)
 
@@ -227,19 +238,29 @@ def load(module: Module) -> Archive:
         session.send(reply)
         return True
 
-    @module.hook(f"iq-get/self/{NS_MAM}:metadata")
-    async def metadata(event: StanzaEvent) -> bool:
-        user = event.session.username
-        assert user is not None
-        reply = st.reply(event.stanza)
-        meta = st.sub(reply, f"{{{NS_MAM}}}metadata")
+    async def metadata_of(user: str, parent: etree._Element) -> None:
+        """The archive's first and last items, as ``<metadata/>`` in ``parent``."""
+        meta = st.sub(parent, f"{{{NS_MAM}}}metadata")
         for name, reverse in (("start", False), ("end", True)):
             found = await archive.store.find(user, limit=1, reverse=reverse)
             for item in found:
                 attrs = {"id": item.id, "timestamp": stamp(item.when)}
                 st.sub(meta, f"{{{NS_MAM}}}{name}", attrs)
+
+    @module.hook(f"iq-get/self/{NS_MAM}:metadata")
+    async def metadata(event: StanzaEvent) -> bool:
+        user = event.session.username
+        assert user is not None
+        reply = st.reply(event.stanza)
+        await metadata_of(user, reply)
         event.session.send(reply)
         return True
+
+    @module.hook(BIND2_ENABLE)
+    async def metadata_at_bind(event: Bind2Request) -> None:
+        """Bind 2 (XEP-0386 §3.2): the archive's state at bind time, in ``<bound/>``."""
+        assert event.session.username is not None
+        await metadata_of(event.session.username, event.bound)
 
     # -- preferences ------------------------------------------------------------------------
 

@@ -36,20 +36,21 @@ class Archive:
         self.store = store
         self.max_items = max_items
         self.max_bytes = max_bytes
-        self._usage: OrderedDict[str, list[int]] = OrderedDict()  # user -> [items, bytes]
+        # user -> [items, bytes], for the limits without a count per message
+        self.usage: OrderedDict[str, list[int]] = OrderedDict()
 
     async def _usage_of(self, user: str, tx: Transaction) -> list[int]:
-        usage = self._usage.get(user)
+        usage = self.usage.get(user)
         if usage is None:
             usage = list(await self.store.summary(user, tx=tx))
-            self._usage[user] = usage
-            while len(self._usage) > CACHED_USERS:
-                self._usage.popitem(last=False)
-        self._usage.move_to_end(user)
+            self.usage[user] = usage
+            while len(self.usage) > CACHED_USERS:
+                self.usage.popitem(last=False)
+        self.usage.move_to_end(user)
         return usage
 
     def forget(self, user: str) -> None:
-        self._usage.pop(user, None)
+        self.usage.pop(user, None)
 
     async def append(self, user: str, stanza: etree._Element, peer: str, when: float) -> str:
         """Store a message; over a limit, the oldest items go first until 99% of it is left

@@ -34,11 +34,9 @@ from minixmpp.events import (
     ACCOUNT_DISCO_ITEMS,
     ACCOUNT_DISCO_ITEMS_NODE,
     RESOURCE_UNBIND,
-    SERVER_RESETTING,
     USER_DELETED,
     DiscoNode,
     ResourceUnbind,
-    ServerEvent,
     StanzaEvent,
     UserEvent,
 )
@@ -280,12 +278,8 @@ def load(module: Module) -> Pep:
         pep.services.forget(event.username)  # its nodes and items went with the account
         pep.recipients.forget(event.username)
 
-    @module.hook(SERVER_RESETTING)
-    async def reset(_event: ServerEvent) -> None:
-        """A test harness restores the stores: what is kept in memory goes too."""
-        pep.services.clear()
-        pep.recipients.clear()
-        pep.caps.clear()
+    # a test harness restores the stores: what is kept in memory goes too
+    module.forget_on_reset(pep.services, pep.recipients, pep.caps)
 
     # -- disco of accounts -----------------------------------------------------------------
 

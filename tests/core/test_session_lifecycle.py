@@ -114,6 +114,9 @@ class FakeLink:
     def request_restart(self) -> None:
         pass
 
+    def send_features(self, features: etree._Element) -> bool:
+        return True
+
     def authenticated(self) -> None:
         pass
 

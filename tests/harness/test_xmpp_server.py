@@ -274,3 +274,16 @@ async def test_waiting_for_domain_events(server: XmppServer) -> None:
     await bob.send("<presence to='alice@localhost' type='subscribed'/>")
     approved = await server.wait_for("subscription-approved")
     assert (approved.username, approved.contact, approved.by) == ("bob", "alice@localhost", "user")
+
+
+async def test_restore_forgets_what_modules_keep_in_memory() -> None:
+    # mod_blocklist keeps lists in memory: a restore must not leave a list the stores lost
+    async with XmppServer(modules=["blocklist"], users={"alice": "pw", "bob": "pw"}) as srv:
+        empty = await srv.snapshot()
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        block = "<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block>"
+        assert (await alice.iq(block, type="set", id="b")).get("type") == "result"
+        await srv.restore(empty)
+        alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        reply = await alice.iq("<blocklist xmlns='urn:xmpp:blocking'/>", id="l")
+        assert reply.findall("{urn:xmpp:blocking}blocklist/{urn:xmpp:blocking}item") == []
