@@ -67,11 +67,13 @@ async def running_server(
     options: Mapping[str, Any] | None = None,
     host_options: Mapping[str, Mapping[str, Any]] | None = None,
     admin_socket: bool = False,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[XmppServer]:
-    """Run a server with its data in ``folder`` for the duration of the block."""
+    """Run a server with its data in ``folder`` for the duration of the block; ``components``
+    as ``[Component."…"]`` tables (``{"pubsub.localhost": {"component_module": "pubsub"}}``)."""
     server = XmppServer(
         folder, hosts=hosts, modules=modules, options=options, host_options=host_options,
-        admin_socket=admin_socket,
+        admin_socket=admin_socket, components=components,
     )  # fmt: skip
     await server.start()
     try:

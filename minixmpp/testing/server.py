@@ -95,6 +95,7 @@ class XmppServer:
         anonymous_host: str | None = None,
         any_password_host: str | None = None,
         admin_socket: bool = False,
+        components: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """``folder``: where the database and certificates go (a temporary folder, removed
         at ``stop()``, by default). ``plaintext``: clients may log in without TLS.
@@ -105,7 +106,8 @@ class XmppServer:
         differ (``minixmpp.testing.config.PROFILES``). ``anonymous_host``: one more host
         where clients log in with SASL ANONYMOUS (XEP-0175) and get a new account each time;
         ``any_password_host``: one more where any password is right (PLAIN; a missing
-        account is made at its first login)."""
+        account is made at its first login). ``components``:
+        ``{"pubsub.localhost": {"component_module": "pubsub"}}`` (README: Components)."""
         modules = list(modules)
         extra: dict[str, Any] = {}
         if plaintext:
@@ -128,6 +130,7 @@ class XmppServer:
         self._modules = modules
         self._options = {**extra, **(options or {})}
         self._host_options = per_host
+        self._components = components
         self._profile = profile
         self._users = dict(users) if isinstance(users, Mapping) else {u: "password" for u in users}
         self._admin = admin
@@ -177,7 +180,7 @@ class XmppServer:
         raw = make_config(
             folder, hosts=self._hosts, modules=self._modules,
             options={**self._options, **self._ports}, host_options=self._host_options,
-            profile=self._profile,
+            profile=self._profile, components=self._components,
         )  # fmt: skip
         server = Server(from_dict(raw, folder / "server.toml"))
         await server.start(admin_socket=self._admin_socket)
@@ -201,7 +204,7 @@ class XmppServer:
     def _tap(self, server: Server) -> None:
         self.traffic.clock = server.clock.monotonic
         server.wiretap = self.traffic.tap
-        for host in server.hosts.values():
+        for host in server.all_hosts():
             host.events.tap = self.traffic.event_tap(host.name)
 
     async def stop(self) -> None:
@@ -422,7 +425,7 @@ class XmppServer:
         the clock as at start."""
         server = self.server
         await self._close_everything(server)
-        for host in server.hosts.values():
+        for host in server.all_hosts():
             await host.events.fire(SERVER_RESETTING, ServerEvent(host.name))
         storage = server.storage
         assert storage is not None
@@ -433,7 +436,7 @@ class XmppServer:
         server.clock.reset()
         self.faults.clear()
         self.traffic.clear()
-        for host in server.hosts.values():
+        for host in server.all_hosts():
             await host.events.fire(SERVER_RESET, ServerEvent(host.name))
 
     async def reset(self) -> None:
