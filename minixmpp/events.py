@@ -147,10 +147,9 @@ PRIVATE_STORAGE_CHANGED: EventName[PrivateStorageChanged] = EventName("private-s
 
 @dataclass(slots=True)
 class VcardChanged:
-    """A user stored a vCard-temp (XEP-0054, mod_vcard): ``vcard`` as it is now stored, and
-    ``avatar_hash`` the SHA-1 of its photo ("" for none). ``session``: the client that did it,
-    or None when a module did. The hook for XEP-0398 (publishing the photo as a PEP avatar)
-    and XEP-0292 (the vCard as vCard4 over PEP) once mod_pep is there."""
+    """A user set a vCard-temp (XEP-0054, mod_vcard): ``vcard`` as it was given, and
+    ``avatar_hash`` the SHA-1 of the avatar now ("" for none). ``session``: the client that did
+    it, or None when a module did."""
 
     username: str
     vcard: etree._Element

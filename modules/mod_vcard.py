@@ -16,10 +16,11 @@ XEP-0153: every available presence a user sends gets ``<x xmlns='vcard-temp:x:up
 client put a ``<photo/>`` there itself (the XEP: leave it alone), as mod_vcard_legacy does
 from the PEP avatar.
 
-XEP-0398 (vCard and PEP avatars kept in step) and XEP-0292 (vCard4 over PEP) need mod_pep,
-which is not here yet. The hooks for it: ``vcard-changed`` (``VCARD_CHANGED``) after every
-stored vCard, and the API's ``set_avatar_hash()``, through which a PEP avatar bridge sets the
-hash presence carries (mod_vcard_legacy's source of it).
+Where the avatar lives can be handed to another module: mod_vcard_legacy (XEP-0398) sets
+``Vcards.avatars`` to its ``AvatarStore`` on PEP, which then takes the photo of every vCard
+set, gives the ``PHOTO`` every reader of a vCard sees (as the PEP node's access model lets
+them), and the hash presence carries. ``vcard-changed`` (``VCARD_CHANGED``) follows every
+stored vCard.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import copy
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 from lxml import etree
 
@@ -56,6 +58,22 @@ CACHED_HASHES = 4096
 @dataclass
 class Options:
     vcard_max_size: PositiveInt = 128 * 1024  # bytes of a stored vCard (a photo in base64 too)
+
+
+class AvatarStore(Protocol):
+    """Where avatars live instead of the stored vCard's PHOTO (mod_vcard_legacy: PEP)."""
+
+    async def take(self, username: str, vcard: etree._Element) -> etree._Element:
+        """A vCard is being set: keep its photo (none: no avatar); the vCard to store."""
+        ...
+
+    async def photo(self, username: str, reader: str) -> etree._Element | None:
+        """The ``<PHOTO/>`` ``reader`` (a JID) may see in the user's vCard, if any."""
+        ...
+
+    async def hash(self, username: str) -> str:
+        """XEP-0153's hash of the user's avatar ("" for none)."""
+        ...
 
 
 def photo_hash(vcard: etree._Element | None) -> str:
@@ -86,42 +104,62 @@ class Vcards:
         self._store = store
         self.opts = opts
         self._hashes = hashes
+        self.avatars: AvatarStore | None = None  # set by mod_vcard_legacy
 
     async def get(self, username: str) -> etree._Element | None:
+        """The vCard as stored (without the photo, when ``avatars`` keeps it)."""
         data = await self._store.get(username)
         return st.from_stored(data.encode()) if isinstance(data, str) else None
+
+    async def read(self, username: str, reader: str) -> etree._Element | None:
+        """The user's vCard as ``reader`` (a JID) sees it, photo included; None if none."""
+        vcard = await self.get(username)
+        if self.avatars is None:
+            return vcard
+        photo = await self.avatars.photo(username, reader)
+        if vcard is None and photo is None:
+            return None
+        vcard = vcard if vcard is not None else st.element(VCARD)
+        for old in vcard.findall(f"{{{NS}}}PHOTO"):
+            vcard.remove(old)
+        if photo is not None:
+            vcard.append(photo)
+        return vcard
 
     async def set(
         self, username: str, vcard: etree._Element, *, session: Session | None = None
     ) -> None:
         """Store ``vcard`` for ``username`` (StanzaError over the size limit)."""
-        stored = copy.deepcopy(vcard)
-        data = st.tostring(stored).decode()
-        if len(data.encode()) > self.opts.vcard_max_size:
+        given = copy.deepcopy(vcard)
+        if len(st.tostring(given)) > self.opts.vcard_max_size:
             raise StanzaError(
                 "not-acceptable", f"vCards are limited to {self.opts.vcard_max_size} bytes"
             )
-        await self._store.set(username, data)
-        avatar = photo_hash(stored)
+        if self.avatars is not None:
+            stored = await self.avatars.take(username, copy.deepcopy(given))
+            avatar = await self.avatars.hash(username)
+        else:
+            stored, avatar = given, photo_hash(given)
+        await self._store.set(username, st.tostring(stored).decode())
         self._remember(username, avatar)
-        await self._module.fire(VCARD_CHANGED, VcardChanged(username, stored, avatar, session))
+        await self._module.fire(VCARD_CHANGED, VcardChanged(username, given, avatar, session))
+
+    async def store(self, username: str, vcard: etree._Element) -> None:
+        """Store ``vcard`` as it is (no limit, no event): for a module moving data."""
+        await self._store.set(username, st.tostring(vcard).decode())
 
     async def avatar_hash(self, username: str) -> str:
         """What ``<photo/>`` says in the user's presence ("" for no avatar)."""
         found = self._hashes.get(username)
         if found is None:
-            found = photo_hash(await self.get(username))
+            if self.avatars is not None:
+                found = await self.avatars.hash(username)
+            else:
+                found = photo_hash(await self.get(username))
             self._remember(username, found)
         else:
             self._hashes.move_to_end(username)
         return found
-
-    def set_avatar_hash(self, username: str, avatar: str | None) -> None:
-        """Set the hash presence carries (a PEP avatar bridge, XEP-0398); None: the vCard's."""
-        if avatar is None:
-            self._hashes.pop(username, None)
-        else:
-            self._remember(username, avatar)
 
     def _remember(self, username: str, avatar: str) -> None:
         self._hashes[username] = avatar
@@ -130,6 +168,7 @@ class Vcards:
             self._hashes.popitem(last=False)
 
     def forget(self, username: str) -> None:
+        """The user's avatar may have changed: find its hash again when next needed."""
         self._hashes.pop(username, None)
 
 
@@ -144,7 +183,7 @@ def load(module: Module) -> Vcards:
         session = event.session
         owner = session.username if event.to is None else event.to.node
         assert owner is not None
-        vcard = await api.get(owner)
+        vcard = await api.read(owner, event.stanza.get("from") or session.jid.full)
         if vcard is None and event.to is not None:
             raise StanzaError("item-not-found")
         reply = st.reply(event.stanza)

@@ -22,7 +22,7 @@ from tests.slixmpp_itests import fetch_itests
 
 MODULES = [
     "disco", "ping", "version", "time", "carbons", "csi", "private", "blocklist", "mam",
-    "uptime", "lastactivity", "pep", "http_file_share", "vcard",
+    "uptime", "lastactivity", "pep", "http_file_share", "vcard_legacy", "vcard4",
 ]  # fmt: skip
 PASSING = {  # 20 of slixmpp 1.17.0's 27 files
     "test_basic_connect_and_message.py",
@@ -48,8 +48,9 @@ PASSING = {  # 20 of slixmpp 1.17.0's 27 files
 }
 TIMEOUT = 20.0  # per file; a test waiting for what never comes is cut off
 PARALLEL = 6
-# Files that change the same state of CI_ACCOUNT1 (its one vCard) run one after the other
-ONE_AT_A_TIME = ({"test_vcard.py", "test_vcard_avatar.py"},)
+# Files that change the same state of CI_ACCOUNT1 (its one vCard, its avatar: in PEP with
+# vcard_legacy) run one after the other
+ONE_AT_A_TIME = ({"test_vcard.py", "test_vcard_avatar.py", "test_user_avatar.py"},)
 
 
 async def run_file(
