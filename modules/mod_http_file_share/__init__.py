@@ -1,17 +1,20 @@
 """HTTP File Upload (XEP-0363 1.1, ``urn:xmpp:http:upload:0``), as Prosody 0.12's
 mod_http_file_share, on the HTTP server of mod_http.
 
-Prosody runs it as a component (``Component "upload.example.com" "http_file_share"``); here it
-is loaded on the VirtualHost itself, whose disco#info then carries the ``store/file`` identity,
-the feature and the ``max-file-size`` form (XEP-0128), which is where Conversations, Gajim,
-Dino and slixmpp look first. A client asks the host for a slot (an IQ get with ``<request/>``)
-and gets a GET URL and a PUT URL (``/file_share/<slot>/<file name>`` under the host's HTTP URL
-or ``http_external_url``) with an ``Authorization: Bearer`` token (_token.py) valid five
-minutes. The errors are Prosody's: ``auth/forbidden`` (not allowed), ``modify/bad-request``
-("Invalid filename", "File size must be positive integer"), ``modify/not-acceptable`` ("File
-too large", with ``<file-too-large><max-file-size/>``; "File type not allowed"),
-``wait/resource-constraint`` ("Daily quota reached", with XEP-0363's ``<retry stamp/>``, which
-Prosody does not send; "Server global storage quota reached").
+Loaded on a VirtualHost, the host's disco#info carries the ``store/file`` identity, the
+feature and the ``max-file-size`` form (XEP-0128), where Conversations, Gajim, Dino and
+slixmpp look first; or, as Prosody runs it, on a Component (``[Component."upload.example.com"]
+component_module = "http_file_share"``), listed in its parent's disco#items, whose own
+disco#info says the same (its URLs then name the component, which clients must reach, and a
+VirtualHost must load ``http``: components open no listeners).
+A client asks the service for a slot (an IQ get with ``<request/>``) and gets a GET URL and a
+PUT URL (``/file_share/<slot>/<file name>`` under the host's HTTP URL or ``http_external_url``)
+with an ``Authorization: Bearer`` token (_token.py) valid five minutes. The errors are
+Prosody's: ``auth/forbidden`` (not allowed), ``modify/bad-request`` ("Invalid filename", "File
+size must be positive integer"), ``modify/not-acceptable`` ("File too large", with
+``<file-too-large><max-file-size/>``; "File type not allowed"), ``wait/resource-constraint``
+("Daily quota reached", with XEP-0363's ``<retry stamp/>``, which Prosody does not send;
+"Server global storage quota reached").
 
 What a user may fill is bounded: one file of ``http_file_share_size_limit`` bytes, slots for
 ``http_file_share_daily_quota`` bytes (and ``http_file_share_daily_slots`` slots) in any 24
@@ -98,6 +101,7 @@ def load(module: Module) -> Any:
         if secret
         else hmac.new(module.secret, f"http_file_share {module.host}".encode(), "sha256").digest()
     )
+    module.depends("disco")  # on a component too (Prosody's)
     http: HttpApi = module.depends("http")
     slots = Slots(module.open_store("uploads", "archive"), module.transaction, module.clock, quotas)
     files = Files(module.data_path / "http_file_share" / module.host)

@@ -15,10 +15,12 @@ import pytest
 
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
-from tests.upload import Slot, chunks, http, new_slot, stored
+from tests.upload import Slot, chunks, http, new_slot, request_xml, slot_of, stored
 from tests.xmpp import RawClient, login
 
 MODULES = ["disco", "ping", "http_file_share"]
+INFO = "http://jabber.org/protocol/disco#info"
+ITEMS = "http://jabber.org/protocol/disco#items"
 OPTIONS = {"http_file_share_size_limit": 1000, "c2s_idle_timeout": 0}
 CORS = {
     "Access-Control-Allow-Methods": "PUT, GET, OPTIONS",
@@ -284,3 +286,41 @@ async def test_a_moved_route(tmp_path: Path) -> None:
         await uploaded(srv, slot, b"abc", None)
         assert (await http(srv, "GET", slot.get)).body == b"abc"
         assert (await http(srv, "GET", f"{srv.https_url}/file_share/{slot.id}/a.txt")).status == 404
+
+
+async def test_as_a_component(tmp_path: Path) -> None:
+    # Prosody's way: Component "upload.localhost" "http_file_share"; the VirtualHost's mod_http
+    # listens (components open no listeners) and serves the component's Host name
+    async with running_server(
+        tmp_path,
+        modules=["disco", "ping", "http"],
+        options={**OPTIONS, "https_ports": []},
+        components={"upload.localhost": {"component_module": "http_file_share"}},
+    ) as srv:
+        await srv.create_user("alice", PASSWORDS["alice"])
+        alice = await client(srv)
+        items = await alice.iq(f"<query xmlns='{ITEMS}'/>", to="localhost")
+        assert [i.get("jid") for i in items[0]] == ["upload.localhost"]
+        info = (await alice.iq(f"<query xmlns='{INFO}'/>", to="upload.localhost", id="i"))[0]
+        assert [(i.get("category"), i.get("type")) for i in info.iter(f"{{{INFO}}}identity")] == [
+            ("store", "file")
+        ]
+        assert "urn:xmpp:http:upload:0" in {f.get("var") for f in info.iter(f"{{{INFO}}}feature")}
+        assert info.find("{jabber:x:data}x") is not None
+        reply = await alice.iq(request_xml("a.txt", 3, None), to="upload.localhost", id="r")
+        slot = slot_of(reply)
+        assert reply.get("from") == "upload.localhost"
+        assert slot.put.startswith(f"http://upload.localhost:{srv.http_port}/file_share/")
+        # upload.localhost does not resolve here: to the port, naming the component's host
+        local = slot.put.replace("upload.localhost", "127.0.0.1")
+        headers = {"Host": f"upload.localhost:{srv.http_port}"}
+        put = await http(srv, "PUT", local, slot=slot, data=b"abc", headers=headers)
+        assert put.status == 201
+        got = await http(srv, "GET", local, headers=headers)
+        assert (got.status, got.body) == (200, b"abc")
+        folder = srv.data_path / "http_file_share" / "upload.localhost"
+        assert [p.name for p in folder.iterdir()] == [f"{slot.id}.bin"]
+        # the files of users of other hosts go with their accounts
+        await srv.delete_user("alice@localhost")
+        await srv.idle()
+        assert list(folder.iterdir()) == []
