@@ -279,3 +279,43 @@ async def test_modules_decide_what_the_idle_timeout_does(tmp_path: Path, verdict
                 "type"
             ) == "result"
             assert state["asked"] == 1
+
+
+TAKER = '''
+    """Takes the client's messages with id 'secret' before the router sees them."""
+    from minixmpp.events import RESOURCE_BIND
+    from minixmpp.module import Module
+
+
+    def load(module: Module):
+        taken = []
+
+        def take(element):
+            if element.get("id") == "secret":
+                taken.append(element.get("id"))
+                return None
+            return element
+
+        @module.hook(RESOURCE_BIND)
+        async def bound(event):
+            event.session.filters.add_incoming(take)
+
+        return taken
+'''
+
+
+async def test_an_inbound_filter_takes_what_the_router_must_not_see(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_taker.py").write_text(textwrap.dedent(TAKER))
+    options = {"plugin_paths": [str(plugins)]}
+    async with running_server(tmp_path, modules=["ping", "taker"], options=options) as srv:
+        await srv.create_user("alice", "pw")
+        taken = srv.server.hosts["localhost"].modules["taker"].api
+        client, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        # to nobody: the router would answer service-unavailable
+        await client.send("<message to='nobody@localhost/x' type='normal' id='secret'/>")
+        await client.send("<message to='nobody@localhost/x' type='normal' id='seen'/>")
+        error = await client.expect("message")
+        assert (error.get("id"), error.get("type")) == ("seen", "error")
+        assert taken == ["secret"]
