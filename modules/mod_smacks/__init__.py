@@ -6,7 +6,8 @@ Once authenticated a client is offered ``<sm xmlns='urn:xmpp:sm:3'/>``; after bi
 ``smacks_max_unacked_stanzas`` stanzas wait for an answer (``smacks_max_inactive_unacked_stanzas``
 while the client says it is inactive, XEP-0352), and when the client has been silent for
 ``c2s_idle_timeout`` (a client that does not answer that is dropped; a resumable session then
-hibernates). What the client has not acknowledged is kept (up to ``smacks_max_queue_size``);
+hibernates). What the client has not acknowledged is kept (up to ``smacks_max_queue_size``
+stanzas and ``smacks_max_queue_bytes``);
 on ``<resume/>`` it is sent again (_smacks.py), and when the session ends unresumed it is
 stored offline or bounced, never dropped unseen (_unacked.py).
 
@@ -64,6 +65,8 @@ class Options:
     smacks_max_unacked_stanzas: NonNegativeInt = 0  # more than this unacknowledged: <r/>
     smacks_max_inactive_unacked_stanzas: NonNegativeInt = 256  # the same while CSI-inactive
     smacks_max_queue_size: PositiveInt = 500
+    # minixmpp's: the bytes those may hold (the stanzas as sent), as offline_max_bytes
+    smacks_max_queue_bytes: PositiveInt = 10 * 1024 * 1024
     smacks_max_hibernated_sessions: PositiveInt = 10  # per user (prosody-modules' option)
     smacks_max_old_sessions: NonNegativeInt = 10  # expired counters kept per user
     # Accepted so that a Prosody configuration loads; no effect here: there is no s2s, and no

@@ -14,12 +14,12 @@ resumption) call the same two methods the stream elements use:
 
 A resumable session whose connection drops hibernates for ``smacks_hibernation_time``: it stays
 bound (its presence stands) and what it is sent is queued. It ends when that time is over, when
-its user has more than ``smacks_max_hibernated_sessions`` hibernating (the oldest first), or at
-``smacks_max_queue_size`` stanzas; then its counter is remembered (up to
-``smacks_max_old_sessions`` per user, in the ``smacks_h`` store, as Prosody does, so also across
-a restart) for a late ``<resume/>``'s ``<failed h='…'/>``, and what it never acknowledged is
-stored or bounced (_unacked.py). A session that ends any other way (a clean close, a stream
-error) is not remembered, and its queue goes the same way.
+its user has more than ``smacks_max_hibernated_sessions`` hibernating (the oldest first), or
+beyond ``smacks_max_queue_size`` stanzas or ``smacks_max_queue_bytes``; then its counter is
+remembered (up to ``smacks_max_old_sessions`` per user, in the ``smacks_h`` store, as Prosody
+does, so also across a restart) for a late ``<resume/>``'s ``<failed h='…'/>``, and what it
+never acknowledged is stored or bounced (_unacked.py). A session that ends any other way (a
+clean close, a stream error) is not remembered, and its queue goes the same way.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Smacks:
             opts.smacks_max_unacked_stanzas,
             opts.smacks_max_inactive_unacked_stanzas,
             opts.smacks_max_queue_size,
+            opts.smacks_max_queue_bytes,
         )
 
     # -- the API ------------------------------------------------------------------------------
@@ -186,8 +187,9 @@ class Smacks:
         state.session.end(reason)  # unbinding (presence, then ended()) follows
 
     def _overflow(self, state: SmState) -> None:
-        """More unacknowledged stanzas than ``smacks_max_queue_size``: the session ends (a
-        connected one with Prosody's stream error), none of them lost."""
+        """More unacknowledged stanzas than ``smacks_max_queue_size`` (or bytes than
+        ``smacks_max_queue_bytes``): the session ends (a connected one with Prosody's stream
+        error), none of them lost."""
         session = state.session
         self._module.log.info("%s: %s", session.jid, OVERFLOW)
         if session.link is not None:

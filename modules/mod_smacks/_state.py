@@ -83,25 +83,27 @@ class SmState:
 
     __slots__ = (
         "acked", "awaiting_ack", "clock", "dead", "expired", "held", "id", "inbound",
-        "last_requested", "limits", "on_overflow", "queue", "session", "timer",
+        "last_requested", "limits", "on_overflow", "queue", "queued_bytes", "session", "timer",
     )  # fmt: skip
 
     def __init__(
         self,
         session: C2SSession,
         clock: Clock,
-        limits: tuple[int, int, int],
+        limits: tuple[int, int, int, int],
         on_overflow: Callable[[SmState], None],
     ) -> None:
         self.session = session
         self.clock = clock
-        # (smacks_max_unacked_stanzas, smacks_max_inactive_unacked_stanzas, smacks_max_queue_size)
+        # (smacks_max_unacked_stanzas, smacks_max_inactive_unacked_stanzas,
+        #  smacks_max_queue_size, smacks_max_queue_bytes)
         self.limits = limits
         self.on_overflow = on_overflow
         self.id: str | None = None  # the SM-ID while the session may be resumed
         self.inbound = 0
         self.acked = 0
         self.queue: deque[tuple[bytes, float]] = deque()
+        self.queued_bytes = 0
         self.held = False
         self.dead = False
         self.expired = False  # ended while resumable: its counter is remembered
@@ -125,8 +127,10 @@ class SmState:
         """Outbound filter: queue the stanza; write it (and an ack request) unless held."""
         if self.dead or stanza.tag not in STANZAS:
             return stanza
-        self.queue.append((st.tostring(stanza), self.clock.time()))
-        if len(self.queue) > self.limits[2]:
+        data = st.tostring(stanza)
+        self.queue.append((data, self.clock.time()))
+        self.queued_bytes += len(data)
+        if len(self.queue) > self.limits[2] or self.queued_bytes > self.limits[3]:
             self.dead = True  # from here on, as without stream management
             self.on_overflow(self)
             return None  # queued: it is handled with the rest when the session ends
@@ -170,7 +174,7 @@ class SmState:
         if error is not None:
             raise error
         for _ in range((h - self.acked) % MOD):
-            self.queue.popleft()
+            self.queued_bytes -= len(self.queue.popleft()[0])
         self.acked = h
 
     # -- resumption and the end ---------------------------------------------------------------
@@ -191,6 +195,7 @@ class SmState:
         """Empty the queue (the session ends) and return what it held."""
         items = list(self.queue)
         self.queue.clear()
+        self.queued_bytes = 0
         return items
 
 

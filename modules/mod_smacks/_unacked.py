@@ -6,9 +6,10 @@ was first sent): a chat or normal message goes to offline storage (``message/off
 mod_offline) if this was the user's last session; a message archive result is dropped (the
 client can ask the archive again); anything else, or a message the offline store refused, is
 bounced to its sender with ``cancel/recipient-unavailable``, unless it is an error or came from
-the session itself. Where Prosody is stricter than needed minixmpp is stricter still: presence
-is dropped (Prosody bounces it, so contacts got presence errors), and only IQ requests are
-bounced (Prosody answered results and errors too, which RFC 6120 §8.2.3 forbids).
+the session itself (a carbon's bounce goes to the user's own bare JID, where routing drops it).
+Where Prosody is lax, minixmpp is stricter: presence is dropped (Prosody bounced it, so contacts
+got presence errors), only IQ requests are bounced (Prosody answered results and errors too,
+which RFC 6120 §8.2.3 forbids), and nothing is stored for an account that is gone.
 """
 
 from __future__ import annotations
@@ -31,8 +32,13 @@ async def dispose(module: Module, session: Session, items: list[tuple[bytes, flo
     username = session.username
     assert username is not None
     bare = f"{username}@{module.host}"
-    last = not module.sessions_of(username)  # the ended session is no longer among them
     own = session.jid.full
+    # The user's last session: none other is bound (the ended one is not among them, but
+    # one that took its resource over already is: as in Prosody, where the new one is bound
+    # after the old is gone, that one gets these from offline storage at its presence). An
+    # account that is gone keeps nothing (Prosody would store for it).
+    last = all(other.jid.full == own for other in module.sessions_of(username))
+    last = last and await module.users.exists(username)
     stored = bounced = 0
     for data, when in items:
         stanza = st.from_stored(data)

@@ -325,8 +325,13 @@ async def test_the_queue_limit_ends_a_connected_session_and_loses_nothing(tmp_pa
         assert got == ["m1", "m2", "m3", "m4"]  # unacknowledged: stored, none lost
 
 
-async def test_the_queue_limit_ends_a_hibernating_session(tmp_path: Path) -> None:
-    async with start(tmp_path, smacks_max_queue_size=2) as srv:
+@pytest.mark.parametrize(
+    "limit", [{"smacks_max_queue_size": 2}, {"smacks_max_queue_bytes": 300}]
+)  # three messages of about 120 bytes each
+async def test_the_queue_limit_ends_a_hibernating_session(
+    tmp_path: Path, limit: dict[str, int]
+) -> None:
+    async with start(tmp_path, **limit) as srv:
         alice, jid, sm = await enabled(srv, "alice", "phone")
         bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", PASSWORDS["bob"])
         old = await drop(srv, alice, jid)
@@ -457,3 +462,67 @@ async def test_the_api_enables_and_resumes_for_inline_use(server: TestServer) ->
     await outcome.finish()
     assert (await client.next()).tag == f"{{{SM}}}resumed"
     assert [el.get("id") for el in await until_r(client)] == ["m1", "m2"]
+
+
+async def test_a_new_session_on_the_same_resource_gets_what_the_old_one_missed(
+    server: TestServer,
+) -> None:
+    """A client that does not resume but binds its resource again replaces the hibernating
+    session; as in Prosody, the old one is then the user's last, so its messages go offline
+    and come to the new one with its presence."""
+    alice, jid, _ = await enabled(server, "alice", "phone")
+    bob, _ = await login(server.c2s_port, server.ca_file, "bob", PASSWORDS["bob"])
+    await drop(server, alice, jid)
+    await send_all(bob, chat(jid, "m1"))
+    again, again_jid = await login(
+        server.c2s_port, server.ca_file, "alice", PASSWORDS["alice"], "phone"
+    )
+    assert again_jid == jid
+    await again.send("<presence/>")
+    assert (await again.expect("message")).get("id") == "m1"
+    assert all(el.get("type") != "error" for el in await ping(bob))
+
+
+async def test_nothing_is_stored_for_a_deleted_account(server: TestServer) -> None:
+    alice, jid, _ = await enabled(server, "alice", "phone")
+    bob, bob_jid = await login(server.c2s_port, server.ca_file, "bob", PASSWORDS["bob"])
+    old = await drop(server, alice, jid)
+    await send_all(bob, chat(jid, "m1"))
+    assert await server.server.hosts["localhost"].users.delete("alice")
+    await old.unbound()
+    bounce = await bob.expect_where("message", id="m1")
+    assert (bounce.get("type"), bounce.get("to")) == ("error", bob_jid)
+    assert stanza_error(bounce)[:2] == ("cancel", "recipient-unavailable")
+    offline = server.server.hosts["localhost"].storage.archive("localhost", "offline")
+    assert await offline.users() == []
+
+
+async def test_unacknowledged_carbons_are_never_bounced_to_the_sender(server: TestServer) -> None:
+    """A carbon queued for a hibernating resource: while another resource is online it is
+    dropped when the session ends (Prosody bounces it to the user's own bare JID, where
+    routing drops it), and the sender hears nothing; once it was the last, it is stored."""
+    server.clock.freeze()
+    phone, phone_jid, _ = await enabled(server, "alice", "phone")
+    await phone.iq("<enable xmlns='urn:xmpp:carbons:2'/>", type="set", id="c")
+    desk, desk_jid = await login(server.c2s_port, server.ca_file, "alice", PASSWORDS["alice"], "d")
+    bob, _ = await login(server.c2s_port, server.ca_file, "bob", PASSWORDS["bob"])
+    old = await drop(server, phone, phone_jid)
+    await send_all(bob, chat(desk_jid, "m1"))  # to the desk; a carbon is queued for the phone
+    assert (await desk.expect("message")).get("id") == "m1"
+    server.clock.advance(600)
+    await old.unbound()
+    assert tags(await ping(bob)) == [] and tags(await ping(desk)) == []  # no error anywhere
+
+    phone, phone_jid, _ = await enabled(server, "alice", "phone")
+    await phone.iq("<enable xmlns='urn:xmpp:carbons:2'/>", type="set", id="c")
+    old = await drop(server, phone, phone_jid)
+    await send_all(bob, chat(desk_jid, "m2"))
+    await desk.send("</stream:stream>")  # the desk leaves: the phone is the last
+    await desk.closed()
+    server.clock.advance(600)
+    await old.unbound()
+    client, _ = await login(server.c2s_port, server.ca_file, "alice", PASSWORDS["alice"], "new")
+    await client.send("<presence/>")
+    stored = await client.expect("message")
+    forwarded = stored.find("{urn:xmpp:carbons:2}received/{urn:xmpp:forward:0}forwarded")
+    assert forwarded is not None and forwarded[0].get("id") == "m2"
