@@ -162,9 +162,16 @@ class Smacks:
     # -- hibernation and the end ---------------------------------------------------------
 
     def hibernate(self, session: Session) -> bool:
-        """The connection of ``session`` dropped: keep it if it is resumable."""
+        """The connection of ``session`` dropped: keep it if it is resumable (and not resumed
+        on a new connection already, in the moment before this is called)."""
         state: SmState | None = session.data.get(KEY)
-        if state is None or state.id is None or state.dead or session.username is None:
+        if (
+            state is None
+            or state.id is None
+            or state.dead
+            or session.username is None
+            or session.state != "hibernating"
+        ):
             return False
         state.held = True
         sleeping = self._sleeping.setdefault(session.username, [])

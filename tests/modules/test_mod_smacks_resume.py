@@ -526,3 +526,16 @@ async def test_unacknowledged_carbons_are_never_bounced_to_the_sender(server: Te
     stored = await client.expect("message")
     forwarded = stored.find("{urn:xmpp:carbons:2}received/{urn:xmpp:forward:0}forwarded")
     assert forwarded is not None and forwarded[0].get("id") == "m2"
+
+
+async def test_a_session_resumed_before_its_loss_was_handled_does_not_hibernate(
+    server: TestServer,
+) -> None:
+    api = server.server.hosts["localhost"].modules["smacks"].api
+    alice, jid, sm = await enabled(server, "alice", "phone")
+    session = await drop(server, alice, jid)
+    again, reply = await resume(server, "alice", sm.get("id", ""), 0)
+    assert reply.tag == f"{{{SM}}}resumed"
+    assert api.hibernate(session) is False  # a late connection-lost: it is connected again
+    assert session.data["smacks"].timer is None and not session.data["smacks"].held
+    assert tags(await until_r(again)) == []
