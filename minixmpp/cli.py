@@ -1,5 +1,5 @@
-"""Command line: ``minixmpp serve | check-config | user … | mod_invites … | invite … |
-mod_invites_api …`` (argparse; no logic of its own).
+"""Command line: ``minixmpp serve | testserver | check-config | user … | mod_invites … |
+invite … | mod_invites_api …`` (argparse; no logic of its own).
 
 Commands that change data talk to the running server over its admin socket when it runs, and
 otherwise run the same command in-process on the database (see admin.py).
@@ -23,6 +23,7 @@ from minixmpp.config import load as load_config
 from minixmpp.jid import JID, InvalidJID, nodeprep
 from minixmpp.module import ModuleError
 from minixmpp.storage import StorageError
+from minixmpp.testing import cli as testserver
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "serve", parents=[common], help="run the server (Ctrl-C or SIGTERM stops it)"
     )
+    testserver.add_parser(commands)
     commands.add_parser(
         "check-config",
         parents=[common],
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.config is not None and args.config_after is not None:
         return _fail("-c given both before and after the command; give it once", EXIT_CONFIG)
+    if args.command == "testserver":
+        return testserver.run(args)
     path = Path(args.config or args.config_after or DEFAULT_CONFIG)
     try:
         config = load_config(path.resolve())

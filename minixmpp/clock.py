@@ -49,6 +49,12 @@ class Timer:
             self._clock._cancelled += 1
 
 
+def stamp(when: float) -> str:
+    """A Unix time as an XEP-0082 DateTime (whole seconds, UTC): ``2026-12-02T15:04:05Z``."""
+    moment = datetime.datetime.fromtimestamp(int(when), datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Clock:
     def __init__(self) -> None:
         self._wall_offset = 0.0
@@ -74,8 +80,7 @@ class Clock:
 
     def stamp(self) -> str:
         """The wall time as an XEP-0082 DateTime (seconds, UTC): ``2026-12-02T15:04:05Z``."""
-        moment = datetime.datetime.fromtimestamp(int(self.time()), datetime.UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return stamp(self.time())
 
     @property
     def frozen(self) -> bool:
@@ -117,6 +122,20 @@ class Clock:
             self._frozen[0] = when
         else:
             self._wall_offset = when - time.time()
+
+    def reset(self) -> None:
+        """Back to the system's time, running (the test harness's reset). Pending timers keep
+        the time they had left: one due in 10 s is due 10 s from now."""
+        before = self.monotonic()
+        self._frozen = None
+        self._wall_offset = self._mono_offset = 0.0
+        shift = self.monotonic() - before
+        if shift:
+            self._heap = [(when + shift, seq, timer) for when, seq, timer in self._heap]
+            for when, _, timer in self._heap:
+                timer.when = when
+            heapq.heapify(self._heap)
+        self._reschedule()
 
     # -- timers -------------------------------------------------------------------------
 

@@ -32,13 +32,7 @@ from lxml import etree
 
 from minixmpp.admission import Refusal
 from minixmpp.errors import StreamError
-from minixmpp.events import (
-    C2S_READ_TIMEOUT,
-    STREAM_FEATURES,
-    EventBus,
-    SessionEvent,
-    StreamFeatures,
-)
+from minixmpp.events import C2S_READ_TIMEOUT, EventBus, SessionEvent
 from minixmpp.framing import Framing
 from minixmpp.inputgate import InputGate
 from minixmpp.jid import JID, InvalidJID, nameprep
@@ -48,7 +42,6 @@ from minixmpp.stream import State, XmppStream
 from minixmpp.tls import tls_failure
 from minixmpp.transport import ConnectionSetup as ConnectionSetup
 from minixmpp.transport import InputThrottle, Transport
-from minixmpp.xml import stanza as st
 from minixmpp.xml.parser import Event, StanzaReceived, StreamOpened
 from minixmpp.xml.redact import for_log
 
@@ -222,6 +215,9 @@ class Connection:
             if self._wire:  # what was parsed, not raw reads: no secret slips past the redaction
                 self.log.debug("RECV %s", _for_log(event, self.server.log_secrets))
             kind = type(event)
+            tap = self.server.wiretap
+            if tap is not None:
+                tap(self, True, _for_log(event, []))
             if kind is StanzaReceived:
                 if self.stream.state is State.OPEN:
                     session = self.session
@@ -272,15 +268,22 @@ class Connection:
         if header.version is None or not header.version.startswith("1."):
             raise StreamError("unsupported-version")
         self.write(self.stream.open(host))
-        features = st.element("{http://etherx.jabber.org/streams}features")
-        await self.server.hosts[host].events.fire(
-            STREAM_FEATURES, StreamFeatures(session, features)
-        )
-        self.write(self.stream.features(features))
+        self.send_features(await session.stream_features())
 
     # -- what the session asks of its connection (session.Link) --------------------------------
 
+    def send_features(self, features: etree._Element) -> bool:
+        """Write ``<stream:features/>``: after the stream header, and after a SASL2 success
+        (XEP-0388), which has no stream restart. False once the stream is closing."""
+        if self.stream.state is not State.OPEN or self.transport is None:
+            return False
+        self.write(self.stream.features(features))
+        return True
+
     def send_element(self, element: etree._Element) -> bool:
+        intercept = self.server.intercept
+        if intercept is not None and intercept(self, element):
+            return True  # taken by the test harness (a reply it delays or drops)
         data = self.stream.send(element)
         if data is None or self.transport is None or self.transport.is_closing():
             return False
@@ -354,6 +357,9 @@ class Connection:
     # -- output and the end ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        tap = self.server.wiretap
+        if tap is not None:
+            tap(self, False, data)
         if not self._out:
             self.server.coalescer.request(self)
         self._out.append(data)

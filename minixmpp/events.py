@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lxml import etree
 
     from minixmpp.jid import JID
+    from minixmpp.sasl import Mechanism
     from minixmpp.session import Session
     from minixmpp.storage import Transaction
 
@@ -43,6 +44,8 @@ class EventBus:
         self._entries: dict[str, list[tuple[int, int, Handler]]] = {}
         self._handlers: dict[str, tuple[Handler, ...]] = {}
         self._seq = 0
+        # Sees every event fired, before its handlers (the test harness's event log).
+        self.tap: Callable[[str, Any], None] | None = None
 
     def hook(self, name: str, handler: Handler, priority: int = 0) -> None:
         self._seq += 1
@@ -69,6 +72,8 @@ class EventBus:
         return self._handlers.get(name, ())
 
     async def fire(self, name: str, event: Any) -> Any:
+        if self.tap is not None:
+            self.tap(name, event)
         handlers = self._handlers.get(name)
         return await run_handlers(handlers, event) if handlers else None
 
@@ -117,6 +122,21 @@ HOST_DISCO_INFO_NODE: EventName[DiscoNode] = EventName("host-disco-info-node")
 HOST_DISCO_ITEMS_NODE: EventName[DiscoNode] = EventName("host-disco-items-node")
 
 
+@dataclass(slots=True)
+class PrivateStorageChanged:
+    """A user's private XML (XEP-0049, mod_private) under ``key`` (``name:namespace``) was
+    stored (``element``) or deleted (``None``). ``session``: the client that did it, or None
+    when a module did (so that a sync, e.g. XEP-0048 bookmarks to PEP, ignores its own)."""
+
+    username: str
+    key: str
+    element: etree._Element | None
+    session: Session | None = None
+
+
+PRIVATE_STORAGE_CHANGED: EventName[PrivateStorageChanged] = EventName("private-storage-changed")
+
+
 # -- stream and session lifecycle -----------------------------------------------------------
 
 
@@ -163,6 +183,107 @@ AUTHENTICATION_FAILURE: EventName[SessionEvent] = EventName("authentication-fail
 RESOURCE_BIND: EventName[SessionEvent] = EventName("resource-bind")
 RESOURCE_UNBIND: EventName[ResourceUnbind] = EventName("resource-unbind")
 CONNECTION_LOST: EventName[ConnectionLost] = EventName("connection-lost")
+
+
+# -- SASL2 (XEP-0388) and Bind 2 (XEP-0386): what other modules add inline ------------------
+#
+# mod_sasl2 offers <authentication xmlns='urn:xmpp:sasl:2'/> and fires SASL2_FEATURES for its
+# <inline/>; on <authenticate/>, SASL2_AUTHENTICATE (a module may supply the mechanism: FAST);
+# once the mechanism has succeeded, SASL2_SUCCESS, whose handlers act on their part of the
+# request, highest priority first, and add their answers to <success/>:
+#   110  stream resumption (XEP-0198 <resume/>: mod_smacks; sets ``resumed``)
+#   100  Bind 2 (mod_sasl2_bind2: binds unless ``resumed``, then fires BIND2_ENABLE)
+#    75  FAST tokens (mod_sasl2_fast)
+# then it sends <success/> (with <authorization-identifier/>) and the new stream features, and
+# runs ``after``. Bind 2 advertises inline features collected by BIND2_FEATURES and, once bound,
+# fires BIND2_ENABLE so each enables its own (carbons, CSI, stream management: <enable/>).
+
+
+@dataclass(slots=True)
+class InlineFeatures:
+    """SASL2's ``<inline/>`` being advertised (``advertise-sasl-features``): handlers append
+    their feature elements to ``inline`` (Bind 2's ``<bind/>``, FAST's ``<fast/>``, stream
+    management's ``<sm/>``)."""
+
+    session: Session
+    inline: etree._Element
+
+
+@dataclass(slots=True)
+class Bind2Features:
+    """Bind 2's inline features being advertised (``advertise-bind-features``): handlers
+    append the disco feature they can enable at bind time (``urn:xmpp:carbons:2``,
+    ``urn:xmpp:sm:3``) to ``features``; each becomes ``<feature var='…'/>``."""
+
+    session: Session
+    features: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgent:
+    """A SASL2 ``<user-agent/>``: ``id`` names the client installation (a UUID); it is never
+    shown to anyone, only hashed (Bind 2's resource, FAST's token slots). ``software`` and
+    ``device`` are the client's own words."""
+
+    id: str | None
+    software: str | None = None
+    device: str | None = None
+
+
+@dataclass(slots=True)
+class Sasl2Authenticate:
+    """An ``<authenticate/>`` (XEP-0388) arrived, before its mechanism is chosen. A handler
+    that owns the mechanism asked for (FAST's token mechanisms, when the request holds
+    ``<fast/>``) sets ``mechanism``; one that refuses the attempt raises
+    ``minixmpp.sasl.SaslFailure``, which the client gets as a ``<failure/>``."""
+
+    session: Session
+    request: etree._Element
+    user_agent: UserAgent | None
+    mechanism: Mechanism | None = None
+
+
+@dataclass(slots=True)
+class Sasl2Success:
+    """A SASL2 mechanism succeeded and ``success``, the ``<success/>`` to send, is being built
+    (see the priorities above): ``session`` is authenticated, and whatever it is sent meanwhile
+    waits until ``<success/>`` and the new stream features are out. ``request`` is the
+    client's ``<authenticate/>``. A stream-resumption handler that resumes a session sets
+    ``resumed`` and puts the resumed session in ``session`` (``<success/>``, the features and
+    the authorization identifier are then its own); its stanzas are the handler's to hold
+    back until ``after``. ``after``: what to run once ``<success/>`` and the features are out
+    (e.g. stream management's first acknowledgement, the resend of unacknowledged stanzas)."""
+
+    session: Session
+    request: etree._Element
+    success: etree._Element
+    mechanism: Mechanism
+    user_agent: UserAgent | None
+    resumed: bool = False
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Bind2Request:
+    """Bind 2 has bound ``session``'s resource: handlers enable, for this session, what the
+    client asked for inside ``request`` (its ``<bind/>``: ``<enable xmlns='urn:xmpp:carbons:2'
+    />``, ``<inactive xmlns='urn:xmpp:csi:0'/>``, ``<enable xmlns='urn:xmpp:sm:3'/>``) and
+    append their answers, if they have one, to ``bound`` (e.g. stream management's
+    ``<enabled/>``). ``success`` is the whole SASL2 ``<success/>`` event (its ``after`` list)."""
+
+    session: Session
+    request: etree._Element
+    bound: etree._Element
+    success: Sasl2Success
+
+
+# Prosody's names (mod_sasl2, mod_sasl2_bind2), but sasl2-authenticate: Prosody's modules hook
+# the <authenticate/> element itself, at priorities, and swap the session's SASL handler.
+SASL2_FEATURES: EventName[InlineFeatures] = EventName("advertise-sasl-features")
+SASL2_AUTHENTICATE: EventName[Sasl2Authenticate] = EventName("sasl2-authenticate")
+SASL2_SUCCESS: EventName[Sasl2Success] = EventName("sasl2/c2s/success")
+BIND2_FEATURES: EventName[Bind2Features] = EventName("advertise-bind-features")
+BIND2_ENABLE: EventName[Bind2Request] = EventName("enable-bind-features")
 
 
 # -- accounts --------------------------------------------------------------------------------
@@ -225,6 +346,11 @@ class ServerEvent:
 
 SERVER_STARTED: EventName[ServerEvent] = EventName("server-started")
 SERVER_STOPPING: EventName[ServerEvent] = EventName("server-stopping")
+# The test harness returns the server to its start state (Prosody's mod_debug_reset names):
+# every session is gone and the stores are about to be restored; a module that keeps state in
+# memory (throttles, ad-hoc sessions) forgets it here. server-reset follows once it is done.
+SERVER_RESETTING: EventName[ServerEvent] = EventName("server-resetting")
+SERVER_RESET: EventName[ServerEvent] = EventName("server-reset")
 
 
 @dataclass(slots=True)

@@ -114,6 +114,12 @@ class HostOrigin:
     def restart_stream(self) -> None:
         raise RuntimeError("a host has no stream")
 
+    async def stream_features(self) -> etree._Element:
+        raise RuntimeError("a host has no stream")
+
+    def send_features(self, features: etree._Element) -> bool:
+        raise RuntimeError("a host has no stream")
+
     def set_bound(self, resource: str) -> None:
         raise RuntimeError("a host does not bind")
 

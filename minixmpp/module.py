@@ -21,16 +21,21 @@ import re
 import types
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from minixmpp.clock import Clock, Timer
 from minixmpp.config import GlobalOptions, HostConfig, HostOptions, convert
 from minixmpp.errors import ModuleError as ModuleError  # re-exported for module authors
-from minixmpp.events import CONFIG_RELOADED, EventName
+from minixmpp.events import CONFIG_RELOADED, SERVER_RESETTING, EventName
 from minixmpp.events import StanzaEvent as StanzaEvent  # re-exported for module authors
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.roster import Rosters
 from minixmpp.storage import ArchiveStore, KeyValueStore, MapStore, Transaction
+
+
+class Clearable(Protocol):
+    def clear(self) -> None: ...
+
 
 if TYPE_CHECKING:
     import ssl
@@ -290,6 +295,16 @@ class Module:
         """The server's clock (clock.py): ``time()``, ``monotonic()``, ``stamp()``,
         ``call_later()``, ``sleep()``. Read all time from it, so tests can freeze and move it."""
         return self._host.server.clock
+
+    def forget_on_reset(self, *kept: Clearable) -> None:
+        """Empty these in-memory caches (dicts, sets…) when the test harness resets the server
+        (``server-resetting``): what they hold was read from stores that are being replaced."""
+
+        async def forget(_event: object) -> None:
+            for container in kept:
+                container.clear()
+
+        self.hook(SERVER_RESETTING)(forget)
 
     def add_timer(self, delay: float, callback: Callable[[], Awaitable[None] | None]) -> Timer:
         """Run ``callback`` once after ``delay`` seconds of the clock (cancelled on unload)."""

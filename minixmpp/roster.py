@@ -123,6 +123,19 @@ class RosterItemRemoved:
 ROSTER_ITEM_REMOVED: EventName[RosterItemRemoved] = EventName("roster-item-removed")
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionApproved:
+    """``username`` let ``contact`` see its presence (the subscription is now from or both):
+    the user said so (``by="user"``), or an invite did (``by="invite"``, XEP-0379)."""
+
+    username: str
+    contact: str
+    by: str = "user"
+
+
+SUBSCRIPTION_APPROVED: EventName[SubscriptionApproved] = EventName("subscription-approved")
+
+
 def subscription_of(to: bool, from_: bool) -> str:
     return "both" if to and from_ else "to" if to else "from" if from_ else "none"
 
@@ -164,12 +177,23 @@ class Rosters:
         self._pending_users: set[tuple[str, str]] = set()
         self._pending_changes = 0
 
+    async def reload(self) -> None:
+        """Forget what is kept in memory and read it again (the rows were replaced under us:
+        the test harness's reset)."""
+        self._cache.clear()
+        self._pending_users.clear()
+        self._pending_changes += 1
+        await self._load_pending()
+
+    async def _load_pending(self) -> None:
+        rows = await self.storage.fetchall("SELECT DISTINCT host, username FROM roster_pending")
+        self._pending_users.update((row[0], row[1]) for row in rows)
+
     async def setup(self) -> None:
         await self.storage.migrate("roster", MIGRATIONS)
         self.storage.user_rows_deleted.append(self.forget)
         self.storage.user_deletion_steps.append(_bump_if_versioned)
-        rows = await self.storage.fetchall("SELECT DISTINCT host, username FROM roster_pending")
-        self._pending_users.update((row[0], row[1]) for row in rows)
+        await self._load_pending()
         for table in USER_TABLES:
             self.storage.own_user_rows(table, "host", "username")
 

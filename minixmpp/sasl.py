@@ -12,6 +12,13 @@ a worker thread: it releases the GIL, and the event loop goes on serving everyon
 
 Channel bindings offered: ``tls-server-end-point`` (a hash of our certificate; TLS 1.2 and 1.3)
 and ``tls-unique`` on TLS 1.2 only (RFC 9266 forbids it on 1.3; slixmpp uses it on 1.2).
+
+SCRAM downgrade protection (XEP-0474): the server-first message carries a hash of the mechanisms
+and channel-binding types that were offered, which the client compares with what it saw; being
+part of the signed auth message, it cannot be changed on the way. Both forms are sent: ``h=``
+(XEP-0474 0.4 and later: values joined by U+001E, the two lists by U+001F) and ``d=`` (0.3.0,
+what Monal 6 and prosody-modules' mod_sasl_ssdp implement: "," and "|"). Clients ignore SCRAM
+attributes they do not know (RFC 5802 §5).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from minixmpp.accounts import Credentials, ScramKeys, check_password
@@ -67,9 +74,24 @@ def offered_mechanisms(*, secure: bool, bindings: Mapping[str, bytes]) -> list[s
     return names
 
 
-def decode_payload(text: str | None) -> bytes:
-    """Base64 payload of ``<auth>``/``<response>``; ``=`` means empty (RFC 6120 §6.4.2)."""
-    if not text or text.strip() == "=":
+def downgrade_protection(mechanisms: Sequence[str], bindings: Iterable[str], hash_name: str) -> str:
+    """The XEP-0474 attributes for a server-first message (with their leading commas): the
+    hash of the offered ``mechanisms`` and channel-binding types (``bindings``, advertised
+    with XEP-0440 when there are any), sorted by octet, with ``hash_name``."""
+    names, types = sorted(mechanisms), sorted(bindings)
+    old = ",".join(names) + ("|" + ",".join(types) if types else "")
+    new = "\x1e".join(names) + ("\x1f" + "\x1e".join(types) if types else "")
+
+    def digest(text: str) -> str:
+        return base64.b64encode(hashlib.new(hash_name, text.encode()).digest()).decode()
+
+    return f",d={digest(old)},h={digest(new)}"
+
+
+def decode_payload(text: str | None, *, sasl2: bool = False) -> bytes:
+    """Base64 payload of ``<auth>``/``<response>``; ``=`` means empty (RFC 6120 §6.4.2), but
+    in SASL2 (XEP-0388), where an empty element is the empty string."""
+    if not text or (text.strip() == "=" and not sasl2):
         return b""
     try:
         return base64.b64decode(text.strip(), validate=True)
@@ -139,8 +161,10 @@ class Scram(Mechanism):
         bindings: Mapping[str, bytes],
         secret: bytes,
         iterations: int,
+        offered: Sequence[str] = (),
     ) -> None:
         self.name = name
+        self.offered = offered  # the mechanisms offered on this stream (XEP-0474)
         self.host = host
         self.lookup = lookup
         self.bindings = bindings
@@ -197,6 +221,7 @@ class Scram(Mechanism):
         self._nonce = client_nonce + secrets.token_urlsafe(18)
         server_first = (
             f"r={self._nonce},s={base64.b64encode(keys.salt).decode()},i={keys.iterations}"
+            + downgrade_protection(self.offered, self.bindings, self.hash_name)
         )
         self._auth_prefix = f"{bare},{server_first},"
         self._username = username
@@ -267,11 +292,12 @@ def make_mechanism(
 ) -> Mechanism:
     """The mechanism object for ``name``, if we offer it here; SaslFailure otherwise.
     ``secret`` and ``iterations`` (new accounts' count) make the decoys for unknown users."""
-    if name not in offered_mechanisms(secure=secure, bindings=bindings):
+    offered = offered_mechanisms(secure=secure, bindings=bindings)
+    if name not in offered:
         raise SaslFailure("invalid-mechanism")
     if name == "PLAIN":
         return Plain(host, lookup, secret, iterations)
-    return Scram(name, host, lookup, bindings, secret, iterations)
+    return Scram(name, host, lookup, bindings, secret, iterations, offered)
 
 
 def end_point_hash(cert_der: bytes, signature_hash: str | None) -> bytes:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from lxml import etree
+
 from minixmpp import admin, datalock
 from minixmpp.accounts import Accounts
 from minixmpp.admission import AddressSet, Admission, automatic_total
@@ -102,6 +104,13 @@ class Server:
         self.tls_handshake_timeout = config.options.network_settings.ssl_handshake_timeout
         self.router = Router()
         self.clock = Clock()  # what modules read the time from; tests move it
+        # Called with (connection, incoming, data) for every element in and every write out,
+        # when set: the test harness's traffic log (minixmpp.testing). Incoming data is
+        # redacted as for logs (no passwords, no SASL payloads).
+        self.wiretap: Callable[[Connection, bool, bytes | str], None] | None = None
+        # When set, sees each element before it is written; True takes it (the harness's
+        # fault injection delays or drops chosen replies).
+        self.intercept: Callable[[Connection, etree._Element], bool] | None = None
         self.hosts: dict[str, Host] = {}
         self.connections: set[Connection] = set()
         total = self.options.c2s_max_unauthed

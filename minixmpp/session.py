@@ -27,13 +27,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
 
-from minixmpp.events import CONNECTION_LOST, RESOURCE_UNBIND, ConnectionLost, ResourceUnbind
+from minixmpp.events import (
+    CONNECTION_LOST,
+    RESOURCE_UNBIND,
+    STREAM_FEATURES,
+    ConnectionLost,
+    ResourceUnbind,
+    StreamFeatures,
+)
 from minixmpp.jid import JID
+from minixmpp.xml import stanza as st
 
 if TYPE_CHECKING:
     from minixmpp.host import Host
 
 log = logging.getLogger("minixmpp.session")
+
+NS_STREAM = "http://etherx.jabber.org/streams"
 
 Filter = Callable[[etree._Element], etree._Element | None]
 
@@ -58,6 +68,7 @@ class Link(Protocol):
     ) -> None: ...
     def request_restart(self) -> None: ...
     def adopt(self, session: C2SSession) -> None: ...
+    def send_features(self, features: etree._Element) -> bool: ...
     def authenticated(self) -> None: ...
     def ssl_object(self) -> ssl.SSLObject | ssl.SSLSocket | None: ...
     def end_point_hash(self) -> bytes | None: ...
@@ -102,6 +113,8 @@ class Session(Protocol):
     def channel_bindings(self) -> dict[str, bytes]: ...
     def authenticate(self, username: str, epoch: int = 0) -> None: ...
     def restart_stream(self) -> None: ...
+    async def stream_features(self) -> etree._Element: ...
+    def send_features(self, features: etree._Element) -> bool: ...
     def set_bound(self, resource: str) -> None: ...
     async def start_tls(self, context: ssl.SSLContext, proceed: etree._Element) -> bool: ...
     async def unbound(self) -> None: ...
@@ -242,6 +255,18 @@ class C2SSession:
         """The client opens a new stream once the element being handled is answered."""
         if self.link is not None:
             self.link.request_restart()
+
+    async def stream_features(self) -> etree._Element:
+        """``<stream:features/>`` as the modules make them for this session now
+        (``stream-features``)."""
+        features = st.element(f"{{{NS_STREAM}}}features")
+        await self._hosts[self.host].events.fire(STREAM_FEATURES, StreamFeatures(self, features))
+        return features
+
+    def send_features(self, features: etree._Element) -> bool:
+        """Send ``features`` (from ``stream_features``) without a stream restart, as SASL2
+        does after its success (XEP-0388); they pass no filter. False if they cannot go out."""
+        return self.link is not None and self.link.send_features(features)
 
     def set_bound(self, resource: str) -> None:
         """The resource is chosen and registered (mod_bind does that)."""

@@ -77,5 +77,8 @@ class Throttles:
         throttle = self._table.get(key)
         return throttle is None or throttle.peek()
 
+    def clear(self) -> None:
+        self._table.clear()
+
     def __len__(self) -> int:
         return len(self._table)

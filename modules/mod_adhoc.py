@@ -101,6 +101,7 @@ def load(module: Module) -> None:
 
     sessions: dict[str, _Session] = {}
     ended: OrderedDict[str, _Ended] = OrderedDict()  # oldest first
+    module.forget_on_reset(sessions, ended)
 
     def end(sessionid: str, now: float) -> None:
         held = sessions.pop(sessionid, None)

@@ -7,17 +7,10 @@ contacts never see the new presence followed by the old unavailable. ``max_resou
 how many resources an account may bind at once.
 """
 
-import secrets
-
-from minixmpp.errors import StanzaError, StreamError
-from minixmpp.events import (
-    RESOURCE_BIND,
-    STREAM_FEATURES,
-    SessionEvent,
-    StanzaEvent,
-    StreamFeatures,
-)
-from minixmpp.jid import JID, InvalidJID, resourceprep
+from minixmpp.errors import StanzaError
+from minixmpp.events import STREAM_FEATURES, StanzaEvent, StreamFeatures
+from minixmpp.jid import InvalidJID, resourceprep
+from minixmpp.login import Binder
 from minixmpp.module import Module
 from minixmpp.xml import stanza as st
 
@@ -25,8 +18,9 @@ NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
 
 
-def load(module: Module) -> None:
-    users = module.users
+def load(module: Module) -> Binder:
+    """What this returns binds for Bind 2 (mod_sasl2_bind2) as well."""
+    binder = Binder(module)
 
     @module.hook(STREAM_FEATURES)
     async def features(event: StreamFeatures) -> None:
@@ -38,8 +32,7 @@ def load(module: Module) -> None:
     @module.hook(f"stanza/iq/{NS_BIND}:bind")
     async def bind(event: StanzaEvent) -> bool:
         session, stanza = event.session, event.stanza
-        username = session.username
-        if not session.authenticated or username is None:
+        if not session.authenticated or session.username is None:
             raise StanzaError("not-authorized")
         if stanza.get("type") != "set":
             raise StanzaError("bad-request")
@@ -50,32 +43,7 @@ def load(module: Module) -> None:
             resource = resourceprep(requested, strict=True) if requested else None
         except InvalidJID:
             resource = None  # Prosody hands out a random resource instead of an error
-        if resource is None:
-            resource = secrets.token_urlsafe(9)
-        if users.epoch(username) != session.auth_epoch:
-            # the password changed or the account went after this login checked it
-            if await users.exists(username):
-                session.close("reset", "Password changed")
-            else:
-                session.close("not-authorized", "Account deleted")
-            raise StanzaError("not-authorized")
-        jid = JID(username, module.host, resource)
-        limit = module.host_options.max_resources  # read here: a reload may change it
-        if module.session(jid.full) is None and len(module.sessions_of(username)) >= limit:
-            raise StanzaError(
-                "resource-constraint", f"Resource limit reached; only {limit} resources allowed"
-            )
-        session.set_bound(resource)
-        old = module.register_session(session)
-        if old is not None and old is not session:
-            old.close("conflict", "Replaced by new connection")
-            await old.unbound()
-        try:
-            await module.fire(RESOURCE_BIND, SessionEvent(session))
-        except Exception:
-            # Half-bound: the client cannot be told "not bound", so the stream ends.
-            module.log.exception("a resource-bind handler failed")
-            raise StreamError("internal-server-error") from None
+        jid = await binder.bind(session, resource)
         reply = st.reply(stanza)
         st.sub(st.sub(reply, f"{{{NS_BIND}}}bind"), f"{{{NS_BIND}}}jid", text=jid.full)
         session.send(reply)
@@ -87,3 +55,5 @@ def load(module: Module) -> None:
 
     for target in ("self", "host"):
         module.hook(f"iq-set/{target}/{NS_SESSION}:session")(legacy_session)
+
+    return binder

@@ -7,14 +7,15 @@ that normal routing does not bring it (``<received/>``), each wrapped in ``<forw
 (XEP-0297) and sent from the user's bare JID. What is copied: ``chat`` messages, ``normal``
 ones with a body, error bounces of messages sent to bare JIDs, Jingle Message Initiation, and
 messages the user's archive stamped; never one with ``<private/>`` (which is taken out of a
-received message) or ``<no-copy/>`` (XEP-0334), nor a MUC private message.
+received message) or ``<no-copy/>`` (XEP-0334), nor a MUC private message. A client logging in
+with Bind 2 (XEP-0386) may enable carbons inline, in its bind request.
 """
 
 from __future__ import annotations
 
 from lxml import etree
 
-from minixmpp.events import StanzaEvent
+from minixmpp.events import BIND2_ENABLE, BIND2_FEATURES, Bind2Features, Bind2Request, StanzaEvent
 from minixmpp.module import Module
 from minixmpp.session import Session
 from minixmpp.xml import stanza as st
@@ -71,6 +72,19 @@ def load(module: Module) -> None:
 
     module.hook(f"iq-set/self/{NS_CARBONS}:enable")(toggle)
     module.hook(f"iq-set/self/{NS_CARBONS}:disable")(toggle)
+
+    @module.hook(BIND2_FEATURES)
+    async def inline(event: Bind2Features) -> None:
+        event.features.append(NS_CARBONS)
+
+    @module.hook(BIND2_ENABLE)
+    async def enable_at_bind(event: Bind2Request) -> None:
+        """Bind 2's ``<enable xmlns='urn:xmpp:carbons:2'/>``: on from the start, with no
+        answer in ``<bound/>`` (XEP-0386 §3.2: it cannot fail; Prosody's module adds an
+        ``<enabled/>`` that no specification defines)."""
+        if event.request.find(f"{{{NS_CARBONS}}}enable") is not None:
+            event.session.data[KEY] = True
+            module.log.debug("%s enabled carbons at bind", event.session.jid)
 
     def copy_out(event: StanzaEvent, c2s: bool) -> None:
         origin, stanza = event.session, event.stanza

@@ -17,7 +17,8 @@ All that is held goes out when the client says ``<active/>``, when an urgent sta
 the client sends anything (its radio is on), and when ``csi_queue_size`` stanzas wait. After
 such a flush the session stays active for ``csi_resume_inactive_delay`` seconds, so that the
 replies and updates that follow go out without churn. What is still held when the stream ends
-is dropped, as the bytes Prosody holds are: it is never a message with a body.
+is dropped, as the bytes Prosody holds are: it is never a message with a body. A client logging
+in with Bind 2 (XEP-0386) may start inactive, saying so in its bind request.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ from lxml import etree
 from minixmpp.clock import Clock, Timer
 from minixmpp.config import PositiveInt
 from minixmpp.events import (
+    BIND2_ENABLE,
+    BIND2_FEATURES,
     RESOURCE_UNBIND,
     STREAM_FEATURES,
+    Bind2Features,
+    Bind2Request,
     ResourceUnbind,
     StanzaEvent,
     StreamFeatures,
@@ -180,11 +185,7 @@ def load(module: Module) -> None:
         if event.session.authenticated:
             st.sub(event.features, f"{{{NS_CSI}}}csi")
 
-    @module.hook(f"stanza/{NS_CSI}:inactive")
-    async def inactive(event: StanzaEvent) -> bool | None:
-        session = event.session
-        if not session.authenticated:
-            return None  # unsupported-stanza-type, as for any unknown element
+    def go_inactive(session: Session) -> None:
         holder = session.data.get(KEY)
         if holder is None:
             holder = session.data[KEY] = Holder(session, opts, module.clock)
@@ -192,7 +193,31 @@ def load(module: Module) -> None:
             session.filters.add(holder, priority=1000)
         holder.inactive = True
         holder.stop_grace()
+
+    @module.hook(f"stanza/{NS_CSI}:inactive")
+    async def inactive(event: StanzaEvent) -> bool | None:
+        if not event.session.authenticated:
+            return None  # unsupported-stanza-type, as for any unknown element
+        go_inactive(event.session)
         return True
+
+    @module.hook(BIND2_FEATURES)
+    async def inline(event: Bind2Features) -> None:
+        event.features.append(NS_CSI)
+
+    @module.hook(BIND2_ENABLE)
+    async def state_at_bind(event: Bind2Request) -> None:
+        """Bind 2 (XEP-0386): ``<inactive xmlns='urn:xmpp:csi:0'/>`` in the bind request starts
+        the session inactive (``<active/>`` is how every session starts), once the SASL2
+        ``<success/>`` and the features are out (they would end the inactivity at once)."""
+        if event.request.find(f"{{{NS_CSI}}}inactive") is None:
+            return
+        session = event.session
+
+        async def start_inactive() -> None:
+            go_inactive(session)
+
+        event.success.after.append(start_inactive)
 
     @module.hook(f"stanza/{NS_CSI}:active")
     async def active(event: StanzaEvent) -> bool | None:

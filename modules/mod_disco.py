@@ -4,9 +4,11 @@ Host: identity ``server/im`` and every feature and identity modules add. Account
 ``account/registered`` and the account features, for the account itself (and, with a roster,
 for contacts it has a ``from`` subscription with). Requests for a ``node`` fire
 ``host-disco-info-node`` / ``host-disco-items-node`` (ad-hoc commands answer those); an
-unknown node is ``item-not-found``.
+unknown node is ``item-not-found``. Forms other modules offer as ``disco-extension`` items
+(XEP-0128) follow the host's features.
 """
 
+import copy
 from dataclasses import dataclass
 
 from lxml import etree
@@ -38,6 +40,8 @@ def load(module: Module) -> None:
     opts = module.options(Options)
     module.add_feature(NS_INFO)
     module.add_feature(NS_ITEMS)
+    module.add_account_feature(NS_INFO)  # as Prosody 0.12.5 answers for accounts
+    module.add_account_feature(NS_ITEMS)
 
     @module.hook(CONFIG_RELOADED)
     async def reloaded(_event: ConfigReloaded) -> None:
@@ -71,6 +75,8 @@ def load(module: Module) -> None:
                 [("server", "im", opts.server_name), *module.items("identity")],
                 module.items("feature"),
             )
+            for form in module.items("disco-extension"):  # XEP-0128 (e.g. XEP-0157's)
+                query.append(copy.deepcopy(form))
         event.session.send(reply)
         return True
 

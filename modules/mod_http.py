@@ -59,7 +59,7 @@ class Api:
                 base = "ws" + base[4:] if base.startswith("http") else base
             return base + path
         host = self._opts.http_host or self._module.host
-        https, http = self._ports.get("https"), self._ports.get("http")
+        https, http = self._bound("https"), self._bound("http")
         if https:
             proto, port = "wss" if scheme == "ws" else "https", https[0]
         else:
@@ -73,9 +73,19 @@ class Api:
         host = self._opts.http_host or self._module.host
         path = self.path(name, default_path)
         secure, plain = ("wss", "ws") if scheme == "ws" else ("https", "http")
-        found = [f"{secure}://{host}:{p}{path}" for p in self._ports.get("https", [])[:1]]
-        found += [f"{plain}://{host}:{p}{path}" for p in self._ports.get("http", [])[:1]]
+        found = [f"{secure}://{host}:{p}{path}" for p in self._bound("https")[:1]]
+        found += [f"{plain}://{host}:{p}{path}" for p in self._bound("http")[:1]]
         return found
+
+    def _bound(self, service: str) -> list[int]:
+        """The ports ``service`` listens on; before it listens (or in a CLI command run
+        in-process, which never listens) the configured ones, so that a URL made then is the
+        one the running server would make."""
+        bound = self._ports.get(service)
+        if bound:
+            return bound
+        configured = self._opts.https_ports if service == "https" else self._opts.http_ports
+        return [p for p in configured if p != 0]
 
 
 def load(module: Module) -> Api:

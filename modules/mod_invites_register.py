@@ -47,7 +47,12 @@ from minixmpp.events import (
 )
 from minixmpp.jid import JID, InvalidJID
 from minixmpp.module import Module
-from minixmpp.roster import RosterItem, with_directions
+from minixmpp.roster import (
+    SUBSCRIPTION_APPROVED,
+    RosterItem,
+    SubscriptionApproved,
+    with_directions,
+)
 from minixmpp.session import Session
 from minixmpp.storage import Transaction
 from minixmpp.xml import stanza as st
@@ -174,6 +179,7 @@ def load(module: Module) -> None:
             event.session.data.pop(VALIDATED, None)  # one account per invite and stream
         username = event.username
         module.log.info("%s@%s registered with an invite", username, host)
+        await invites.used(invite, username, "register")
         if invite.roles:
             await module.users.set_roles(username, invite.roles)
         if invite.groups:  # kept with the account (minixmpp has no shared groups)
@@ -205,6 +211,7 @@ def load(module: Module) -> None:
         if event.session is not None:
             event.session.data.pop(VALIDATED, None)
         module.log.info("password of %s@%s reset with an invite", event.username, host)
+        await invites.used(invite, event.username, "reset")
 
     # -- XEP-0379: the server approves a subscription that brings the right token ---------------
 
@@ -228,6 +235,7 @@ def load(module: Module) -> None:
             return
         module.log.info("subscription of %s to %s@%s approved by invite", contact, inviter, host)
         await approve(inviter, contact)
+        await invites.used(invite, contact, "subscribe")
 
     async def approve(inviter: str, contact: str) -> None:
         await roster.remove_pending(inviter, contact)
@@ -236,6 +244,7 @@ def load(module: Module) -> None:
             return with_directions(from_=True, approved=False)(item or RosterItem(contact))
 
         item = (await roster.update(inviter, contact, grant)).new
+        await module.fire(SUBSCRIPTION_APPROVED, SubscriptionApproved(inviter, contact, "invite"))
         if item is not None and not item.to and not item.ask:
             await roster.update(inviter, contact, lambda i: (i or item).with_(ask=True))
             await module.send(st.presence(type="subscribe", from_=f"{inviter}@{host}", to=contact))

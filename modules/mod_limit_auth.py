@@ -3,9 +3,10 @@ mod_limit_auth, its options and its reply).
 
 Each address has a token bucket of ``limit_auth_max`` failed SASL attempts, one coming back
 every ``limit_auth_period / limit_auth_max`` seconds (Prosody's util.throttle). Once it is empty,
-an ``<auth/>`` from that address, on any connection, is answered
-``<failure><temporary-auth-failure/></failure>`` without the credentials being looked at
-(after ``limit_auth_tarpit_delay`` seconds, if set).
+an ``<auth/>`` (or a SASL2 ``<authenticate/>``, FAST's included) from that address, on any
+connection, is answered ``<failure><temporary-auth-failure/></failure>`` (in SASL2's namespace for
+SASL2) without the credentials being looked at (after ``limit_auth_tarpit_delay`` seconds of the
+server's clock, if set).
 
 Prosody's module looks at the bucket when an attempt starts and takes from it when one fails, so
 attempts started at once on many connections all get through on one token (measured here: 12
@@ -24,7 +25,6 @@ attempts.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Annotated
@@ -36,6 +36,8 @@ from minixmpp.clock import Clock
 from minixmpp.events import (
     AUTHENTICATION_FAILURE,
     AUTHENTICATION_SUCCESS,
+    SERVER_RESETTING,
+    ServerEvent,
     SessionEvent,
     StanzaEvent,
 )
@@ -45,6 +47,7 @@ from minixmpp.throttle import Throttles
 from minixmpp.xml import stanza as st
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_SASL2 = "urn:xmpp:sasl:2"
 REFUSED = "limit_auth.refused"  # session.data: attempts refused on this connection
 TAKEN = "limit_auth.taken"  # session.data: the address whose token this attempt holds
 ADDRESSES = 10_000  # buckets kept, the most recently used (a forgotten one is full again)
@@ -71,6 +74,11 @@ class LimitAuthApi:
         self._unlimited = unlimited
         self._log = log
         self._told: set[str] = set()  # addresses logged as throttled, until they may try again
+
+    def forget(self) -> None:
+        """Every address has all its attempts again (the test harness's reset)."""
+        self._throttles.clear()
+        self._told.clear()
 
     def start(self, session: Session) -> bool:
         """An attempt begins: False when its address is out of attempts."""
@@ -109,21 +117,32 @@ def load(module: Module) -> LimitAuthApi:
     unlimited = AddressSet(module.server_options.unlimited_ips)
     api = LimitAuthApi(opts, unlimited, module.log, module.clock)
 
-    @module.hook(f"stanza/{NS_SASL}:auth", priority=10)  # ahead of mod_saslauth
-    async def auth(event: StanzaEvent) -> bool | None:
+    @module.hook(SERVER_RESETTING)
+    async def resetting(_event: ServerEvent) -> None:
+        api.forget()
+
+    async def gate(event: StanzaEvent, failure_ns: str) -> bool | None:
         session = event.session
         if session.authenticated or api.start(session):
             return None
         refused = session.data.get(REFUSED, 0) + 1
         session.data[REFUSED] = refused
         if opts.limit_auth_tarpit_delay:
-            await asyncio.sleep(opts.limit_auth_tarpit_delay)
-        failure = st.element(f"{{{NS_SASL}}}failure")
+            await module.clock.sleep(opts.limit_auth_tarpit_delay)
+        failure = st.element(f"{{{failure_ns}}}failure")
         st.sub(failure, f"{{{NS_SASL}}}temporary-auth-failure")
         session.send(failure)
         if refused >= max_refusals:
             session.close("policy-violation", "Too many failed authentication attempts")
         return True
+
+    @module.hook(f"stanza/{NS_SASL}:auth", priority=10)  # ahead of mod_saslauth
+    async def auth(event: StanzaEvent) -> bool | None:
+        return await gate(event, NS_SASL)
+
+    @module.hook(f"stanza/{NS_SASL2}:authenticate", priority=10)  # ahead of mod_sasl2
+    async def authenticate(event: StanzaEvent) -> bool | None:
+        return await gate(event, NS_SASL2)
 
     @module.hook(AUTHENTICATION_FAILURE)
     async def failed(event: SessionEvent) -> None:

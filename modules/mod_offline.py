@@ -18,7 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from minixmpp.config import NonNegativeInt
-from minixmpp.events import CONFIG_RELOADED, OFFLINE_BROADCAST, ConfigReloaded, StanzaEvent
+from minixmpp.events import (
+    CONFIG_RELOADED,
+    OFFLINE_BROADCAST,
+    SERVER_RESETTING,
+    ConfigReloaded,
+    ServerEvent,
+    StanzaEvent,
+)
 from minixmpp.module import Module
 from minixmpp.session import Session
 from minixmpp.storage import ArchiveStore
@@ -50,6 +57,12 @@ def load(module: Module) -> None:
     holders: set[str] = set()
     loaded = False
     stores = 0
+
+    @module.hook(SERVER_RESETTING)
+    async def resetting(_event: ServerEvent) -> None:
+        nonlocal loaded
+        holders.clear()  # the stores are replaced: learn them again at the next delivery
+        loaded = False
 
     @module.hook("message/offline/handle")
     async def store(event: StanzaEvent) -> bool | None:

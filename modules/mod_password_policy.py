@@ -2,6 +2,9 @@
 mod_password_policy of Prosody): a minimum length (in bytes, as Prosody counts), no empty
 password, and, when a logged-in user changes it, no password containing the username.
 
+``load()`` returns ``check(password, username)`` and the current policy for other front ends
+(web registration), as Prosody's module exports ``check_password`` and ``get_policy``.
+
 Runs ahead of mod_register's own checks (priority 10), as Prosody's does, so a weak password is
 refused before the username is looked at. Unlike Prosody's, it does not answer a stream that
 may not register at all (registration off, or no TLS where it is required): there the reply is
@@ -52,14 +55,26 @@ def problem(password: str, username: str | None, policy: Policy) -> str | None:
     return None
 
 
-def load(module: Module) -> None:
-    policy = module.options(Options).password_policy
+class PasswordPolicyApi:
+    """What ``module.depends("password_policy")`` gives (Prosody's ``get_policy`` and
+    ``check_password``), for front ends that take a password outside XEP-0077 (web
+    registration)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy  # the current one: a reload replaces it
+
+    def check(self, password: str, username: str | None = None) -> str | None:
+        """Why ``password`` is refused (for an account named ``username``); None if fine."""
+        return problem(password, username, self.policy)
+
+
+def load(module: Module) -> PasswordPolicyApi:
+    api = PasswordPolicyApi(module.options(Options).password_policy)
     register = module.depends("register")
 
     @module.hook(CONFIG_RELOADED)
     async def reloaded(_event: ConfigReloaded) -> None:
-        nonlocal policy
-        policy = module.options(Options).password_policy
+        api.policy = module.options(Options).password_policy
 
     async def check(event: StanzaEvent) -> None:
         session, stanza = event.session, event.stanza
@@ -74,7 +89,7 @@ def load(module: Module) -> None:
         for password in passwords:
             if password is None:  # not given here: mod_register says what is missing
                 continue
-            reason = problem(password, session.username, policy)
+            reason = api.check(password, session.username)
             if reason is not None:
                 raise StanzaError("not-acceptable", reason, "cancel")  # as Prosody's module
 
@@ -82,10 +97,11 @@ def load(module: Module) -> None:
     async def without_stream(event: Registration) -> None:
         if event.session is not None:
             return  # checked on the stanza, in Prosody's order
-        reason = problem(event.password, None, policy)
+        reason = api.check(event.password)
         if reason is not None:
             raise StanzaError("not-acceptable", reason, "cancel")
 
     module.hook(f"stanza/iq/{NS_REGISTER}:query", priority=10)(check)
     module.hook(f"iq-set/self/{NS_REGISTER}:query", priority=10)(check)
     module.hook(f"iq-set/host/{NS_REGISTER}:query", priority=10)(check)
+    return api

@@ -91,6 +91,7 @@ def load(module: Module) -> None:
             " (or min_seconds_between_registrations) greater than 0"
         )
     buckets: OrderedDict[str, Throttle] = OrderedDict()
+    module.forget_on_reset(buckets)
 
     def listed(nets: list[Network], ip: str) -> bool:
         try:

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from minixmpp.testing import TestServer, running_server
+from minixmpp.testing import XmppServer
 from tests.websocket import close_all as close_websockets
 from tests.xmpp import OPEN_CLIENTS, SLIX_CLIENTS
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
-    async with running_server(tmp_path) as srv:
-        for name, password in PASSWORDS.items():
-            await srv.create_user(name, password)
+@pytest.fixture(scope="session")
+async def _shared_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[XmppServer]:
+    async with XmppServer(tmp_path_factory.mktemp("server"), users=PASSWORDS) as srv:
         yield srv
+
+
+@pytest.fixture
+async def server(_shared_server: XmppServer) -> AsyncIterator[XmppServer]:
+    """alice, bob and carol on a server of the default modules: one per worker, reset to
+    that state before each test (minixmpp.testing's own reset, as the pytest plugin does)."""
+    await _shared_server.reset()
+    yield _shared_server
 
 
 @pytest.fixture(autouse=True)

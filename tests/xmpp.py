@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import itertools
 import ssl
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from lxml import etree
 from scramp import ScramClient
 
+from minixmpp.testing import XmppServer
 from minixmpp.xml.parser import StanzaReceived, StreamClosed, StreamOpened, StreamParser
 
 TIMEOUT = 10.0
@@ -39,6 +41,9 @@ class Closed(Exception):
 
 
 OPEN_CLIENTS: list[RawClient] = []  # closed after each test by the conftest fixture
+
+
+_markers = itertools.count(1)
 
 
 class RawClient:
@@ -135,23 +140,35 @@ class RawClient:
             if all(el.get(key) == value for key, value in wanted.items()):
                 return el
 
-    async def drain(self, quiet: float = 0.3) -> list[etree._Element]:
-        """Everything that arrives until nothing has for ``quiet`` seconds (bounded by TIMEOUT)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + TIMEOUT
-        got = []
-        while loop.time() < deadline:
-            try:
-                got.append(await self.next(quiet))
-            except TimeoutError:
+    async def settled(self) -> list[etree._Element]:
+        """Everything the server has sent this client by now, without waiting a fixed time:
+        every test server of this loop is idle first (all clients' input handled), then an IQ
+        round trip (its answer comes after everything sent before it) marks the end."""
+        for server in XmppServer.running():
+            await server.idle()
+        got: list[etree._Element] = []
+        if self.eof or self.stream_closed:
+            with contextlib.suppress(Closed, TimeoutError, AssertionError):
+                while True:  # until the end of the connection
+                    got.append(await self.next())
+            return got
+        marker = f"settled-{next(_markers)}"
+        await self.send(f"<iq type='get' id='{marker}'><ping xmlns='urn:xmpp:ping'/></iq>")
+        while True:
+            el = await self.next()
+            if el.tag == "iq" and el.get("id") == marker:
                 return got
-        raise AssertionError(f"still receiving after {TIMEOUT} s")
+            got.append(el)
 
-    async def nothing(self, timeout: float = 0.3) -> None:
-        """Assert that no element arrives within ``timeout``."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            el = await self.next(timeout)
-            raise AssertionError(f"unexpected element {etree.tostring(el)!r}")
+    async def drain(self) -> list[etree._Element]:
+        """Everything the server has sent this client by now (see ``settled``)."""
+        return await self.settled()
+
+    async def nothing(self) -> None:
+        """Assert that the server has sent this client nothing more (see ``settled``)."""
+        got = await self.settled()
+        if got:
+            raise AssertionError(f"unexpected elements {[etree.tostring(e) for e in got]!r}")
 
     async def stream_error(self, timeout: float = TIMEOUT) -> tuple[str, str | None]:
         """Read until a stream error; return (condition, text). Also checks the close."""
@@ -244,6 +261,17 @@ class RawClient:
         with contextlib.suppress(Exception):
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+async def until_pong(client: RawClient) -> list[etree._Element]:
+    """What arrives before the answer to a ping: everything the server did before it."""
+    await client.send("<iq type='get' id='rt' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    got = []
+    while True:
+        el = await client.next()
+        if el.tag == "iq" and el.get("id") == "rt":
+            return got
+        got.append(el)
 
 
 def client_context(ca_file: Path, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
@@ -523,4 +551,4 @@ async def receives(client: RawClient, *expected: str) -> None:
             age = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - stamp
             assert datetime.timedelta(0) <= age < datetime.timedelta(minutes=1)
         same_xml(got, want, ignore=("stamp",))
-    await client.nothing(0.2)
+    await client.nothing()

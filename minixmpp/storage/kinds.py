@@ -83,6 +83,19 @@ class ArchiveStore(Protocol):
         (``max_bytes``) as many as fit in that many bytes of values, the first always."""
         ...
 
+    async def count(
+        self,
+        user: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        peer: str | None = None,
+        ids: list[str] | None = None,
+        tx: Tx = None,
+    ) -> int:
+        """How many items ``find`` with these filters (and no position or limit) would give."""
+        ...
+
     async def delete(
         self, user: str, *, ids: list[str] | None = None, before: float | None = None, tx: Tx = None
     ) -> int:

@@ -227,6 +227,25 @@ class Storage:
                 (host, username),
             )
 
+    async def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every data table (not the schema versions, not ``meta``'s secrets):
+        what ``load`` puts back. For the test harness's snapshots; read in one transaction,
+        so the rows are consistent with each other."""
+        async with self.transaction() as tx:
+            tables = await _data_tables(tx)
+            return {t: [tuple(r) for r in await tx.fetchall(f"SELECT * FROM {t}")] for t in tables}  # noqa: S608
+
+    async def load(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Replace every data table's rows with ``rows`` (from ``dump``; a table it does not
+        name is emptied), in one transaction."""
+        async with self.transaction() as tx:
+            for table in await _data_tables(tx):
+                await tx.execute(f"DELETE FROM {table}")  # noqa: S608
+                content = rows.get(table)
+                if content:
+                    marks = ", ".join("?" * len(content[0]))
+                    await tx.executemany(f"INSERT INTO {table} VALUES ({marks})", content)  # noqa: S608
+
     async def meta(self, key: str, default: bytes) -> bytes:
         """A server-wide value, created with ``default`` on first use (e.g. secrets)."""
         async with self.transaction() as tx:
@@ -245,6 +264,14 @@ class Storage:
 
     def archive(self, host: str, name: str) -> SqlArchiveStore:
         return SqlArchiveStore(self, host, name)
+
+
+async def _data_tables(tx: Transaction) -> list[str]:
+    rows = await tx.fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        " AND name NOT IN ('meta', 'schema_versions') ORDER BY name"
+    )
+    return [row[0] for row in rows]
 
 
 def _create_private(path: Path) -> None:

@@ -123,21 +123,13 @@ class SqlArchiveStore:
         """Items of ``user`` in the order added (newest first with ``reverse``), filtered by
         time (inclusive), peer, and position relative to other items' ids; ``max_bytes``: as
         many as fit in that many bytes of values, but always the first."""
-        where = ["host = ?", "store = ?", "user = ?"]
-        params: list[Any] = [self.host, self.name, user]
-        for clause, value in (("at >= ?", start), ("at <= ?", end), ("peer = ?", peer)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
+        where, params = self._where(user, start, end, peer, ids)
         for op, anchor in ((">", after_id), ("<", before_id)):
             if anchor is not None:
                 where.append(
                     f"seq {op} (SELECT seq FROM archive WHERE host = ? AND store = ? AND key = ?)"  # noqa: S608
                 )
                 params += [self.host, self.name, anchor]
-        if ids is not None:
-            where.append(f"key IN ({', '.join('?' * len(ids))})")
-            params += ids
         order = " ORDER BY seq DESC" if reverse else " ORDER BY seq"
         tail = ""
         if limit is not None:
@@ -171,6 +163,41 @@ class SqlArchiveStore:
         )
         rows = await self._s.read(tx, sql, params)
         return [ArchiveItem(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    def _where(
+        self,
+        user: str,
+        start: float | None,
+        end: float | None,
+        peer: str | None,
+        ids: list[str] | None,
+    ) -> tuple[list[str], list[Any]]:
+        where = ["host = ?", "store = ?", "user = ?"]
+        params: list[Any] = [self.host, self.name, user]
+        for clause, value in (("at >= ?", start), ("at <= ?", end), ("peer = ?", peer)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if ids is not None:
+            where.append(f"key IN ({', '.join('?' * len(ids))})")
+            params += ids
+        return where, params
+
+    async def count(
+        self,
+        user: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        peer: str | None = None,
+        ids: list[str] | None = None,
+        tx: Transaction | None = None,
+    ) -> int:
+        """How many items ``find`` with these filters (and no position or limit) would give."""
+        where, params = self._where(user, start, end, peer, ids)
+        sql = "SELECT count(*) FROM archive WHERE " + " AND ".join(where)  # noqa: S608
+        rows = await self._s.read(tx, sql, params)
+        return int(rows[0][0])
 
     async def delete(
         self,

@@ -11,6 +11,7 @@ from minixmpp.xml import stanza as st
 
 NS_DATA = "jabber:x:data"
 X = f"{{{NS_DATA}}}x"
+NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Field:
     required: bool = False
     values: Sequence[str] = ()
     options: Sequence[tuple[str | None, str]] = ()  # (label, value) of list fields
+    datatype: str | None = None  # XEP-0122 validation, e.g. "xs:dateTime" (in forms only)
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Form:
                 st.sub(el, f"{{{NS_DATA}}}desc", text=f.desc)
             if f.required:
                 st.sub(el, f"{{{NS_DATA}}}required")
+            if f.datatype is not None and self.type == "form":
+                st.sub(el, f"{{{NS_VALIDATE}}}validate", {"datatype": f.datatype})
             for value in f.values:
                 st.sub(el, f"{{{NS_DATA}}}value", text=value)
             for label, value in f.options:

@@ -19,6 +19,8 @@ from minixmpp.xml import stanza as st
 from minixmpp.xml.dataforms import NS_DATA
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_SASL2 = "urn:xmpp:sasl:2"
+SASL2_PAYLOADS = frozenset({"initial-response", "challenge", "response", "additional-data"})
 HIDDEN = "[redacted]"
 
 
@@ -33,6 +35,8 @@ def _secret(el: etree._Element) -> bool:
     qname = etree.QName(el)
     if qname.namespace == NS_SASL:  # auth, response, challenge, success: SASL payloads
         return True
+    if qname.namespace == NS_SASL2 and qname.localname in SASL2_PAYLOADS:  # XEP-0388
+        return True
     if qname.localname == "password":  # jabber:iq:register and any other
         return True
     if qname.namespace == NS_DATA and qname.localname == "value":
@@ -45,7 +49,7 @@ def _secret(el: etree._Element) -> bool:
 
 def for_log(element: etree._Element, patterns: Sequence[re.Pattern[str]] = ()) -> bytes:
     """``element`` serialised with its secrets cut out (a copy: the element is not changed):
-    passwords and SASL payloads, and text matching ``patterns``."""
+    passwords and SASL payloads (SASL2's too), and text matching ``patterns``."""
     clean = copy.deepcopy(element)
     secrets = []
     for el in clean.iter(tag=etree.Element):  # the parser keeps no comments or PIs

@@ -36,16 +36,27 @@ from ._api import InvitesApi
 from ._invite import (
     DAY,
     INVITE_CREATED,
+    INVITE_USED,
     KINDS,
     TOKEN_IN_TEXT,
     Invite,
+    InviteUsed,
     interpolate,
     parse_duration,
     short,
     url_escape,
 )
 
-__all__ = ["INVITE_CREATED", "Invite", "InvitesApi", "interpolate", "parse_duration", "url_escape"]
+__all__ = [
+    "INVITE_CREATED",
+    "INVITE_USED",
+    "Invite",
+    "InviteUsed",
+    "InvitesApi",
+    "interpolate",
+    "parse_duration",
+    "url_escape",
+]
 
 # Admin commands this module adds (the CLI's "invite" commands); read without loading it.
 ADMIN_COMMANDS = ("invite.create", "invite.list", "invite.show", "invite.delete")

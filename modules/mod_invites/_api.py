@@ -5,6 +5,7 @@ invites are found, and deleted with it, without reading them all).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from minixmpp.module import Module
@@ -12,8 +13,10 @@ from minixmpp.storage import MapStore, Transaction
 
 from ._invite import (
     INVITE_CREATED,
+    INVITE_USED,
     RESET_EXPIRY,
     Invite,
+    InviteUsed,
     interpolate,
     new_token,
     prepared,
@@ -23,9 +26,15 @@ from ._invite import (
 if TYPE_CHECKING:
     from . import Options
 
+CHOSEN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a URI, a path and a query carry as is
+
 
 class InvitesApi:
     """Invites of one host."""
+
+    # Prosody's URL templates ("{invite.token}", "{app.link!}", …), for the modules that
+    # build links from invites (landing pages, app links)
+    interpolate = staticmethod(interpolate)
 
     def __init__(self, module: Module, opts: Options, expiry: int, purge_after: int) -> None:
         self._module = module
@@ -53,26 +62,34 @@ class InvitesApi:
         max_uses: int | None = None,
         source: str | None = None,
         note: str | None = None,
+        token: str | None = None,
     ) -> Invite:
-        """An invite to create an account: any username, or ``username`` only."""
+        """An invite to create an account: any username, or ``username`` only. ``token``:
+        a token of the caller's choosing (tests); a new random one by default."""
         if max_uses is not None and (not reusable or max_uses < 1):
             raise ValueError("max_uses needs a reusable invite and a count of at least 1")
         username = prepared(username) if username else None
         jid = f"{username}@{self.host}" if username else self.host
         invite = Invite(
-            token=new_token(), type="register", jid=jid, subject=username,
+            token=token or new_token(), type="register", jid=jid, subject=username,
             roles=list(roles or []), groups=list(groups or []), reusable=reusable,
             max_uses=max_uses, source=source, note=note,
         )  # fmt: skip
         return await self._store(invite, ttl)
 
     async def create_reset(
-        self, username: str, *, ttl: int | None = None, source: str | None = None
+        self,
+        username: str,
+        *,
+        ttl: int | None = None,
+        source: str | None = None,
+        token: str | None = None,
     ) -> Invite:
         """An invite to set a new password for the existing account ``username``."""
         username = prepared(username)
         invite = Invite(
-            token=new_token(), type="register", jid=f"{username}@{self.host}", subject=username,
+            token=token or new_token(), type="register", jid=f"{username}@{self.host}",
+            subject=username,
             allow_reset=username, source=source,
         )  # fmt: skip
         return await self._store(invite, RESET_EXPIRY if ttl is None else ttl)
@@ -85,19 +102,25 @@ class InvitesApi:
         username: str | None = None,
         ttl: int | None = None,
         source: str | None = None,
+        token: str | None = None,
     ) -> Invite:
         """An invite to become ``inviter``'s contact (and, with ``allow_registration``, to
         create an account for that first, named ``username`` if given)."""
         inviter = prepared(inviter)
         username = prepared(username) if username else None
         invite = Invite(
-            token=new_token(), type="roster", jid=f"{inviter}@{self.host}", inviter=inviter,
+            token=token or new_token(), type="roster", jid=f"{inviter}@{self.host}",
+            inviter=inviter,
             subject=username, allow_registration=allow_registration,
             source=source or f"{inviter}@{self.host}",
         )  # fmt: skip
         return await self._store(invite, ttl)
 
     async def _store(self, invite: Invite, ttl: int | None) -> Invite:
+        if not CHOSEN_TOKEN.fullmatch(invite.token):
+            raise ValueError("a token is 1 to 64 of A-Z a-z 0-9 - _")
+        if await self._invites.get(None, invite.token) is not None:
+            raise ValueError("an invite with this token exists")
         now = self.now()
         invite.created_at, invite.expires = now, now + (self.expiry if ttl is None else ttl)
         invite.uri = f"xmpp:{invite.jid}?{invite.type};preauth={invite.token}"  # the URI action
@@ -199,6 +222,11 @@ class InvitesApi:
         if used:
             self._module.log.info("invite %s used", short(token))
         return used
+
+    async def used(self, invite: Invite, username: str, purpose: str) -> None:
+        """Say that ``invite`` was used (``invite-used``), once its use is stored: by whoever
+        used it (registration, a reset, a subscription)."""
+        await self._module.fire(INVITE_USED, InviteUsed(invite, username, purpose))
 
     async def revoke(self, token: str) -> bool:
         async with self._module.transaction() as tx:

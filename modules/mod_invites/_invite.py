@@ -153,6 +153,19 @@ class Invite:
 INVITE_CREATED: EventName[Invite] = EventName("invite-created")  # before it is stored
 
 
+@dataclass(slots=True)
+class InviteUsed:
+    """``invite`` was used by ``username`` (a bare name on the host, or, for a subscription,
+    the contact's bare JID) to ``purpose``: "register", "reset" or "subscribe"."""
+
+    invite: Invite
+    username: str
+    purpose: str
+
+
+INVITE_USED: EventName[InviteUsed] = EventName("invite-used")  # once its use is stored
+
+
 def prepared(username: str) -> str:
     """A username as accounts have it (nodeprep); ValueError if it cannot be one."""
     try:

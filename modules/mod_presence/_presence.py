@@ -11,7 +11,12 @@ from lxml import etree
 from minixmpp.errors import StanzaError
 from minixmpp.jid import JID
 from minixmpp.module import Module
-from minixmpp.roster import RosterItem, with_directions
+from minixmpp.roster import (
+    SUBSCRIPTION_APPROVED,
+    RosterItem,
+    SubscriptionApproved,
+    with_directions,
+)
 from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
@@ -104,6 +109,9 @@ class Presences:
 
             item = (await roster.update(username, contact, approve, by_user=True)).new
             if item is not None and item.from_:
+                await self.module.fire(
+                    SUBSCRIPTION_APPROVED, SubscriptionApproved(username, contact)
+                )
                 await send(stanza)
                 await self.send_presence(username, contact)
                 if item.to:  # now mutual: ask for their presence too (as Prosody)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -74,32 +76,54 @@ def install_node_clients() -> NodeTools:
             pytrace=False,
         )
     wanted = _lock_hash()
-    if not (STAMP.is_file() and STAMP.read_text() == wanted):
-        env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
-        try:
-            done = subprocess.run(
-                NPM_CI,
-                cwd=NODE_DIR,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=NPM_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`{cd}` did not finish within {NPM_TIMEOUT:.0f} s", pytrace=False)
-        if done.returncode != 0:
-            pytest.fail(
-                f"`{cd}` failed (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}",
-                pytrace=False,
-            )
-        STAMP.write_text(wanted)
+    with _exclusive(NODE_DIR / ".install.lock"):  # pytest-xdist workers install once
+        if not (STAMP.is_file() and STAMP.read_text() == wanted):
+            _npm_ci(cd, wanted)
     flags = ("--experimental-websocket",) if int(found[1]) < 22 else ()
     return NodeTools(node, flags)
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (other pytest-xdist workers wait for it)."""
+    with path.open("a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def _npm_ci(cd: str, wanted: str) -> None:
+    env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+    try:
+        done = subprocess.run(
+            NPM_CI,
+            cwd=NODE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{cd}` did not finish within {NPM_TIMEOUT:.0f} s", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"`{cd}` failed (exit {done.returncode}):\n{_tail(done.stdout + done.stderr)}",
+            pytrace=False,
+        )
+    STAMP.write_text(wanted)
+
+
 def install_chromium() -> Path:
     """Debian's chromium package, installed by tests/browser/install-chromium.sh if missing."""
+    with _exclusive(NODE_DIR / ".install.lock"):
+        _install_chromium()
+    return CHROMIUM
+
+
+def _install_chromium() -> None:
     if not os.access(CHROMIUM, os.X_OK):
         try:
             done = subprocess.run(
@@ -121,7 +145,6 @@ def install_chromium() -> Path:
                 f"{_tail(done.stdout + done.stderr)}",
                 pytrace=False,
             )
-    return CHROMIUM
 
 
 def _new_file(path: Path) -> BinaryIO:

@@ -33,6 +33,10 @@ def test_wheel_ships_the_built_in_modules(tmp_path: Path) -> None:
         zf.extractall(tmp_path / "site")
     for source in (ROOT / "modules").glob("mod_*.py"):
         assert f"minixmpp/_modules/{source.name}" in names
+    for source in (ROOT / "modules").glob("mod_*/**/*"):  # package modules, their data too
+        if source.is_file() and "__pycache__" not in source.parts:
+            assert f"minixmpp/_modules/{source.relative_to(ROOT / 'modules')}" in names
+    assert "minixmpp/_modules/mod_invites_page/static/style.css" in names
     found = subprocess.run(
         [sys.executable, "-c", "from minixmpp.loader import builtin_module_dir as d; print(d())"],
         env={"PYTHONPATH": str(tmp_path / "site")},

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
 from scramp import ScramClient
 
 from minixmpp.accounts import Credentials, check_password, derive_credentials, derive_keys
-from minixmpp.sasl import SaslFailure, decode_payload, make_mechanism, offered_mechanisms
+from minixmpp.sasl import (
+    SaslFailure,
+    decode_payload,
+    downgrade_protection,
+    make_mechanism,
+    offered_mechanisms,
+)
 
 CREDS = {"alice": derive_credentials("pencil", 4096)}
 BINDING = {"tls-server-end-point": b"\x01" * 32, "tls-unique": b"\x02" * 12}
@@ -193,6 +200,10 @@ def test_decode_payload() -> None:
     with pytest.raises(SaslFailure) as info:
         decode_payload("!!notbase64")
     assert info.value.condition == "incorrect-encoding"
+    # SASL2 (XEP-0388): an empty element is the empty payload; "=" is no special case
+    assert decode_payload("", sasl2=True) == b""
+    with pytest.raises(SaslFailure):
+        decode_payload("=", sasl2=True)
 
 
 def test_stored_keys_match_scramp_and_never_hold_the_password() -> None:
@@ -252,6 +263,8 @@ async def test_rfc_test_vectors(
         return Credentials(sha1=keys, sha256=keys)
 
     monkeypatch.setattr(minixmpp.sasl.secrets, "token_urlsafe", lambda _n: server_nonce)
+    # the RFCs' server-first messages have no XEP-0474 attributes (tested below)
+    monkeypatch.setattr(minixmpp.sasl, "downgrade_protection", lambda *_a: "")
     server = make_mechanism(
         name, host="h", lookup=vector_lookup, bindings={}, secure=True, secret=b"s", iterations=1
     )
@@ -261,3 +274,29 @@ async def test_rfc_test_vectors(
     )
     step = await server.step(client_final.encode())
     assert (step.success, step.username) == (server_final.encode(), "user")
+
+
+def test_downgrade_protection_matches_xep_0474s_examples() -> None:
+    """XEP-0474's example: SCRAM-SHA-1 and -PLUS offered, tls-exporter and
+    tls-server-end-point advertised; 0.4's h= (in 0.5.0's example) and 0.3's d=."""
+    attributes = downgrade_protection(
+        ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"], ["tls-server-end-point", "tls-exporter"], "sha1"
+    )
+    assert attributes == ",d=dRc3RenuSY9ypgPpERowoaySQZY=,h=G6k/rBLDqgOhRRaCuuatSDFkJ08="
+    # without XEP-0440 channel-binding types: the mechanisms alone, no separator
+    none = downgrade_protection(["SCRAM-SHA-1", "SCRAM-SHA-256"], [], "sha256")
+    digest = hashlib.sha256(b"SCRAM-SHA-1\x1eSCRAM-SHA-256").digest()
+    assert none.endswith(",h=" + base64.b64encode(digest).decode())
+
+
+async def test_server_first_carries_the_offered_mechanisms_hash() -> None:
+    bindings = {"tls-server-end-point": b"e" * 32}
+    server = mechanism("SCRAM-SHA-256", bindings)
+    step = await server.step(b"n,,n=alice,r=abcdefghijklmnop")
+    assert step.challenge is not None
+    attributes = dict(a.split("=", 1) for a in step.challenge.decode().split(","))
+    offered = offered_mechanisms(secure=True, bindings=bindings)
+    assert list(attributes) == ["r", "s", "i", "d", "h"]
+    assert "," + ",".join(f"{k}={attributes[k]}" for k in "dh") == downgrade_protection(
+        offered, ["tls-server-end-point"], "sha256"
+    )

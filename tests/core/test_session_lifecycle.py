@@ -119,6 +119,9 @@ class FakeLink:
     def adopt(self, session: C2SSession) -> None:
         self.session = session
 
+    def send_features(self, features: etree._Element) -> bool:
+        return True
+
     def authenticated(self) -> None:
         pass
 

@@ -10,7 +10,7 @@ from lxml import etree
 
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
-from tests.xmpp import RawClient, login, stanza_error
+from tests.xmpp import RawClient, login, stanza_error, until_pong
 
 NS = "urn:xmpp:carbons:2"
 FORWARD = "urn:xmpp:forward:0"
@@ -32,17 +32,6 @@ async def online(srv: TestServer, user: str, resource: str, *, enable: bool = Tr
         reply = await client.iq(f"<enable xmlns='{NS}'/>", type="set", id="carbons")
         assert reply.get("type") == "result"
     return client
-
-
-async def until_pong(client: RawClient) -> list[etree._Element]:
-    """What arrives before the answer to a ping: everything the server did before it."""
-    await client.send("<iq type='get' id='rt' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-    got = []
-    while True:
-        el = await client.next()
-        if el.tag == "iq" and el.get("id") == "rt":
-            return got
-        got.append(el)
 
 
 def forwarded(carbon: etree._Element, direction: str) -> etree._Element:

@@ -11,7 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from minixmpp.testing import running_server
+from minixmpp.config import from_dict
+from minixmpp.server import Server
+from minixmpp.testing import make_config, running_server
 from tests.xmpp import login
 
 # A module as a third party writes it: a package with a helper file it imports relatively,
@@ -165,3 +167,30 @@ async def test_external_url_and_default_ports(tmp_path: Path, plugins: Path) -> 
             "wss://xmpp.example.org/xmpp-websocket"
         )
         assert srv.http_port and srv.https_port and srv.http_port != srv.https_port
+
+
+async def test_urls_before_listening_are_the_configured_ports(tmp_path: Path) -> None:
+    """A CLI command run in-process starts the server without listening: the URLs it prints
+    (an invite's landing page) are those the running server would print."""
+    raw = make_config(
+        tmp_path, modules=["http"], options={"http_ports": [5380], "https_ports": [5381]}
+    )
+    server = Server(from_dict(raw, tmp_path / "server.toml"))
+    await server.start(listen=False, admin_socket=False)
+    try:
+        api = server.hosts["localhost"].modules["http"].api
+        assert api.url("notes", "/notes") == "https://localhost:5381/notes"
+        assert api.urls("notes", "/notes") == [
+            "https://localhost:5381/notes",
+            "http://localhost:5380/notes",
+        ]
+    finally:
+        await server.stop()
+    raw["https_ports"] = []
+    server = Server(from_dict(raw, tmp_path / "server.toml"))
+    await server.start(listen=False, admin_socket=False)
+    try:
+        api = server.hosts["localhost"].modules["http"].api
+        assert api.url("notes", "/notes") == "http://localhost:5380/notes"
+    finally:
+        await server.stop()
