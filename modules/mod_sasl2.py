@@ -122,7 +122,8 @@ def load(module: Module) -> None:
         identifier.text = identity
         success.insert(position, identifier)
         target.send(success)
-        target.send_features(features)
+        if not event.resumed:  # XEP-0198 §7: a resumed stream goes on at once, no features
+            target.send_features(features)
         for element in held:
             session.send(element)
         for after in event.after:

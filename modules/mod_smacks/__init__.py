@@ -1,8 +1,11 @@
 """Stream Management (XEP-0198 1.6, ``urn:xmpp:sm:3``), Prosody's mod_smacks and its options.
 
 Once authenticated a client is offered ``<sm xmlns='urn:xmpp:sm:3'/>``; after binding it may
-``<enable/>`` it (``resume='true'``: resumably). Both sides then count the stanzas they handle
-(``<r/>`` asks, ``<a h='…'/>`` answers; 32-bit, wrapping). The server asks when more than
+``<enable/>`` it (``resume='true'``: resumably). In a SASL2 login (XEP-0198 §7) it may do both
+inline: ``<resume/>`` in ``<authenticate/>`` (``<resumed/>`` or ``<failed/>`` in
+``<success/>``) and ``<enable/>`` in Bind 2's ``<bind/>`` (the answer in ``<bound/>``). Both
+sides then count the stanzas they handle (``<r/>`` asks, ``<a h='…'/>`` answers; 32-bit,
+wrapping). The server asks when more than
 ``smacks_max_unacked_stanzas`` stanzas wait for an answer (``smacks_max_inactive_unacked_stanzas``
 while the client says it is inactive, XEP-0352), and when the client has been silent for
 ``c2s_idle_timeout`` (a client that does not answer that is dropped; a resumable session then
@@ -36,13 +39,21 @@ import msgspec
 from minixmpp.config import NonNegativeInt, PositiveInt
 from minixmpp.errors import StreamError
 from minixmpp.events import (
+    BIND2_ENABLE,
+    BIND2_FEATURES,
     C2S_READ_TIMEOUT,
     CONNECTION_LOST,
     RESOURCE_UNBIND,
+    SASL2_FEATURES,
+    SASL2_SUCCESS,
     SERVER_STOPPING,
     STREAM_FEATURES,
+    Bind2Features,
+    Bind2Request,
     ConnectionLost,
+    InlineFeatures,
     ResourceUnbind,
+    Sasl2Success,
     ServerEvent,
     SessionEvent,
     StanzaEvent,
@@ -106,6 +117,36 @@ def load(module: Module) -> Smacks:
         outcome.session.send(outcome.element)
         await outcome.finish()
         return True
+
+    # -- inline in a SASL2 login (XEP-0198 §7): resumption in <authenticate/>, enabling in
+    # Bind 2's <bind/>; without those modules these never fire
+
+    @module.hook(SASL2_FEATURES)
+    async def offer_resumption(event: InlineFeatures) -> None:
+        st.sub(event.inline, f"{{{NS_SM}}}sm")
+
+    @module.hook(BIND2_FEATURES)
+    async def offer_enabling(event: Bind2Features) -> None:
+        event.features.append(NS_SM)
+
+    @module.hook(SASL2_SUCCESS, priority=110)  # before Bind 2, which binds nothing if resumed
+    async def resume_inline(event: Sasl2Success) -> None:
+        request = event.request.find(f"{{{NS_SM}}}resume")
+        if request is None:
+            return
+        outcome = await smacks.resume(event.session, request.get("previd"), request.get("h"))
+        event.success.append(outcome.element)
+        if outcome.session is not None:
+            event.resumed = True
+            event.session = outcome.session
+            event.after.append(outcome.finish)  # the queue once <success/> is out
+
+    @module.hook(BIND2_ENABLE)
+    async def enable_inline(event: Bind2Request) -> None:
+        request = event.request.find(f"{{{NS_SM}}}enable")
+        if request is not None:
+            resume = request.get("resume") in ("true", "1")
+            event.bound.append(smacks.enable(event.session, resume))
 
     @module.hook(f"stanza/{NS_SM}:r")
     async def request(event: StanzaEvent) -> bool | None:

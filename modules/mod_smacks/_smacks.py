@@ -1,7 +1,8 @@
 """Stream management on one host: enabling, resumption, hibernation and its end.
 
-``Smacks`` is what ``load()`` returns, so Bind 2 and SASL2 (XEP-0198 §7, inline enabling and
-resumption) call the same two methods the stream elements use:
+``Smacks`` is what ``load()`` returns. The stream elements, and the inline forms of a SASL2 login
+(XEP-0198 §7: the SASL2 and Bind 2 events mod_smacks hooks), use the same two methods, and
+other modules can call them too:
 
 - ``enable(session, resume)`` -> ``<enabled/>`` or ``<failed/>``, to send (or to put in Bind 2's
   ``<bound/>``); from then on the session's stanzas are counted.

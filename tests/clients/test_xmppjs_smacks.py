@@ -1,5 +1,6 @@
 """xmpp.js (@xmpp/client from npm, in Node) resumes its stream (XEP-0198) over ws:// after the
-server loses its connection, with no message lost and none twice; slixmpp on TCP sends them."""
+server loses its connection, with no message lost and none twice; slixmpp on TCP sends them.
+Both ways xmpp.js knows: after a SASL login, and inline in a SASL2 + Bind 2 one."""
 
 from __future__ import annotations
 
@@ -27,10 +28,19 @@ async def wait_until(predicate: Any, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.parametrize(
+    "login",
+    [
+        "sasl",  # SASL, bind, <enable/>; then <resume/> after SASL
+        "sasl2",  # <enable/> inside Bind 2, <resume/> inside SASL2's <authenticate/>
+    ],
+)
 async def test_xmppjs_resumes_after_a_dropped_connection(
-    tmp_path: Path, node_clients: NodeTools
+    tmp_path: Path, node_clients: NodeTools, login: str
 ) -> None:
     modules = ["disco", "ping", "websocket", "smacks"]
+    if login == "sasl2":
+        modules += ["sasl2", "sasl2_bind2"]
     async with running_server(tmp_path / "server", modules=modules) as srv:
         for name, password in PASSWORDS.items():
             await srv.create_user(name, password)
@@ -49,7 +59,9 @@ async def test_xmppjs_resumes_after_a_dropped_connection(
         try:
             online = await node.event("online")
             jid = online["jid"]
-            assert jid == "alice@localhost/xmppjs" and online["sm_id"]
+            assert online["sm_id"] and online["sasl2"] == (login == "sasl2")
+            if login == "sasl":
+                assert jid == "alice@localhost/xmppjs"  # Bind 2 chooses the resource
             session = srv.server.hosts["localhost"].sessions.get(jid)
             assert isinstance(session, C2SSession)
 

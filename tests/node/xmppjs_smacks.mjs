@@ -2,8 +2,8 @@
 // server drops its connection; the test drives it through stdin:
 //   node xmppjs_smacks.mjs '{"service": "ws://…", "domain", "username", "password", "resource",
 //                            "timeout_ms": 20000}'
-// It logs in (enabling stream management, resumably, as xmpp.js does) and prints
-// {"event": "online", "jid", "sm_id"}. Every message with a body it receives is printed as
+// It logs in (enabling stream management, resumably, as xmpp.js does; inline in Bind 2 when
+// the server offers SASL2) and prints {"event": "online", "jid", "sm_id", "sasl2"}. Every message with a body it receives is printed as
 // {"event": "received", "id", "body"} while connected. Commands, one a line on stdin:
 //   "dropped N"    the server has dropped the connection: wait for xmpp.js to notice, then
 //                  reconnect (xmpp.js logs in again and sends <resume/>), wait until it is
@@ -43,6 +43,14 @@ xmpp.on("error", (err) => {
     process.stderr.write(`(expected while dropped) ${err}\n`);
   } else {
     fail(err.stack ?? String(err));
+  }
+});
+
+// whether the server offered SASL2 (xmpp.js then logs in with it, Bind 2 and SM inline)
+let usedSasl2 = false;
+xmpp.on("nonza", (element) => {
+  if (element.is("features") && element.getChild("authentication", "urn:xmpp:sasl:2")) {
+    usedSasl2 = true;
   }
 });
 
@@ -91,7 +99,8 @@ try {
   while (!xmpp.streamManagement.enabled) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  emit({ event: "online", jid: jid.toString(), sm_id: xmpp.streamManagement.id });
+  const sasl2 = xmpp.sasl2 !== undefined && usedSasl2;
+  emit({ event: "online", jid: jid.toString(), sm_id: xmpp.streamManagement.id, sasl2 });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const [command, argument] = line.trim().split(" ");
