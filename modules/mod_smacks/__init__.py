@@ -95,6 +95,7 @@ def _state(event: StanzaEvent) -> SmState | None:
 def load(module: Module) -> Smacks:
     opts = module.options(Options)
     smacks = Smacks(module, opts)
+    module.forget_on_reset(*smacks.in_memory())  # the test harness's reset
 
     @module.hook(STREAM_FEATURES)
     async def features(event: StreamFeatures) -> None:

@@ -100,6 +100,11 @@ class Smacks:
             opts.smacks_max_queue_bytes,
         )
 
+    def in_memory(self) -> tuple[dict[tuple[str, str], SmState], dict[str, list[SmState]]]:
+        """What this keeps in memory (forgotten when the test harness resets the server: its
+        sessions have ended by then, and the ``smacks_h`` store is replaced)."""
+        return self._resumable, self._sleeping
+
     # -- the API ------------------------------------------------------------------------------
 
     def enable(self, session: Session, resume: bool = False) -> etree._Element:

@@ -539,3 +539,21 @@ async def test_a_session_resumed_before_its_loss_was_handled_does_not_hibernate(
     assert api.hibernate(session) is False  # a late connection-lost: it is connected again
     assert session.data["smacks"].timer is None and not session.data["smacks"].held
     assert tags(await until_r(again)) == []
+
+
+async def test_the_harness_reset_forgets_every_session(tmp_path: Path) -> None:
+    from minixmpp.testing import XmppServer
+
+    users = {"alice": PASSWORDS["alice"], "bob": PASSWORDS["bob"]}
+    async with XmppServer(tmp_path, modules=MODULES, users=users) as srv:
+        alice, jid, sm = await enabled(srv, "alice", "phone")
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", PASSWORDS["bob"])
+        await drop(srv, alice, jid)
+        await send_all(bob, chat(jid, "m1"))
+        await srv.reset()
+        assert srv.server.hosts["localhost"].modules["smacks"].api.in_memory() == ({}, {})
+        _, reply = await resume(srv, "alice", sm.get("id", ""), 0)
+        same_xml(reply, f"<failed xmlns='{SM}'><item-not-found xmlns='{NS_STANZAS}'/></failed>")
+        client, _ = await login(srv.c2s_port, srv.ca_file, "alice", PASSWORDS["alice"], "new")
+        await client.send("<presence/>")
+        assert [el for el in await ping(client) if el.tag == "message"] == []  # m1 went too
