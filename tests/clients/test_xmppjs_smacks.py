@@ -4,9 +4,7 @@ Both ways xmpp.js knows: after a SASL login, and inline in a SASL2 + Bind 2 one.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,18 +12,10 @@ from minixmpp.session import C2SSession
 from minixmpp.testing import running_server
 from tests.clients.node import NPM_TIMEOUT, NodeScript, NodeTools
 from tests.conftest import PASSWORDS
-from tests.xmpp import TIMEOUT, slix_login
+from tests.xmpp import TIMEOUT, slix_login, wait_until
 
 # The first test of a cold session waits for npm ci; every wait in the test itself is bounded.
 pytestmark = pytest.mark.timeout(NPM_TIMEOUT + 60)
-
-
-async def wait_until(predicate: Any, what: str) -> None:
-    for _ in range(500):  # bounded: 5 s
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from lxml import etree
 
 from minixmpp.session import C2SSession
 from minixmpp.testing import running_server
-from tests.xmpp import login
+from tests.xmpp import login, wait_until
 
 KEEPER = '''
     """Keeps a session whose connection dropped; what it is sent meanwhile is queued here."""
@@ -46,14 +45,6 @@ KEEPER = '''
 
         return {"kept": kept, "unbound": unbound}
 '''
-
-
-async def wait_until(predicate: Any, what: str) -> None:
-    for _ in range(500):  # bounded: 5 s
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_a_module_keeps_a_dropped_session_bound_and_ends_it(tmp_path: Path) -> None:

@@ -3,21 +3,11 @@ then resumed after its TCP connection drops, with nothing lost and nothing twice
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 from minixmpp.session import C2SSession
 from minixmpp.testing import running_server
-from tests.xmpp import TIMEOUT, slix_login
-
-
-async def wait_until(predicate: Any, what: str) -> None:
-    for _ in range(500):  # bounded: 5 s
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.xmpp import TIMEOUT, slix_login, wait_until
 
 
 async def test_slixmpp_resumes_after_a_dropped_connection(tmp_path: Path) -> None:

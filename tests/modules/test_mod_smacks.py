@@ -16,7 +16,16 @@ from lxml import etree
 
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
-from tests.xmpp import NS_SASL, NS_STANZAS, NS_STREAM, NS_STREAMS, RawClient, login, same_xml
+from tests.xmpp import (
+    NS_SASL,
+    NS_STANZAS,
+    NS_STREAM,
+    NS_STREAMS,
+    RawClient,
+    login,
+    same_xml,
+    until_pong,
+)
 
 SM = "urn:xmpp:sm:3"
 MODULES = ["disco", "ping", "presence", "roster", "carbons", "csi", "smacks"]
@@ -57,17 +66,6 @@ async def enabled(
     reply = await client.next()
     assert reply.tag == f"{{{SM}}}enabled", etree.tostring(reply)
     return client, jid, reply
-
-
-async def ping(client: RawClient, id: str = "rt") -> list[etree._Element]:
-    """Send a ping to the server; return all that arrives before its answer."""
-    await client.send(f"<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
-    got = []
-    while True:
-        el = await client.next()
-        if el.tag == "iq" and el.get("id") == id:
-            return got
-        got.append(el)
 
 
 async def answer(client: RawClient) -> int:
@@ -163,7 +161,7 @@ async def test_the_server_counts_what_it_handled(server: TestServer) -> None:
     assert await answer(client) == 0
     await client.send(f"<message to='{jid}' type='chat' id='m1'><body>me</body></message>")
     await client.send("<presence/>")
-    await ping(client)
+    await until_pong(client)
     assert await answer(client) == 3  # message, presence, iq; not <r/> nor <a/>
 
 
@@ -173,20 +171,21 @@ async def test_the_server_asks_after_each_unacknowledged_stanza_by_default(
     """Prosody's default (smacks_max_unacked_stanzas = 0): an <r/> right behind the first
     unacknowledged stanza, then none until the client answers."""
     client, _, _ = await enabled(server, "alice", "r")
-    assert tags(await ping(client, "p1")) == []
-    assert tags(await ping(client, "p2")) == ["r"]  # right behind p1's answer, none behind p2's
+    assert tags(await until_pong(client, "p1")) == []
+    # right behind p1's answer, none behind p2's
+    assert tags(await until_pong(client, "p2")) == ["r"]
     await client.send(f"<a xmlns='{SM}' h='2'/>")
-    assert tags(await ping(client, "p3")) == []
-    assert tags(await ping(client, "p4")) == ["r"]  # behind p3's answer
+    assert tags(await until_pong(client, "p3")) == []
+    assert tags(await until_pong(client, "p4")) == ["r"]  # behind p3's answer
 
 
 async def test_the_server_asks_beyond_smacks_max_unacked_stanzas(tmp_path: Path) -> None:
     async with start(tmp_path, smacks_max_unacked_stanzas=2) as srv:
         client, _, _ = await enabled(srv, "alice", "r")
-        seen = [tags(await ping(client, f"p{i}")) for i in range(4)]
+        seen = [tags(await until_pong(client, f"p{i}")) for i in range(4)]
         assert seen == [[], [], [], ["r"]]  # behind the third answer (3 > 2)
         await client.send(f"<a xmlns='{SM}' h='3'/>")
-        await ping(client, "p5")  # 2 unacknowledged: not more than 2
+        await until_pong(client, "p5")  # 2 unacknowledged: not more than 2
         await client.send(f"<r xmlns='{SM}'/>")
         assert tags([await client.next()]) == ["a"]
 
@@ -198,10 +197,10 @@ async def test_an_inactive_client_is_asked_less_often(tmp_path: Path) -> None:
     async with start(tmp_path, smacks_max_inactive_unacked_stanzas=3) as srv:
         client, _, _ = await enabled(srv, "alice", "r")
         await client.send("<inactive xmlns='urn:xmpp:csi:0'/>")
-        seen = [tags(await ping(client, f"p{i}")) for i in range(5)]  # IQs are urgent
+        seen = [tags(await until_pong(client, f"p{i}")) for i in range(5)]  # IQs are urgent
         assert seen == [[], [], [], [], ["r"]]  # behind the fourth answer (4 > 3)
         await client.send(f"<a xmlns='{SM}' h='4'/>")
-        await ping(client, "p5")  # 2 unacknowledged: fine while inactive
+        await until_pong(client, "p5")  # 2 unacknowledged: fine while inactive
         await client.send("<active xmlns='urn:xmpp:csi:0'/>")
         await client.send(f"<r xmlns='{SM}'/>")
         assert tags([await client.next(), await client.next()]) == ["a", "r"]
@@ -212,18 +211,18 @@ async def test_counters_wrap_at_2_to_the_32(server: TestServer) -> None:
     state = sm_state(server, jid)
     state.inbound = 2**32 - 2
     await client.send(f"<message to='{jid}' type='chat' id='m1'><body>me</body></message>")
-    await ping(client, "p1")
-    await ping(client, "p2")
+    await until_pong(client, "p1")
+    await until_pong(client, "p2")
     assert await answer(client) == 1  # 2^32 - 2 + 3, wrapped
     # the server's count: 2^32 - 1 acknowledged so far, then the answers and the message
     state.acked = 2**32 - 1
     state.queue.clear()
     state.awaiting_ack = False
-    await ping(client, "p3")
+    await until_pong(client, "p3")
     await client.send(f"<a xmlns='{SM}' h='0'/>")  # 2^32 - 1 + 1, wrapped: accepted
-    await ping(client, "p4")
+    await until_pong(client, "p4")
     await client.send(f"<a xmlns='{SM}' h='1'/>")
-    await ping(client, "p5")
+    await until_pong(client, "p5")
     assert state.acked == 1 and len(state.queue) == 1
     await client.send(f"<a xmlns='{SM}' h='4294967295'/>")  # behind: 2^32 - 1 was before 0
     assert await client.stream_error() == (
@@ -237,8 +236,8 @@ async def test_counters_wrap_at_2_to_the_32(server: TestServer) -> None:
 
 async def test_acknowledging_more_than_was_sent_ends_the_stream(server: TestServer) -> None:
     client, _, _ = await enabled(server, "alice", "r")
-    await ping(client, "p1")
-    await ping(client, "p2")
+    await until_pong(client, "p1")
+    await until_pong(client, "p2")
     await client.send(f"<a xmlns='{SM}' h='5'/>")
     error = await client.expect(f"{{{NS_STREAM}}}error")
     same_xml(
@@ -252,8 +251,8 @@ async def test_acknowledging_more_than_was_sent_ends_the_stream(server: TestServ
 
 async def test_acknowledging_less_than_before_ends_the_stream(server: TestServer) -> None:
     client, _, _ = await enabled(server, "alice", "r")
-    await ping(client, "p1")
-    await ping(client, "p2")
+    await until_pong(client, "p1")
+    await until_pong(client, "p2")
     await client.send(f"<a xmlns='{SM}' h='2'/>")
     await client.send(f"<a xmlns='{SM}' h='1'/>")
     assert await client.stream_error() == (
@@ -293,11 +292,11 @@ async def test_an_answering_client_keeps_its_stream(tmp_path: Path) -> None:
         srv.clock.advance(61)
         assert tags([await client.next()]) == ["r"]
         await client.send(f"<a xmlns='{SM}' h='0'/>")
-        assert tags(await ping(client)) == []  # the server has read the answer
+        assert tags(await until_pong(client)) == []  # the server has read the answer
         srv.clock.advance(61)
         assert tags([await client.next()]) == ["r"]  # asked again, not dropped
         await client.send(f"<a xmlns='{SM}' h='1'/>")
-        assert tags(await ping(client, "p2")) == []
+        assert tags(await until_pong(client, "p2")) == []
 
 
 async def test_without_stream_management_the_idle_timeout_closes(tmp_path: Path) -> None:

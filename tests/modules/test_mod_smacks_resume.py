@@ -5,10 +5,8 @@ and SASL2 use for inline enabling and resumption."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lxml import etree
@@ -22,11 +20,18 @@ from tests.modules.test_mod_smacks import (
     SM,
     authenticated,
     enabled,
-    ping,
     start,
     tags,
 )
-from tests.xmpp import NS_STANZAS, RawClient, login, same_xml, stanza_error
+from tests.xmpp import (
+    NS_STANZAS,
+    RawClient,
+    login,
+    same_xml,
+    stanza_error,
+    until_pong,
+    wait_until,
+)
 
 DELAY = "{urn:xmpp:delay}delay"
 
@@ -35,14 +40,6 @@ DELAY = "{urn:xmpp:delay}delay"
 async def server(tmp_path: Path) -> AsyncIterator[TestServer]:
     async with start(tmp_path) as srv:
         yield srv
-
-
-async def wait_until(predicate: Any, what: str) -> None:
-    for _ in range(500):  # bounded: 5 s
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def session_of(srv: TestServer, jid: str) -> C2SSession:
@@ -79,7 +76,7 @@ async def send_all(client: RawClient, *stanzas: str) -> None:
     """Send, and wait until the server has handled them (a ping round trip)."""
     for stanza in stanzas:
         await client.send(stanza)
-    await ping(client, "sent")
+    await until_pong(client, "sent")
 
 
 def summary(elements: list[etree._Element]) -> list[tuple[str, str | None, str | None]]:
@@ -236,7 +233,7 @@ async def test_a_wrong_count_leaves_a_connected_session_alone(server: TestServer
     alice, jid, sm = await enabled(server, "alice", "phone")
     _, reply = await resume(server, "alice", sm.get("id", ""), 7)
     assert reply.tag == f"{{{SM}}}failed" and reply.get("h") == "0"
-    assert tags(await ping(alice)) == []  # still connected, still counting
+    assert tags(await until_pong(alice)) == []  # still connected, still counting
     assert session_of(server, jid).state == "bound"
 
 
@@ -279,14 +276,14 @@ async def test_an_expired_session_goes_offline_and_its_messages_are_stored(
     await old.unbound()
     client, _ = await login(server.c2s_port, server.ca_file, "alice", PASSWORDS["alice"], "new")
     await client.send("<presence/>")
-    stored = [el for el in await ping(client) if el.tag == "message"]
+    stored = [el for el in await until_pong(client) if el.tag == "message"]
     assert [m.get("id") for m in stored] == ["m1", "m2"]  # not the archive's answer
     assert all(m.find(DELAY).get("from") == "alice@localhost" for m in stored)  # type: ignore[union-attr]
     _, reply = await resume(server, "alice", sm.get("id", ""), 0)
     assert reply.tag == f"{{{SM}}}failed" and reply.get("h") == "1"  # alice's presence
     assert reply[0].tag == f"{{{NS_STANZAS}}}item-not-found"
     assert bob_jid  # bob got no error for m1 and m2: checked by the ping below
-    assert all(el.get("type") != "error" for el in await ping(bob, "done"))
+    assert all(el.get("type") != "error" for el in await until_pong(bob, "done"))
 
 
 async def test_with_another_resource_online_unacknowledged_messages_bounce(
@@ -304,7 +301,7 @@ async def test_with_another_resource_online_unacknowledged_messages_bounce(
     assert (bounce.get("type"), bounce.get("from"), bounce.get("to")) == ("error", jid, bob_jid)
     assert stanza_error(bounce)[:2] == ("cancel", "recipient-unavailable")
     await old.unbound()
-    assert tags(await ping(desk)) == []  # not given to the other resource
+    assert tags(await until_pong(desk)) == []  # not given to the other resource
 
 
 async def test_the_queue_limit_ends_a_connected_session_and_loses_nothing(tmp_path: Path) -> None:
@@ -480,7 +477,7 @@ async def test_a_new_session_on_the_same_resource_gets_what_the_old_one_missed(
     assert again_jid == jid
     await again.send("<presence/>")
     assert (await again.expect("message")).get("id") == "m1"
-    assert all(el.get("type") != "error" for el in await ping(bob))
+    assert all(el.get("type") != "error" for el in await until_pong(bob))
 
 
 async def test_nothing_is_stored_for_a_deleted_account(server: TestServer) -> None:
@@ -511,7 +508,8 @@ async def test_unacknowledged_carbons_are_never_bounced_to_the_sender(server: Te
     assert (await desk.expect("message")).get("id") == "m1"
     server.clock.advance(600)
     await old.unbound()
-    assert tags(await ping(bob)) == [] and tags(await ping(desk)) == []  # no error anywhere
+    assert tags(await until_pong(bob)) == []  # no error anywhere
+    assert tags(await until_pong(desk)) == []
 
     phone, phone_jid, _ = await enabled(server, "alice", "phone")
     await phone.iq("<enable xmlns='urn:xmpp:carbons:2'/>", type="set", id="c")
@@ -556,4 +554,4 @@ async def test_the_harness_reset_forgets_every_session(tmp_path: Path) -> None:
         same_xml(reply, f"<failed xmlns='{SM}'><item-not-found xmlns='{NS_STANZAS}'/></failed>")
         client, _ = await login(srv.c2s_port, srv.ca_file, "alice", PASSWORDS["alice"], "new")
         await client.send("<presence/>")
-        assert [el for el in await ping(client) if el.tag == "message"] == []  # m1 went too
+        assert [el for el in await until_pong(client) if el.tag == "message"] == []  # m1 went too

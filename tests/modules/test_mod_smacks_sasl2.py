@@ -12,10 +12,10 @@ import pytest
 from lxml import etree
 
 from minixmpp.testing import TestServer, running_server
-from tests.modules.test_mod_smacks import SM, ping, tags
+from tests.modules.test_mod_smacks import SM, tags
 from tests.modules.test_mod_smacks_resume import chat, drop, send_all, summary, until_r
 from tests.sasl2 import MODULES, NS_BIND2, NS_SASL2, agent, bind2, connect, identifier, scram
-from tests.xmpp import NS_STANZAS, NS_STREAM, RawClient, login, same_xml
+from tests.xmpp import NS_STANZAS, NS_STREAM, RawClient, login, same_xml, until_pong
 
 SUCCESS = f"{{{NS_SASL2}}}success"
 ENABLE = f"<enable xmlns='{SM}' resume='true'/>"
@@ -52,7 +52,7 @@ async def test_bind2_enables_stream_management_inline(server: TestServer) -> Non
     assert enabled is not None, etree.tostring(success)
     same_xml(enabled, f"<enabled xmlns='{SM}' resume='true' max='600'/>", ignore=("id",))
     assert (await client.next()).tag == f"{{{NS_STREAM}}}features"
-    assert tags(await ping(client)) == []
+    assert tags(await until_pong(client)) == []
     await client.send(f"<r xmlns='{SM}'/>")
     assert [el.get("h") for el in await client.drain() if el.tag == f"{{{SM}}}a"] == ["1"]
 
