@@ -42,7 +42,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,11 +173,13 @@ def start_prosody(
     rosters: Rosters | None = None,
     registration: bool = False,
     http_port: int | None = None,
+    modules: Sequence[str] = (),
     smacks: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Prosody 0.12 with its internal_hashed accounts (same salt) and rosters written directly;
-    with ``http_port``, mod_websocket on that port (ws://, counted as secure); with
-    ``smacks``, its mod_smacks asking after every 5th unacknowledged stanza."""
+    with ``http_port``, mod_websocket on that port (ws://, counted as secure); ``modules``:
+    more modules to enable (e.g. "pep"); with ``smacks``, its mod_smacks asking after every
+    5th unacknowledged stanza."""
     from minixmpp.tls import generate_test_certificate
 
     pair = generate_test_certificate(folder / "certs", "localhost")
@@ -203,6 +205,7 @@ def start_prosody(
     # Registrations go to SQLite, as minixmpp's do (needs lua-dbi-sqlite3); the other phases
     # use Prosody's default file storage, with accounts and rosters written above.
     extra_modules = ', "register"' if registration else ""
+    extra_modules += "".join(f', "{m}"' for m in modules)
     websocket = ""
     if http_port is not None:
         extra_modules += ', "websocket"'

@@ -248,6 +248,8 @@ def _check(config: Config) -> int:
         where, problem = preflight.certificate(config, host)
         print(f"{host.name}: modules {modules}; certificate: {where}")
         problems += [problem] if problem else []
+    for part in config.components.values():
+        print(f"{part.name}: component, modules {', '.join(enabled_modules(part))}")
     problems += preflight.data_folder(config) + preflight.ports(config.options)
     for problem in problems:
         print(f"minixmpp: {problem.message}", file=sys.stderr)

@@ -1,6 +1,9 @@
 """server.toml -> typed, frozen options (Prosody's model and option names, in TOML).
 
 Global options sit at the top level; ``[VirtualHost."name"]`` tables override them per host.
+``[Component."name"]`` tables (Prosody's ``Component "name" "module"``) declare internal
+components: hosts with no accounts and no client connections, served by the module named in
+their ``component_module`` (e.g. ``pubsub``) plus those in their own ``modules_enabled``.
 Core options are declared here: ``GlobalOptions`` only make sense once per process (ports,
 paths), ``HostOptions`` may also be set per host. Modules declare their own options as a
 dataclass named ``Options`` in the module file; the loader checks those (module.py). A key that
@@ -94,6 +97,7 @@ class HostConfig:
     raw: dict[
         str, Any
     ]  # global values overlaid with this host's table: module options come from here
+    component_module: str | None = None  # a Component: the module that serves it
 
     @property
     def admins(self) -> frozenset[str]:
@@ -106,6 +110,11 @@ class Config:
     options: GlobalOptions
     hosts: dict[str, HostConfig]
     raw_global: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, HostConfig] = field(default_factory=dict)
+
+    def all_hosts(self) -> list[HostConfig]:
+        """The VirtualHosts, then the Components."""
+        return [*self.hosts.values(), *self.components.values()]
 
     @property
     def base(self) -> Path:
@@ -159,6 +168,11 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         raise ConfigError(
             f'{path}: VirtualHost must be a table of tables: [VirtualHost."example.com"]'
         )
+    components = data.pop("Component", {})
+    if not isinstance(components, dict):
+        raise ConfigError(
+            f'{path}: Component must be a table of tables: [Component."pubsub.example.com"]'
+        )
     global_opts = convert(
         {k: v for k, v in data.items() if k in GLOBAL_KEYS}, GlobalOptions, str(path)
     )
@@ -169,22 +183,46 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     hosts: dict[str, HostConfig] = {}
     for name, table in vhosts.items():
         where = f'{path}: VirtualHost "{name}"'
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: must be a table")
-        try:
-            host = nameprep(name, strict=True)
-        except InvalidJID:
-            raise ConfigError(f"{where}: not a valid domain name") from None
-        if host != name:
-            raise ConfigError(f"{where}: write the host name in its prepared form {host!r}")
-        for key in table:
-            if key in GLOBAL_KEYS:
-                raise ConfigError(f"{where}: option '{key}' can only be set globally")
-        raw = {**host_level, **table}
+        host, raw = _host_table(name, table, where, host_level)
         options = convert({k: v for k, v in raw.items() if k in HOST_KEYS}, HostOptions, where)
         _check_admins(options.admins, where)
         hosts[host] = HostConfig(host, options, raw)
-    return Config(path=path, options=global_opts, hosts=hosts, raw_global=data)
+    parts: dict[str, HostConfig] = {}
+    for name, table in components.items():
+        where = f'{path}: Component "{name}"'
+        host, raw = _host_table(name, table, where, host_level)
+        if host in hosts:
+            raise ConfigError(f"{where}: already a VirtualHost")
+        module = raw.pop("component_module", None)
+        if not isinstance(module, str) or not module:
+            raise ConfigError(
+                f"{where}: option 'component_module' (the module that serves it, e.g."
+                ' "pubsub") is required'
+            )
+        # As in Prosody, a component loads only the modules its own table names.
+        raw["modules_enabled"] = table.get("modules_enabled", [])
+        options = convert({k: v for k, v in raw.items() if k in HOST_KEYS}, HostOptions, where)
+        _check_admins(options.admins, where)
+        parts[host] = HostConfig(host, options, raw, component_module=module)
+    return Config(path=path, options=global_opts, hosts=hosts, raw_global=data, components=parts)
+
+
+def _host_table(
+    name: str, table: Any, where: str, host_level: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A VirtualHost's or Component's prepared name, and its options over the globals."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    try:
+        host = nameprep(name, strict=True)
+    except InvalidJID:
+        raise ConfigError(f"{where}: not a valid domain name") from None
+    if host != name:
+        raise ConfigError(f"{where}: write the host name in its prepared form {host!r}")
+    for key in table:
+        if key in GLOBAL_KEYS:
+            raise ConfigError(f"{where}: option '{key}' can only be set globally")
+    return host, {**host_level, **table}
 
 
 def _check_global(opts: GlobalOptions, path: Path) -> None:
@@ -242,11 +280,12 @@ def check_unknown_keys(config: Config, declared: dict[str, str]) -> None:
     for key in config.raw_global:
         if key not in known:
             raise ConfigError(f"{config.path}: unknown option '{key}'{_hint(key, known)}")
-    for host in config.hosts.values():
+    for host in config.all_hosts():
+        kind = "Component" if host.component_module else "VirtualHost"
         for key in host.raw:
             if key not in known:
                 raise ConfigError(
-                    f'{config.path}: VirtualHost "{host.name}": unknown option'
+                    f'{config.path}: {kind} "{host.name}": unknown option'
                     f" '{key}'{_hint(key, known)}"
                 )
 

@@ -110,8 +110,12 @@ OFFLINE_BROADCAST: EventName[StanzaEvent] = EventName("message/offline/broadcast
 
 @dataclass(slots=True)
 class DiscoNode:
-    """A disco#info or #items query for a node of the host (XEP-0030): a handler that knows
-    ``node`` fills ``query`` (the reply's) and returns True; unknown nodes get item-not-found."""
+    """A disco#info or #items query for a node of the host or of an account (XEP-0030): a
+    handler that knows ``node`` fills ``query`` (the reply's) and returns True; unknown nodes
+    get item-not-found. A handler may also raise StanzaError (e.g. forbidden). For the
+    ``*-disco-items`` events (no node asked, ``node`` is ""), handlers add items and return
+    None, so that every module adds its own. ``event.to`` is the account asked (None: the
+    asker's own)."""
 
     event: StanzaEvent
     node: str
@@ -120,6 +124,10 @@ class DiscoNode:
 
 HOST_DISCO_INFO_NODE: EventName[DiscoNode] = EventName("host-disco-info-node")
 HOST_DISCO_ITEMS_NODE: EventName[DiscoNode] = EventName("host-disco-items-node")
+HOST_DISCO_ITEMS: EventName[DiscoNode] = EventName("host-disco-items")
+ACCOUNT_DISCO_INFO_NODE: EventName[DiscoNode] = EventName("account-disco-info-node")
+ACCOUNT_DISCO_ITEMS_NODE: EventName[DiscoNode] = EventName("account-disco-items-node")
+ACCOUNT_DISCO_ITEMS: EventName[DiscoNode] = EventName("account-disco-items")
 
 
 @dataclass(slots=True)

@@ -168,10 +168,12 @@ def _forget(qualname: str) -> None:
 
 
 def enabled_modules(config: HostConfig) -> list[str]:
-    """Modules to load on a host: the automatic ones, then modules_enabled, minus disabled."""
+    """Modules to load on a host: the automatic ones, then modules_enabled, minus disabled.
+    A Component has no automatic modules: its component_module, then its own modules_enabled."""
     disabled = set(config.options.modules_disabled)
     ordered: list[str] = []
-    for name in (*AUTOLOAD, *config.options.modules_enabled):
+    first = (config.component_module,) if config.component_module else AUTOLOAD
+    for name in (*first, *config.options.modules_enabled):
         if name not in disabled and name not in ordered:
             ordered.append(name)
     return ordered

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from minixmpp.auth_kinds import Anonymous, AnyPassword
 from minixmpp.errors import StanzaError, StreamError
 from minixmpp.events import AUTHENTICATION_FAILURE, RESOURCE_BIND, SessionEvent
 from minixmpp.jid import JID
@@ -55,9 +56,13 @@ COUNTED = frozenset(
 class Authenticator:
     """One host's SASL rules (see the module docstring)."""
 
-    def __init__(self, module: Module) -> None:
+    def __init__(
+        self, module: Module, kind: str = "internal_hashed", *, plain_in_clear: bool = False
+    ) -> None:
         self._module = module
         self.require_encryption = module.host_options.c2s_require_encryption
+        self.kind = kind  # the host's ``authentication`` (minixmpp/auth_kinds.py)
+        self.plain_in_clear = plain_in_clear  # allow_unencrypted_plain_auth
 
     def may_authenticate(self, session: Session) -> bool:
         """Whether authentication is offered on this stream at all."""
@@ -65,17 +70,32 @@ class Authenticator:
 
     def mechanisms(self, session: Session) -> list[str]:
         """The password mechanisms offered to ``session``, strongest first."""
-        return offered_mechanisms(secure=session.secure, bindings=session.channel_bindings())
+        plain_ok = session.secure or self.plain_in_clear
+        if self.kind == "anonymous":
+            return ["ANONYMOUS"]
+        if self.kind == "insecure":
+            return ["PLAIN"] if plain_ok else []
+        names = offered_mechanisms(secure=session.secure, bindings=session.channel_bindings())
+        if plain_ok and "PLAIN" not in names:
+            names.append("PLAIN")
+        return names
 
     def mechanism(self, session: Session, name: str) -> Mechanism:
         """A new exchange of mechanism ``name``; SaslFailure if it is not offered here."""
         module = self._module
+        if name not in self.mechanisms(session):
+            raise SaslFailure("invalid-mechanism")
+        users = module.users
+        if self.kind == "anonymous":
+            return Anonymous(partial(users.create, source="anonymous"))
+        if self.kind == "insecure":
+            return AnyPassword(module.host, users.exists, partial(users.create, source="insecure"))
         return make_mechanism(
             name,
             host=module.host,
             lookup=partial(self.lookup, session),
             bindings=session.channel_bindings(),
-            secure=session.secure,
+            secure=session.secure or self.plain_in_clear,
             secret=module.secret,
             # what unknown users show: new accounts' count (read here: a reload may change it)
             iterations=module.server_options.default_iteration_count,

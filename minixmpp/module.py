@@ -212,6 +212,22 @@ class Module:
         self._deletion_steps.append(on_this_host)
 
     @property
+    def host_type(self) -> str:
+        """``"local"`` for a VirtualHost, ``"component"`` for a Component (Prosody's
+        ``module:get_host_type()``): a component has no accounts and no client streams."""
+        return "component" if self._host.config.component_module else "local"
+
+    @property
+    def children(self) -> list[str]:
+        """Hosts of this server one label below this one (Prosody's ``get_children``), such as
+        ``pubsub.example.com`` for ``example.com``: mod_disco lists them as items."""
+        return [
+            name
+            for name in self._host.server.router.hosts
+            if name.partition(".")[2] == self.host and name != self.host
+        ]
+
+    @property
     def users(self) -> Users:
         return self._host.users
 
@@ -359,5 +375,6 @@ def option_values(config: HostConfig, cls: type[T], module: str) -> T:
         raise ModuleError(f"module {module}: Options must be a dataclass")
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in config.raw.items() if k in names}
-    where = f'module {module} on VirtualHost "{config.name}"'
+    kind = "Component" if config.component_module else "VirtualHost"
+    where = f'module {module} on {kind} "{config.name}"'
     return convert(values, cls, where)

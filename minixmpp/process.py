@@ -100,4 +100,4 @@ async def _reload(server: Server, configure_logging: Callable[[Config], None] | 
     except Exception:
         log.exception("reloading the configuration failed")
         return
-    warn_unread(config, declared, {name for h in server.hosts.values() for name in h.modules})
+    warn_unread(config, declared, {name for h in server.all_hosts() for name in h.modules})

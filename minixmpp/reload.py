@@ -8,7 +8,7 @@ passed every start-up check, and returns the configuration to run with from now 
   and reads its options again there);
 - every other option keeps its running value until a restart, and is named in
   ``Plan.restart`` (ports, interfaces, paths, hosts, the modules loaded, TLS, and the options
-  that modules read once when they load).
+  that modules read once when they load); a Component keeps its whole configuration.
 
 Pure: no I/O and no server; ``Server.reload`` applies the plan.
 """
@@ -59,6 +59,7 @@ class Plan:
     restart: list[str] = field(default_factory=list)  # options that changed but wait, sorted
     hosts_added: list[str] = field(default_factory=list)
     hosts_removed: list[str] = field(default_factory=list)
+    components_changed: list[str] = field(default_factory=list)  # added, removed or changed
 
     @property
     def changed_now(self) -> list[str]:
@@ -107,6 +108,12 @@ def plan(running: Config, new: Config, module_keys: Mapping[str, Mapping[str, bo
         options=options,
         hosts=hosts,
         raw_global=_keep(new.raw_global, running.raw_global, RESTART_GLOBAL),
+        components=running.components,  # a component's options wait for a restart
+    )
+    components_changed = sorted(
+        name
+        for name in running.components.keys() | new.components.keys()
+        if running.components.get(name) != new.components.get(name)
     )
     return Plan(
         config,
@@ -114,6 +121,7 @@ def plan(running: Config, new: Config, module_keys: Mapping[str, Mapping[str, bo
         sorted(restart),
         hosts_added=sorted(new.hosts.keys() - running.hosts.keys()),
         hosts_removed=sorted(running.hosts.keys() - new.hosts.keys()),
+        components_changed=components_changed,
     )
 
 

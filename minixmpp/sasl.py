@@ -138,8 +138,8 @@ class Plain(Mechanism):
             raise SaslFailure("malformed-request") from None
         if not authcid or not password:
             raise SaslFailure("malformed-request")
-        username = self.username = _prep_username(authcid)
-        _check_authzid(authzid, username, self.host)
+        username = self.username = prep_username(authcid)
+        check_authzid(authzid, username, self.host)
         credentials = await self.lookup(username)
         exists = credentials is not None
         if credentials is None:  # the same work as for a real account
@@ -195,14 +195,14 @@ class Scram(Mechanism):
         attrs = bare.split(",")
         if len(attrs) < 2 or not attrs[0].startswith("n=") or not attrs[1].startswith("r="):
             raise SaslFailure("malformed-request", "Invalid SCRAM client-first message")
-        username = self.username = _prep_username(_unescape(attrs[0][2:]))
+        username = self.username = prep_username(_unescape(attrs[0][2:]))
         client_nonce = attrs[1][2:]
         if not _NONCE_RE.fullmatch(client_nonce):
             raise SaslFailure("malformed-request", "Invalid SCRAM nonce")
         if authzid_field:
             if not authzid_field.startswith("a="):
                 raise SaslFailure("malformed-request", "Invalid SCRAM client-first message")
-            _check_authzid(_unescape(authzid_field[2:]), username, self.host)
+            check_authzid(_unescape(authzid_field[2:]), username, self.host)
         plus = self.name.endswith("-PLUS")
         if flag.startswith("p="):
             data = self.bindings.get(flag[2:])
@@ -268,14 +268,14 @@ def _unescape(saslname: str) -> str:
     return saslname.replace("=2C", ",").replace("=3D", "=")
 
 
-def _prep_username(name: str) -> str:
+def prep_username(name: str) -> str:
     try:
         return nodeprep(name)
     except InvalidJID:
         raise SaslFailure("not-authorized", PLAIN_FAILED) from None
 
 
-def _check_authzid(authzid: str, username: str, host: str) -> None:
+def check_authzid(authzid: str, username: str, host: str) -> None:
     if authzid and authzid not in (username, f"{username}@{host}"):
         raise SaslFailure("invalid-authzid")
 

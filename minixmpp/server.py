@@ -58,10 +58,10 @@ def check(config: Config, loader: Loader, *, warn: bool = True) -> dict[str, str
     With ``warn``, options read only by modules not enabled are logged (``warn_unread``).
     Returns the declared options (``declared_options``) of built-in and enabled modules.
     """
-    enabled = {name for host in config.hosts.values() for name in enabled_modules(host)}
+    enabled = {name for host in config.all_hosts() for name in enabled_modules(host)}
     declared = declared_options(loader, enabled)
     check_unknown_keys(config, declared)
-    for host in config.hosts.values():
+    for host in config.all_hosts():
         for name in enabled_modules(host):
             cls = loader.options_class(name)
             if cls is not None:
@@ -84,7 +84,7 @@ def declared_options(loader: Loader, also: AbstractSet[str] = frozenset()) -> di
 
 def warn_unread(config: Config, declared: dict[str, str], loaded: AbstractSet[str]) -> None:
     """Log each option that is set but belongs to a module not ``loaded``."""
-    used = set(config.raw_global) | {k for h in config.hosts.values() for k in h.raw}
+    used = set(config.raw_global) | {k for h in config.all_hosts() for k in h.raw}
     for key in sorted(used):
         owner = declared.get(key)
         if owner is not None and owner not in loaded:
@@ -111,7 +111,8 @@ class Server:
         # When set, sees each element before it is written; True takes it (the harness's
         # fault injection delays or drops chosen replies).
         self.intercept: Callable[[Connection, etree._Element], bool] | None = None
-        self.hosts: dict[str, Host] = {}
+        self.hosts: dict[str, Host] = {}  # the VirtualHosts: accounts and client connections
+        self.components: dict[str, Host] = {}  # internal components (config.py), e.g. pubsub
         self.connections: set[Connection] = set()
         total = self.options.c2s_max_unauthed
         self.admission = Admission(
@@ -138,6 +139,10 @@ class Server:
         self._all_closed = asyncio.Event()
         self._stopping = False
 
+    def all_hosts(self) -> list[Host]:
+        """The VirtualHosts, then the Components."""
+        return [*self.hosts.values(), *self.components.values()]
+
     @property
     def c2s_ports(self) -> list[int]:
         return self.ports.ports.get("c2s", [])
@@ -163,7 +168,7 @@ class Server:
             self.accounts = Accounts(self.storage, self.options.default_iteration_count)
             self.rosters = Rosters(self.storage)
             await self.rosters.setup()
-            for host_config in self.config.hosts.values():
+            for host_config in self.config.all_hosts():
                 host = Host(
                     host_config,
                     server=self,
@@ -174,13 +179,16 @@ class Server:
                     secret=self.secret,
                     rosters=self.rosters,
                 )
-                self.hosts[host.name] = host
+                if host_config.component_module:
+                    self.components[host.name] = host
+                else:
+                    self.hosts[host.name] = host
+                    await host.users.load_roles()
                 self.router.hosts[host.name] = host
-                await host.users.load_roles()
-            for host in self.hosts.values():
+            for host in self.all_hosts():
                 for name in enabled_modules(host.config):
                     self.loader.load(host, name)
-            loaded = {name for host in self.hosts.values() for name in host.modules}
+            loaded = {name for host in self.all_hosts() for name in host.modules}
             warn_unread(self.config, declared, loaded)  # any other option was refused already
             if listen:
                 for host in self.hosts.values():
@@ -190,7 +198,7 @@ class Server:
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
             if admin_socket:
                 self._admin = await admin.AdminSocket.start(self)
-            for host in self.hosts.values():
+            for host in self.all_hosts():
                 await host.events.fire(SERVER_STARTED, ServerEvent(host.name))
         except BaseException:
             await self._teardown()
@@ -199,7 +207,7 @@ class Server:
             services = ", ".join(
                 f"{name} ports {ports}" for name, ports in self.ports.ports.items()
             )
-            log.info("serving %s on %s", ", ".join(self.hosts), services or "no ports")
+            log.info("serving %s on %s", ", ".join(self.router.hosts), services or "no ports")
 
     async def reload(
         self, config: Config, *, configure_logging: Callable[[Config], None] | None = None
@@ -223,6 +231,8 @@ class Server:
             log.warning('VirtualHost "%s" added: takes effect after a restart', name)
         for name in plan.hosts_removed:
             log.warning('VirtualHost "%s" removed: takes effect after a restart', name)
+        for name in plan.components_changed:
+            log.warning('Component "%s" changed: takes effect after a restart', name)
         self.config = plan.config
         self.options = plan.config.options
         self.accounts.iterations = self.options.default_iteration_count
@@ -304,7 +314,7 @@ class Server:
             return
         self._stopping = True
         self.stop_reason = reason
-        for host in self.hosts.values():
+        for host in self.all_hosts():
             try:
                 await host.events.fire(SERVER_STOPPING, ServerEvent(host.name))
             except Exception:
@@ -336,7 +346,7 @@ class Server:
             await asyncio.wait(pending, timeout=2.0)
             for task in pending:
                 task.cancel()
-        for host in self.hosts.values():
+        for host in self.all_hosts():
             for name in reversed(list(host.modules)):
                 try:
                     self.loader.unload(host, name)

@@ -1,11 +1,16 @@
 """Service discovery (XEP-0030) for the host and for accounts, plus the caps hash features.
 
-Host: identity ``server/im`` and every feature and identity modules add. Account (a bare JID):
-``account/registered`` and the account features, for the account itself (and, with a roster,
-for contacts it has a ``from`` subscription with). Requests for a ``node`` fire
-``host-disco-info-node`` / ``host-disco-items-node`` (ad-hoc commands answer those); an
-unknown node is ``item-not-found``. Forms other modules offer as ``disco-extension`` items
-(XEP-0128) follow the host's features.
+Host: identity ``server/im`` (not on a Component) and every feature and identity modules add;
+its items are ``disco_items``, the components one label below it (``pubsub.example.com``,
+Prosody's children), what modules add (``disco-item`` items, ``host-disco-items``). Account (a
+bare JID): ``account/registered``, the identities (``account-identity`` items) and features
+modules add (PEP's), for the account itself and for contacts it has a ``from`` (or ``both``)
+subscription with, as Prosody's ``is_contact_subscribed``; others get
+``service-unavailable`` unless a module answers ``account-disco-allowed``. Requests for a
+``node`` fire ``host-disco-info-node`` / ``host-disco-items-node`` (ad-hoc commands, pubsub)
+or ``account-disco-info-node`` / ``account-disco-items-node`` (PEP); the items of an account
+come from ``account-disco-items``. An unknown node is ``item-not-found``. Forms other
+modules offer as ``disco-extension`` items (XEP-0128) follow the host's features.
 """
 
 import copy
@@ -15,8 +20,12 @@ from lxml import etree
 
 from minixmpp.errors import StanzaError
 from minixmpp.events import (
+    ACCOUNT_DISCO_INFO_NODE,
+    ACCOUNT_DISCO_ITEMS,
+    ACCOUNT_DISCO_ITEMS_NODE,
     CONFIG_RELOADED,
     HOST_DISCO_INFO_NODE,
+    HOST_DISCO_ITEMS,
     HOST_DISCO_ITEMS_NODE,
     ConfigReloaded,
     DiscoNode,
@@ -70,11 +79,8 @@ def load(module: Module) -> None:
             if not await module.fire(HOST_DISCO_INFO_NODE, DiscoNode(event, node, query)):
                 raise StanzaError("item-not-found", "Node does not exist")
         else:
-            add_features(
-                query,
-                [("server", "im", opts.server_name), *module.items("identity")],
-                module.items("feature"),
-            )
+            server = [("server", "im", opts.server_name)] if module.host_type == "local" else []
+            add_features(query, [*server, *module.items("identity")], module.items("feature"))
             for form in module.items("disco-extension"):  # XEP-0128 (e.g. XEP-0157's)
                 query.append(copy.deepcopy(form))
         event.session.send(reply)
@@ -89,6 +95,9 @@ def load(module: Module) -> None:
             if not await module.fire(HOST_DISCO_ITEMS_NODE, DiscoNode(event, node, query)):
                 raise StanzaError("item-not-found", "Node does not exist")
         else:
+            await module.fire(HOST_DISCO_ITEMS, DiscoNode(event, "", query))
+            for child in module.children:
+                st.sub(query, f"{{{NS_ITEMS}}}item", {"jid": child})
             for entry in opts.disco_items or ():
                 st.sub(
                     query,
@@ -100,10 +109,17 @@ def load(module: Module) -> None:
         event.session.send(reply)
         return True
 
+    if module.host_type != "local":
+        return  # a component has no accounts
+
     async def account_allowed(event: StanzaEvent) -> bool:
         origin, target = event.session, event.to
         if target is None or (origin.username is not None and origin.jid.bare == target.bare):
             return True
+        if target.node is not None and target.domain == module.host:
+            item = await module.rosters.item(module.host, target.node, origin.jid.bare)
+            if item is not None and item.from_:  # a contact the account shares presence with
+                return True
         return bool(await module.fire(ACCOUNT_ALLOWED, event))
 
     def account_reply(event: StanzaEvent) -> etree._Element:
@@ -116,14 +132,18 @@ def load(module: Module) -> None:
     async def account_info(event: StanzaEvent) -> bool | None:
         if not await account_allowed(event):
             return None  # service-unavailable
-        if event.stanza[0].get("node"):
-            raise StanzaError("item-not-found", "Node does not exist")
+        node = event.stanza[0].get("node")
         reply = account_reply(event)
-        add_features(
-            info_query(reply, None),
-            [("account", "registered", None)],
-            module.items("account-feature"),
-        )
+        query = info_query(reply, node)
+        if node:
+            if not await module.fire(ACCOUNT_DISCO_INFO_NODE, DiscoNode(event, node, query)):
+                raise StanzaError("item-not-found", "Node does not exist")
+        else:
+            add_features(
+                query,
+                [("account", "registered", None), *module.items("account-identity")],
+                module.items("account-feature"),
+            )
         event.session.send(reply)
         return True
 
@@ -131,9 +151,13 @@ def load(module: Module) -> None:
     async def account_items(event: StanzaEvent) -> bool | None:
         if not await account_allowed(event):
             return None
-        if event.stanza[0].get("node"):
-            raise StanzaError("item-not-found", "Node does not exist")
+        node = event.stanza[0].get("node")
         reply = account_reply(event)
-        st.sub(reply, f"{{{NS_ITEMS}}}query")
+        query = st.sub(reply, f"{{{NS_ITEMS}}}query", {"node": node})
+        if node:
+            if not await module.fire(ACCOUNT_DISCO_ITEMS_NODE, DiscoNode(event, node, query)):
+                raise StanzaError("item-not-found", "Node does not exist")
+        else:
+            await module.fire(ACCOUNT_DISCO_ITEMS, DiscoNode(event, "", query))
         event.session.send(reply)
         return True

@@ -199,13 +199,13 @@ class RawClient:
         return await self.expect(f"{{{NS_STREAM}}}features")
 
     async def starttls(
-        self, ca_file: Path, *, maximum: ssl.TLSVersion | None = None
+        self, ca_file: Path, *, maximum: ssl.TLSVersion | None = None, host: str = "localhost"
     ) -> etree._Element:
         await self.send(f"<starttls xmlns='{NS_TLS}'/>")
         await self.expect(f"{{{NS_TLS}}}proceed")
         ctx = client_context(ca_file, maximum=maximum)
-        await asyncio.wait_for(self.writer.start_tls(ctx, server_hostname="localhost"), TIMEOUT)
-        return await self.open()
+        await asyncio.wait_for(self.writer.start_tls(ctx, server_hostname=host), TIMEOUT)
+        return await self.open(host)
 
     @property
     def ssl_object(self) -> ssl.SSLObject:

@@ -36,8 +36,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from minixmpp.testing.accounts import Account
 from minixmpp.testing.config import DEFAULT_MODULES, PROFILES, make_config
-from minixmpp.testing.server import Account, Snapshot, XmppServer
+from minixmpp.testing.server import Snapshot, XmppServer
 from minixmpp.testing.traffic import Mark, Record, TrafficLog, match
 
 TestServer = XmppServer  # the older name
@@ -67,11 +68,13 @@ async def running_server(
     options: Mapping[str, Any] | None = None,
     host_options: Mapping[str, Mapping[str, Any]] | None = None,
     admin_socket: bool = False,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> AsyncIterator[XmppServer]:
-    """Run a server with its data in ``folder`` for the duration of the block."""
+    """Run a server with its data in ``folder`` for the duration of the block; ``components``
+    as ``[Component."…"]`` tables (``{"pubsub.localhost": {"component_module": "pubsub"}}``)."""
     server = XmppServer(
         folder, hosts=hosts, modules=modules, options=options, host_options=host_options,
-        admin_socket=admin_socket,
+        admin_socket=admin_socket, components=components,
     )  # fmt: skip
     await server.start()
     try:

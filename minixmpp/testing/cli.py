@@ -56,6 +56,14 @@ def add_parser(commands: Any) -> None:
         "--open-registration", action="store_true", help="in-band registration for anyone"
     )
     parser.add_argument(
+        "--anonymous-host", metavar="HOST",
+        help="one more host where clients log in with SASL ANONYMOUS (XEP-0175)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--any-password-host", metavar="HOST",
+        help="one more host where any password is right (PLAIN; accounts made at login)",
+    )  # fmt: skip
+    parser.add_argument(
         "--control-port", type=int, default=0, metavar="PORT",
         help="the control API's port on 127.0.0.1 (default: a free one)",
     )  # fmt: skip
@@ -106,7 +114,8 @@ async def _serve(args: argparse.Namespace, options: dict[str, Any], users: dict[
     server = XmppServer(
         hosts=[args.host], modules=list(dict.fromkeys(modules)), options=options,
         profile=args.profile, plaintext=args.plaintext, users=users, admin=args.admin,
-        open_registration=args.open_registration,
+        open_registration=args.open_registration, anonymous_host=args.anonymous_host,
+        any_password_host=args.any_password_host,
     )  # fmt: skip
     await server.start()
     try:
@@ -139,6 +148,7 @@ async def _serve(args: argparse.Namespace, options: dict[str, Any], users: dict[
 def describe(server: Any) -> dict[str, Any]:
     info: dict[str, Any] = {
         "host": server.host,
+        "hosts": server.hosts,
         "c2s": "{}:{}".format(*server.c2s_address),
         "c2s_port": server.c2s_port,
         "direct_tls_port": server.direct_tls_port,

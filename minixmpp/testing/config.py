@@ -75,8 +75,11 @@ def make_config(
     options: Mapping[str, Any] | None = None,
     host_options: Mapping[str, Mapping[str, Any]] | None = None,
     profile: str | None = None,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The configuration (as ``server.toml``'s data) of a server for tests in ``folder``."""
+    """The configuration (as ``server.toml``'s data) of a server for tests in ``folder``.
+    ``components``: ``{"pubsub.localhost": {"component_module": "pubsub", …}}``, as
+    ``[Component."…"]`` tables."""
     folder.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {
         "interfaces": ["127.0.0.1"],
@@ -94,4 +97,6 @@ def make_config(
         data.update(profile_options(profile, modules))
     data.update(options or {})
     data["VirtualHost"] = {h: dict((host_options or {}).get(h, {})) for h in hosts}
+    if components:
+        data["Component"] = {name: dict(table) for name, table in components.items()}
     return data

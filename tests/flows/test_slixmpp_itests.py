@@ -3,7 +3,7 @@ accounts in CI_ACCOUNT1/CI_ACCOUNT2) against a minixmpp server with Prosody's mo
 
 Each itests file runs in a process of its own (tests/slixmpp_itests.py), bounded in time, all
 at once. ``PASSING`` are the ones that must pass; the others need what minixmpp does not have
-yet (PEP, vCard, MUC, HTTP upload, components) or an outside server, and are reported.
+yet (vCard, MUC, HTTP upload, external components) or an outside server, and are reported.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from tests.slixmpp_itests import fetch_itests
 
 MODULES = [
     "disco", "ping", "version", "time", "carbons", "csi", "private", "blocklist", "mam",
-    "uptime", "lastactivity",
+    "uptime", "lastactivity", "pep",
 ]  # fmt: skip
-PASSING = {  # 15 of slixmpp 1.17.0's 27 files
+PASSING = {  # 17 of slixmpp 1.17.0's 27 files
     "test_basic_connect_and_message.py",
     "test_blocking.py",
     "test_bob.py",
@@ -32,12 +32,14 @@ PASSING = {  # 15 of slixmpp 1.17.0's 27 files
     "test_ibb.py",
     "test_last_activity.py",
     "test_mam.py",
+    "test_pep.py",
     "test_ping.py",
     "test_privatestorage.py",
     "test_quickresponse.py",
     "test_reactions.py",
     "test_retract.py",
     "test_slow_filters.py",
+    "test_user_avatar.py",
     "test_version.py",
 }
 TIMEOUT = 20.0  # per file; a test waiting for what never comes is cut off

@@ -59,6 +59,7 @@ async function online(info, account, resource) {
     username: account.jid.split("@")[0], password: account.password,
   });
   xmpp.reconnect.stop();
+  xmpp.timeout = 15000; // xmpp.js waits 2 s for the server by default: short on a busy CI machine
   xmpp.on("error", (err) => fail(err.stack ?? String(err)));
   await xmpp.start();
   return xmpp;

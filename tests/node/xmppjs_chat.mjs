@@ -39,6 +39,7 @@ async function chatOver(service) {
   });
   current = xmpp;
   xmpp.reconnect.stop(); // a lost connection is a failure here, not something to retry
+  xmpp.timeout = 15000; // xmpp.js waits 2 s for the server by default: short on a busy CI machine
   xmpp.on("error", (err) => fail(`${service}: ${err.stack ?? err}`));
   const expected = `hello xmpp.js, slixmpp here over ${scheme}`;
   const received = new Promise((resolve) => {

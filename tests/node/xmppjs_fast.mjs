@@ -91,3 +91,6 @@ try {
   fail(err.stack ?? String(err));
 }
 clearTimeout(deadline);
+// Done, and every check made. xmpp.js may still have a connection attempt of its own under
+// way (seen now and then after stop(), whose 2 s open timeout would then fail the run): end here.
+process.exit(0);
