@@ -58,6 +58,7 @@ class Client:
         self.handshaking = False
         self.done = False
         self.closed = False
+        self.sm_handled = 0  # stanzas received since stream management was enabled (its h)
 
     def send(self, data: str) -> None:
         self.out += data.encode()
@@ -416,16 +417,47 @@ def register_script(c: Client, host: str, user: str, password: str) -> Script:
     c.send("</stream:stream>")
 
 
-def pingpong_script(c: Client, peer: str, rounds: int, starts: bool) -> Script:
+SM = "urn:xmpp:sm:3"
+
+
+def enable_sm_script(c: Client) -> Script:
+    """XEP-0198: enable stream management (not resumable); the count starts at zero."""
+    c.send(f"<enable xmlns='{SM}'/>")
+    yield b"<enabled"
+    yield b">"
+    c.sm_handled = 0
+
+
+def pingpong_script(c: Client, peer: str, rounds: int, starts: bool, sm: bool = False) -> Script:
+    """``sm``: with stream management on, the client sends an <r/> after every 5th message and
+    answers each of the server's <r/> (seen in what came with a message) with its <a/>; it
+    acknowledges once unasked at the start, for an <r/> that came after the last message of
+    an earlier run."""
     ns = WS_NS if isinstance(c, WebSocketClient) else ""
     message = f"<message to='{peer}' type='chat'{ns}><body>ping</body></message>"
+    sent = 0
+
+    def send() -> None:
+        nonlocal sent
+        c.send(message)
+        sent += 1
+        if sm and sent % 5 == 0:
+            c.send(f"<r xmlns='{SM}'/>")
+
+    def received(chunk: bytes) -> None:
+        c.sm_handled += 1
+        if sm and b"<r xmlns" in chunk:
+            c.send(f"<a xmlns='{SM}' h='{c.sm_handled % 2**32}'/>")
+
+    if sm:
+        c.send(f"<a xmlns='{SM}' h='{c.sm_handled % 2**32}'/>")
     for _ in range(rounds):
         if starts:
-            c.send(message)
-            yield b"</message>"
+            send()
+            received((yield b"</message>"))
         else:
-            yield b"</message>"
-            c.send(message)
+            received((yield b"</message>"))
+            send()
 
 
 class Worker:
@@ -502,12 +534,23 @@ class Worker:
             "logins": len(self.users),
         }
 
-    def pingpong(self, rounds: int) -> dict[str, float]:
+    def enable_sm(self) -> dict[str, float]:
+        """Every logged-in client enables stream management (XEP-0198)."""
+        start = time.perf_counter()
+        for c in self.clients:
+            c.script = enable_sm_script(c)
+            c.done = False
+            c.start()
+            self.loop.pump(c)
+        self.loop.run(self.clients, lambda: all(c.done for c in self.clients))
+        return {"seconds": time.perf_counter() - start}
+
+    def pingpong(self, rounds: int, sm: bool = False) -> dict[str, float]:
         pairs = 0
         for i in range(0, len(self.clients) - 1, 2):
             a, b = self.clients[i], self.clients[i + 1]
-            b.script = pingpong_script(b, self.jids[i], rounds, starts=False)
-            a.script = pingpong_script(a, self.jids[i + 1], rounds, starts=True)
+            b.script = pingpong_script(b, self.jids[i], rounds, starts=False, sm=sm)
+            a.script = pingpong_script(a, self.jids[i + 1], rounds, starts=True, sm=sm)
             for c in (b, a):
                 c.done = False
                 c.buf = b""
@@ -553,7 +596,10 @@ def main() -> None:
                 result = worker.register_all()
             elif cmd["op"] == "pingpong":
                 assert worker is not None
-                result = worker.pingpong(cmd["rounds"])
+                result = worker.pingpong(cmd["rounds"], cmd.get("sm", False))
+            elif cmd["op"] == "enable_sm":
+                assert worker is not None
+                result = worker.enable_sm()
             elif cmd["op"] == "close":
                 assert worker is not None
                 result = worker.close_all()

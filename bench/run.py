@@ -53,6 +53,7 @@ from minixmpp.accounts import Credentials, derive_keys  # noqa: E402
 PASSWORD = "bench-password"
 SALT = b"minixmpp-bench-salt"  # shared by all accounts: clients compute the key once
 ITERATIONS = 4096
+SMACKS_MAX_UNACKED = 4  # with smacks: an <r/> after every 5th unacknowledged stanza
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -105,14 +106,19 @@ def start_minixmpp(
     rosters: Rosters | None = None,
     registration: bool = False,
     http_port: int | None = None,
+    smacks: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """``http_port``: mod_websocket too, ws:// on that port (loopback counts as secure)."""
+    """``http_port``: mod_websocket too, ws:// on that port (loopback counts as secure).
+    ``smacks``: mod_smacks too, asking for an ack after every 5th unacknowledged stanza."""
     config = folder / "server.toml"
     modules = '"disco", "ping"' + (', "register"' if registration else "")
     http = ""  # top-level keys: before the dedented text, which ends in a table
+    if smacks:
+        modules += ', "smacks"'
+        http += f"smacks_max_unacked_stanzas = {SMACKS_MAX_UNACKED}\n"
     if http_port is not None:
         modules += ', "websocket"'
-        http = f'http_ports = [{http_port}]\nhttps_ports = []\nhttp_interfaces = ["127.0.0.1"]\n'
+        http += f'http_ports = [{http_port}]\nhttps_ports = []\nhttp_interfaces = ["127.0.0.1"]\n'
     config.write_text(
         http
         + textwrap.dedent(f"""
@@ -168,10 +174,12 @@ def start_prosody(
     registration: bool = False,
     http_port: int | None = None,
     modules: Sequence[str] = (),
+    smacks: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Prosody 0.12 with its internal_hashed accounts (same salt) and rosters written directly;
     with ``http_port``, mod_websocket on that port (ws://, counted as secure); ``modules``:
-    more modules to enable (e.g. "pep")."""
+    more modules to enable (e.g. "pep"); with ``smacks``, its mod_smacks asking after every
+    5th unacknowledged stanza."""
     from minixmpp.tls import generate_test_certificate
 
     pair = generate_test_certificate(folder / "certs", "localhost")
@@ -205,6 +213,10 @@ def start_prosody(
             f'http_ports = {{ {http_port} }}; http_interfaces = {{ "127.0.0.1" }};'
             " https_ports = { }; consider_websocket_secure = true; cross_domain_websocket = true"
         )
+    smacks_option = ""
+    if smacks:
+        extra_modules += ', "smacks"'
+        smacks_option = f"smacks_max_unacked_stanzas = {SMACKS_MAX_UNACKED}"
     storage = (
         f'storage = "sql"; sql = {{ driver = "SQLite3", database = "{data}/prosody.sqlite" }}'
         if registration
@@ -223,6 +235,7 @@ def start_prosody(
         authentication = "internal_hashed"
         {storage}
         {websocket}
+        {smacks_option}
         allow_registration = {"true" if registration else "false"}
         log = {{ warn = "{folder}/prosody.log" }}
         modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{extra_modules} }}

@@ -196,6 +196,10 @@ class ConnectionLost:
     error: str | None = None
 
 
+# No input from a bound client for c2s_idle_timeout (Prosody's name): True keeps the stream
+# another period, False drops the connection without a stream error, None closes the stream
+# (connection-timeout). XEP-0198 asks the client for an ack here.
+C2S_READ_TIMEOUT: EventName[SessionEvent] = EventName("c2s-read-timeout")
 STREAM_FEATURES: EventName[StreamFeatures] = EventName("stream-features")
 AUTHENTICATION_SUCCESS: EventName[SessionEvent] = EventName("authentication-success")
 AUTHENTICATION_FAILURE: EventName[SessionEvent] = EventName("authentication-failure")

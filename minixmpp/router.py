@@ -83,7 +83,7 @@ class Router:
                 origin.close(error.then.condition, error.then.text, error.then.app)
         except StreamError as error:
             if origin.c2s:
-                origin.close(error.condition, error.text)
+                origin.close(error.condition, error.text, error.app)
             else:
                 log.warning("stream error from the host origin: %s", error)
         except Exception:

@@ -291,7 +291,7 @@ class Server:
                 ):
                     conn.close("connection-timeout", "Timed out waiting for authentication")
                 elif opts.c2s_idle_timeout and idle > opts.c2s_idle_timeout:
-                    conn.close("connection-timeout", "Idle for too long")
+                    conn.idle_timeout()
                 elif idle > self.hibernate_after and conn.hibernate():
                     hibernated += 1
             if hibernated:

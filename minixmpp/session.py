@@ -9,9 +9,12 @@ here that change a session's state, checked against ``TRANSITIONS``.
 
 A session can outlive its connection: when the connection drops without a stream close,
 ``connection-lost`` fires, and a handler that returns True keeps the session bound without a
-connection (hibernating, XEP-0198) until it ``attach()``es a new one or ``end()``s it.
-Outbound filters see every element the session is sent, before it is written; one may change
-it or drop it (return None); one that raises ends the stream with internal-server-error.
+connection (hibernating, XEP-0198) until it ``attach()``es a new one or ``end()``s it, or a
+new login of the same account resumes it (``take_over()``: the session moves to the newcomer's
+connection). Outbound filters see every element the session is sent, before it is written; one
+may change it or take it (return None); one that raises ends the stream with
+internal-server-error. Inbound filters see every element the client sends, before it is
+routed (XEP-0198 counts stanzas there); one may take it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Link(Protocol):
         self, condition: str | None = None, text: str | None = None, app: str | None = None
     ) -> None: ...
     def request_restart(self) -> None: ...
+    def adopt(self, session: C2SSession) -> None: ...
     def send_features(self, features: etree._Element) -> bool: ...
     def authenticated(self) -> None: ...
     def ssl_object(self) -> ssl.SSLObject | ssl.SSLSocket | None: ...
@@ -117,22 +121,39 @@ class Session(Protocol):
 
 
 class Filters:
-    """Outbound stanza filters, highest priority first."""
+    """Stanza filters, highest priority first: ``out`` (what the session is sent) and
+    ``incoming`` (what the client sends, before the router sees it)."""
 
-    __slots__ = ("_entries", "out")
+    __slots__ = ("_entries", "_in_entries", "incoming", "out")
 
     def __init__(self) -> None:
-        self._entries: list[tuple[int, int, Filter]] = []
+        self._entries: _Entries = []
+        self._in_entries: _Entries = []
         self.out: tuple[Filter, ...] = ()
+        self.incoming: tuple[Filter, ...] = ()
 
     def add(self, fn: Filter, priority: int = 0) -> None:
-        self._entries.append((-priority, len(self._entries), fn))
-        self._entries.sort(key=lambda e: (e[0], e[1]))
-        self.out = tuple(f for _, _, f in self._entries)
+        self.out = _insert(self._entries, fn, priority)
 
     def remove(self, fn: Filter) -> None:
         self._entries = [e for e in self._entries if e[2] is not fn]
         self.out = tuple(f for _, _, f in self._entries)
+
+    def add_incoming(self, fn: Filter, priority: int = 0) -> None:
+        self.incoming = _insert(self._in_entries, fn, priority)
+
+    def remove_incoming(self, fn: Filter) -> None:
+        self._in_entries = [e for e in self._in_entries if e[2] is not fn]
+        self.incoming = tuple(f for _, _, f in self._in_entries)
+
+
+_Entries = list[tuple[int, int, Filter]]
+
+
+def _insert(entries: _Entries, fn: Filter, priority: int) -> tuple[Filter, ...]:
+    entries.append((-priority, len(entries), fn))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return tuple(f for _, _, f in entries)
 
 
 _ids = iter(range(1, 1 << 62))
@@ -290,6 +311,35 @@ class C2SSession:
         """A hibernating session continues on ``link`` (XEP-0198 resumption)."""
         self._go("attach")
         self.link = link
+
+    def take_over(self, newcomer: C2SSession) -> None:
+        """XEP-0198 resumption: this bound session (hibernating, or still on its connection)
+        goes on over the connection of ``newcomer``, a new login of the same account that has
+        not bound a resource; ``newcomer`` ends. The connection this session still had, if
+        any, is closed with ``conflict`` (XEP-0198 §5). The session keeps its JID, presence,
+        data and filters; it takes the new connection's address and security."""
+        link = newcomer.link
+        if (
+            link is None
+            or newcomer.bound
+            or newcomer.username != self.username
+            or newcomer.host != self.host
+            or self.state not in ("bound", "hibernating")
+        ):
+            raise RuntimeError(f"c2s{self.id}: c2s{newcomer.id} cannot take it over")
+        ip, secure, epoch = newcomer.ip, newcomer.secure, newcomer.auth_epoch
+        newcomer.link = None
+        newcomer.end()  # authenticated, never bound: nothing to unbind
+        old = self.link
+        if old is not None:
+            self.link = None
+            self._go("detach")
+            newcomer.ip = self.ip  # what the old connection's last log line names
+            old.adopt(newcomer)  # its close must not end this session
+            old.close("conflict", "Replaced by new connection")
+        self.ip, self.secure, self.auth_epoch = ip, secure, epoch
+        self.attach(link)
+        link.adopt(self)
 
     def end(self, error: str | None = None) -> None:
         """The session is over: unregister it and tell the modules (resource-unbind)."""

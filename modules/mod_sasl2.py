@@ -16,8 +16,8 @@ throttled (mod_limit_auth) as SASL's are. On success the handlers of ``sasl2/c2s
 act on their part of the request (see ``minixmpp.events``), then ``<success/>`` goes out with
 ``<additional-data/>`` (SCRAM's server signature) and ``<authorization-identifier/>`` (the
 full JID once bound), immediately followed by the new stream features, with no stream
-restart. Whatever is routed to the session while the handlers run (once Bind 2 has bound it)
-is held and sent after the features.
+restart (but after a stream resumption, none: XEP-0198 §7). Whatever is routed to the
+session while the handlers run (once Bind 2 has bound it) is held and sent after the features.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def load(module: Module) -> None:
         identifier.text = identity
         success.insert(position, identifier)
         target.send(success)
-        target.send_features(features)
+        if not event.resumed:  # XEP-0198 §7: a resumed stream goes on at once, no features
+            target.send_features(features)
         for element in held:
             session.send(element)
         for after in event.after:

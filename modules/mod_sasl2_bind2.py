@@ -2,7 +2,7 @@
 
 Advertised in SASL2's ``<inline/>`` as ``<bind xmlns='urn:xmpp:bind:0'>`` with an ``<inline/>``
 of ``<feature var=…/>``s, the features other modules can enable at bind time
-(``advertise-bind-features``: carbons, CSI; stream management once mod_smacks hooks it).
+(``advertise-bind-features``: carbons, CSI, stream management).
 
 A ``<bind/>`` in the ``<authenticate/>`` is acted on once authentication has succeeded, unless a
 stream resumption took its place (``Sasl2Success.resumed``). The server chooses the resource:

@@ -12,7 +12,7 @@ import contextlib
 import datetime
 import itertools
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -263,15 +263,27 @@ class RawClient:
             await asyncio.wait_for(self.writer.wait_closed(), 2)
 
 
-async def until_pong(client: RawClient) -> list[etree._Element]:
+async def until_pong(client: RawClient, id: str = "rt") -> list[etree._Element]:
     """What arrives before the answer to a ping: everything the server did before it."""
-    await client.send("<iq type='get' id='rt' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+    await client.send(f"<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
     got = []
     while True:
         el = await client.next()
-        if el.tag == "iq" and el.get("id") == "rt":
+        if el.tag == "iq" and el.get("id") == id:
             return got
         got.append(el)
+
+
+async def wait_until(predicate: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    """Check ``predicate`` every 10 ms until it holds (AssertionError naming ``what`` after
+    ``timeout`` seconds): for server state a test can read but not await, e.g. a session that
+    hibernates once the server has noticed its connection is gone."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 def client_context(ca_file: Path, *, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:

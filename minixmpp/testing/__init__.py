@@ -36,8 +36,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from minixmpp.testing.accounts import Account
 from minixmpp.testing.config import DEFAULT_MODULES, PROFILES, make_config
-from minixmpp.testing.server import Account, Snapshot, XmppServer
+from minixmpp.testing.server import Snapshot, XmppServer
 from minixmpp.testing.traffic import Mark, Record, TrafficLog, match
 
 TestServer = XmppServer  # the older name

@@ -9,17 +9,10 @@ back to normal) in a few milliseconds, so one server serves a whole test session
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import itertools
-import secrets
 import shutil
-import socket
-import struct
 import tempfile
-import termios
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,37 +21,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from minixmpp.clock import Clock
 from minixmpp.config import from_dict
 from minixmpp.events import SERVER_RESET, SERVER_RESETTING, ServerEvent
-from minixmpp.jid import JID
-from minixmpp.roster import RosterItem
 from minixmpp.server import Server
+from minixmpp.testing.accounts import Account, AccountsMixin
 from minixmpp.testing.config import DEFAULT_MODULES, make_config
 from minixmpp.testing.faults import Faults
-from minixmpp.testing.traffic import Mark, Matcher, Record, TrafficLog
+from minixmpp.testing.traffic import TrafficLog
+from minixmpp.testing.waits import WaitsMixin
 
 if TYPE_CHECKING:
     from minixmpp.testing.threaded import ThreadedXmppServer
 
 Rows = dict[str, list[tuple[Any, ...]]]
-_user_numbers = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Account:
-    """An account made for a test: its bare JID and password."""
-
-    jid: str
-    password: str
-
-    @property
-    def username(self) -> str:
-        return self.jid.split("@", 1)[0]
-
-    @property
-    def host(self) -> str:
-        return self.jid.split("@", 1)[1]
-
-    def __str__(self) -> str:
-        return self.jid
 
 
 @dataclass(frozen=True)
@@ -68,7 +41,7 @@ class Snapshot:
     rows: Rows
 
 
-class XmppServer:
+class XmppServer(AccountsMixin, WaitsMixin):
     """A minixmpp server for tests (see the package docstring for a tour)::
 
     async with XmppServer(modules=["register", "invites"]) as server:
@@ -304,114 +277,6 @@ class XmppServer:
         """The server's clock: ``freeze()``, ``advance(seconds)``, ``set_time(unix_time)``."""
         return self.server.clock
 
-    # -- accounts, rosters, invites -------------------------------------------------------
-
-    async def create_user(
-        self,
-        username: str,
-        password: str | None = None,
-        host: str | None = None,
-        *,
-        roles: Sequence[str] = (),
-    ) -> Account:
-        """Make an account (a random password unless given); ValueError if it exists."""
-        h = self.server.hosts[host or self.host]
-        password = password if password is not None else secrets.token_urlsafe(12)
-        if not await h.users.create(username, password, source="test"):
-            raise ValueError(f"user {username}@{h.name} exists")
-        if roles:
-            await h.users.set_roles(username, roles)
-        account = Account(f"{username}@{h.name}", password)
-        self.accounts[account.jid] = account
-        return account
-
-    async def new_user(self, prefix: str = "user", host: str | None = None) -> Account:
-        """An account with a name no other test of this process uses."""
-        while True:
-            name = f"{prefix}{next(_user_numbers)}"
-            if not await self.server.hosts[host or self.host].users.exists(name):
-                return await self.create_user(name, host=host)
-
-    async def delete_user(self, jid: str | Account) -> bool:
-        parsed = JID.parse(str(jid))
-        self.accounts.pop(parsed.bare, None)
-        assert parsed.node is not None
-        return await self.server.hosts[parsed.domain].users.delete(parsed.node, source="test")
-
-    async def add_contact(
-        self,
-        owner: str | Account,
-        contact: str | Account,
-        subscription: str = "both",
-        *,
-        name: str | None = None,
-        groups: Sequence[str] = (),
-        mutual: bool = True,
-    ) -> None:
-        """Put ``contact`` on ``owner``'s roster with ``subscription`` (none, to, from,
-        both); with ``mutual``, the contact's roster gets the matching item (``to`` on one
-        side is ``from`` on the other) when the contact is an account of this server."""
-        if subscription not in ("none", "to", "from", "both"):
-            raise ValueError("subscription is none, to, from or both")
-        a, b = JID.parse(str(owner)), JID.parse(str(contact))
-        assert a.node is not None
-        rosters = self.server.rosters
-        await rosters.save(
-            a.domain, a.node, RosterItem(b.bare, name, subscription, groups=tuple(groups))
-        )
-        if mutual and b.node is not None and b.domain in self.server.hosts:
-            mirror = {"to": "from", "from": "to"}.get(subscription, subscription)
-            await rosters.save(b.domain, b.node, RosterItem(a.bare, None, mirror))
-
-    async def roster(self, owner: str | Account) -> dict[str, RosterItem]:
-        jid = JID.parse(str(owner))
-        assert jid.node is not None
-        return await self.server.rosters.items(jid.domain, jid.node)
-
-    def invites(self, host: str | None = None) -> Any:
-        """The invites API of a host (``modules=[..., "invites"]``): ``create_account()``,
-        ``create_contact()``, ``create_reset()`` (each with ``token=`` to choose the token,
-        ``ttl=`` its life in seconds), ``find()``, ``revoke()``; expiry follows ``clock``."""
-        module = self.server.hosts[host or self.host].modules.get("invites")
-        if module is None:
-            raise ValueError("the invites module is not enabled")
-        return module.api
-
-    async def create_invite(
-        self,
-        kind: str = "account",
-        *,
-        token: str | None = None,
-        username: str | None = None,
-        inviter: str | None = None,
-        roles: Sequence[str] = (),
-        groups: Sequence[str] = (),
-        ttl: int | None = None,
-        max_uses: int | None = None,
-        host: str | None = None,
-    ) -> Any:
-        """An invite of ``kind``: ``account`` (any name, or ``username``), ``contact``
-        (``inviter``'s contact; with ``username``, it may create that account first),
-        ``account-and-contact``, or ``reset`` (``username``'s password)."""
-        api = self.invites(host)
-        if kind == "account":
-            return await api.create_account(
-                username, roles=list(roles), groups=list(groups), ttl=ttl, token=token,
-                reusable=max_uses is not None, max_uses=max_uses,
-            )  # fmt: skip
-        if kind in ("contact", "account-and-contact"):
-            if inviter is None:
-                raise ValueError("a contact invite needs an inviter")
-            return await api.create_contact(
-                JID.parse(str(inviter)).node or str(inviter), ttl=ttl, token=token,
-                allow_registration=kind == "account-and-contact", username=username,
-            )  # fmt: skip
-        if kind == "reset":
-            if username is None:
-                raise ValueError("a reset invite needs the username")
-            return await api.create_reset(username, ttl=ttl, token=token)
-        raise ValueError("kind is account, contact, account-and-contact or reset")
-
     # -- state ----------------------------------------------------------------------------
 
     async def snapshot(self) -> Snapshot:
@@ -466,112 +331,3 @@ class XmppServer:
         pending = [t for t in server._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)
-
-    # -- waiting --------------------------------------------------------------------------
-
-    async def wait_for(
-        self,
-        what: str | Callable[[Record], bool],
-        timeout: float = 5.0,
-        *,
-        since: Mark | None = None,
-    ) -> Any:
-        """Wait until the server fires the event named ``what`` (``user-registered``,
-        ``invite-created``, ``resource-bind``…: returns its payload) or, for a matcher
-        (``minixmpp.testing.match("message", type="chat")``, or any callable taking a
-        Record), until such an element passes either way (returns the Record). What happened
-        since ``since`` (default: the start or the last reset) counts, so there is no race
-        with what the test did just before; AssertionError after ``timeout`` seconds."""
-
-        def found() -> Any:
-            if isinstance(what, str):
-                payloads = self.traffic.events_named(what, since=since)
-                return payloads[0] if payloads else None
-            records = self.traffic.find(what, since=since)
-            return records[0] if records else None
-
-        return await self._until(found, timeout, repr(what))
-
-    async def _until(self, found: Any, timeout: float, what: str) -> Any:
-        result = found()
-        if result is not None:
-            return result
-        changed = asyncio.Event()
-        self.traffic.changed.append(changed.set)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    await changed.wait()
-                    changed.clear()
-                    result = found()
-                    if result is not None:
-                        return result
-        except TimeoutError:
-            raise AssertionError(f"nothing like {what} within {timeout} s") from None
-        finally:
-            self.traffic.changed.remove(changed.set)
-
-    async def idle(self, timeout: float = 5.0) -> None:
-        """Wait until the server has nothing left to do: no input unread on any socket, no
-        stream handling anything, no background task, no output unsent. Bounded by
-        ``timeout`` (AssertionError past it)."""
-        server = self.server
-        quiet = 0
-        async with asyncio.timeout(timeout):
-            while quiet < 3:
-                await asyncio.sleep(0)
-                if self._busy(server):
-                    quiet = 0
-                else:
-                    quiet += 1
-
-    def _busy(self, server: Server) -> bool:
-        if any(not t.done() for t in server._tasks):
-            return True
-        for conn in server.connections:
-            if conn.busy or conn._out:
-                return True
-            transport = conn.transport
-            sock = transport.get_extra_info("socket") if transport is not None else None
-            if sock is not None and _unread(sock) > 0:
-                return True
-        return False
-
-    async def assert_nothing_sent_to(
-        self,
-        jid: str | Account,
-        matcher: Matcher = None,
-        *,
-        within: float = 5.0,
-        since: Mark | None = None,
-        **attrs: str | None,
-    ) -> None:
-        """Fail if the server sent ``jid`` (bare: any resource) anything matching since
-        ``since``; waits until the server is idle (at most ``within`` seconds), not a fixed
-        time."""
-        with contextlib.suppress(TimeoutError):  # still busy: check what was sent so far
-            await self.idle(within)
-        got = [r for r in self.traffic.received_by(str(jid), matcher, since=since, **attrs)]
-        got = [r for r in got if r.element is not None and r.tag in ("message", "presence", "iq")]
-        if got:
-            shown = "\n".join(r.text for r in got[:10])
-            raise AssertionError(f"{jid} was sent {len(got)} stanza(s):\n{shown}")
-
-    def received_by(
-        self,
-        jid: str | Account,
-        matcher: Matcher = None,
-        *,
-        since: Mark | None = None,
-        **attrs: str | None,
-    ) -> list[Record]:
-        """What the server sent ``jid`` (``traffic.received_by``)."""
-        return self.traffic.received_by(str(jid), matcher, since=since, **attrs)
-
-
-def _unread(sock: socket.socket) -> int:
-    """Bytes the kernel holds for ``sock`` that nobody read yet."""
-    with contextlib.suppress(OSError, ValueError):
-        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-        return int(struct.unpack("i", buf)[0])
-    return 0

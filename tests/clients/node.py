@@ -174,7 +174,10 @@ class NodeScript:
         config: dict[str, Any],
         output: Path,
         env: dict[str, str] | None = None,
+        *,
+        commands: bool = False,
     ) -> NodeScript:
+        """``commands``: the script reads commands from its stdin, one a line (``tell``)."""
         stderr = output / f"{Path(script).stem}.stderr"
         with _new_file(stderr) as err:
             proc = await asyncio.create_subprocess_exec(
@@ -183,7 +186,7 @@ class NodeScript:
                 str(NODE_DIR / script),
                 json.dumps(config),
                 cwd=NODE_DIR,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE if commands else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,
                 env={**os.environ, **(env or {})},
@@ -215,6 +218,12 @@ class NodeScript:
         event: dict[str, Any] = json.loads(line)
         assert event.get("event") == name, f"{self.name}: expected {name!r}, got {event}"
         return event
+
+    async def tell(self, command: str) -> None:
+        """One line to the script's stdin (started with ``commands=True``)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        await asyncio.wait_for(self.proc.stdin.drain(), self._left())
 
     async def exit_code(self, timeout: float) -> int | None:
         with contextlib.suppress(TimeoutError):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from lxml import etree
 
 from minixmpp.session import C2SSession
 from minixmpp.testing import running_server
-from tests.xmpp import login
+from tests.xmpp import login, wait_until
 
 KEEPER = '''
     """Keeps a session whose connection dropped; what it is sent meanwhile is queued here."""
@@ -46,14 +45,6 @@ KEEPER = '''
 
         return {"kept": kept, "unbound": unbound}
 '''
-
-
-async def wait_until(predicate: Any, what: str) -> None:
-    for _ in range(500):  # bounded: 5 s
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_a_module_keeps_a_dropped_session_bound_and_ends_it(tmp_path: Path) -> None:
@@ -100,6 +91,8 @@ class FakeLink:
 
     def __init__(self) -> None:
         self.sent: list[etree._Element] = []
+        self.session: C2SSession | None = None
+        self.closed: list[tuple[object, ...]] = []
 
     def send_element(self, element: etree._Element) -> bool:
         self.sent.append(element)
@@ -108,11 +101,14 @@ class FakeLink:
     async def drain(self) -> None:
         pass
 
-    def close(self, *_args: object) -> None:
-        pass
+    def close(self, *args: object) -> None:
+        self.closed.append(args)
 
     def request_restart(self) -> None:
         pass
+
+    def adopt(self, session: C2SSession) -> None:
+        self.session = session
 
     def send_features(self, features: etree._Element) -> bool:
         return True
@@ -156,3 +152,164 @@ def test_the_session_state_table() -> None:
     session.filters.add(lambda el: None if dropped.append(el.tag) is None else el, priority=5)
     assert session.send(etree.Element("presence"))  # taken by the filter
     assert dropped == ["presence"] and len(second.sent) == 1
+
+
+def bound_session(link: FakeLink, resource: str = "r") -> C2SSession:
+    session = C2SSession({}, link, ip="192.0.2.1", secure=True)
+    link.session = session
+    session.host = "localhost"
+    session.authenticate("alice", 1)
+    session.set_bound(resource)
+    return session
+
+
+def test_a_new_login_takes_over_a_hibernating_session() -> None:
+    session = bound_session(FakeLink())
+    session.data["kept"] = True
+    session.link = None
+    session._go("detach")
+    link = FakeLink()
+    newcomer = C2SSession({}, link, ip="198.51.100.7", secure=True)
+    link.session = newcomer
+    newcomer.host = "localhost"
+    newcomer.authenticate("alice", 2)
+    session.take_over(newcomer)
+    assert (session.state, newcomer.state) == ("bound", "ended")
+    assert link.session is session and session.link is link and newcomer.link is None
+    assert (session.ip, session.auth_epoch, session.data) == ("198.51.100.7", 2, {"kept": True})
+    assert session.jid.full == "alice@localhost/r"
+    assert session.send(etree.Element("message")) and len(link.sent) == 1
+
+
+def test_taking_over_a_connected_session_closes_its_connection() -> None:
+    old = FakeLink()
+    session = bound_session(old)
+    link = FakeLink()
+    newcomer = C2SSession({}, link, ip="198.51.100.7", secure=False)
+    newcomer.host = "localhost"
+    newcomer.authenticate("alice")
+    session.take_over(newcomer)
+    assert old.closed == [("conflict", "Replaced by new connection")]
+    assert old.session is newcomer  # its close ends the newcomer, not the session
+    assert session.state == "bound" and session.link is link and session.secure is False
+
+
+@pytest.mark.parametrize("who", ["unauthenticated", "bob", "bound"])
+def test_only_an_unbound_login_of_the_same_account_takes_over(who: str) -> None:
+    session = bound_session(FakeLink())
+    newcomer = C2SSession({}, FakeLink(), ip="", secure=True)
+    newcomer.host = "localhost"
+    if who != "unauthenticated":
+        newcomer.authenticate("alice" if who == "bound" else "bob")
+    if who == "bound":
+        newcomer.set_bound("other")
+    with pytest.raises(RuntimeError):
+        session.take_over(newcomer)
+    assert session.state == "bound"
+
+
+def test_inbound_filters_run_in_priority_order_and_may_take() -> None:
+    from minixmpp.session import Filters
+
+    seen: list[str] = []
+    filters = Filters()
+    filters.add_incoming(lambda el: seen.append("low") or el, priority=-1)
+    filters.add_incoming(lambda el: seen.append("high") or el, priority=5)
+    element: etree._Element | None = etree.Element("message")
+    for fn in filters.incoming:
+        assert element is not None
+        element = fn(element)
+    assert seen == ["high", "low"] and element is not None
+    taker = filters.incoming[0]
+    filters.remove_incoming(taker)
+    assert len(filters.incoming) == 1
+
+
+READ_TIMEOUT = '''
+    """Answers c2s-read-timeout as the test says: True, False or None."""
+    from minixmpp.events import C2S_READ_TIMEOUT, CONNECTION_LOST
+    from minixmpp.module import Module
+
+
+    def load(module: Module):
+        state = {"verdict": None, "asked": 0, "lost": []}
+
+        @module.hook(C2S_READ_TIMEOUT)
+        async def timeout(event):
+            state["asked"] += 1
+            return state["verdict"]
+
+        @module.hook(CONNECTION_LOST)
+        async def lost(event):
+            state["lost"].append(event.session.jid.full)
+
+        return state
+'''
+
+
+@pytest.mark.parametrize("verdict", [True, False, None])
+async def test_modules_decide_what_the_idle_timeout_does(tmp_path: Path, verdict: Any) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_idle.py").write_text(textwrap.dedent(READ_TIMEOUT))
+    options = {"plugin_paths": [str(plugins)], "c2s_idle_timeout": 60}
+    async with running_server(tmp_path, modules=["ping", "idle"], options=options) as srv:
+        await srv.create_user("alice", "pw")
+        state = srv.server.hosts["localhost"].modules["idle"].api
+        state["verdict"] = verdict
+        srv.clock.freeze()
+        client, jid = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        srv.clock.advance(61)
+        if verdict is None:
+            assert await client.stream_error() == ("connection-timeout", "Idle for too long")
+        elif verdict is False:  # dropped without a word: as a lost connection
+            await client.closed()
+            assert not client.stream_closed
+            await wait_until(lambda: state["lost"] == [jid], "connection-lost")
+        else:
+            await wait_until(lambda: state["asked"] == 1, "the question")
+            srv.clock.advance(30)  # the period starts again: not asked yet
+            assert (await client.iq("<ping xmlns='urn:xmpp:ping'/>", to="localhost")).get(
+                "type"
+            ) == "result"
+            assert state["asked"] == 1
+
+
+TAKER = '''
+    """Takes the client's messages with id 'secret' before the router sees them."""
+    from minixmpp.events import RESOURCE_BIND
+    from minixmpp.module import Module
+
+
+    def load(module: Module):
+        taken = []
+
+        def take(element):
+            if element.get("id") == "secret":
+                taken.append(element.get("id"))
+                return None
+            return element
+
+        @module.hook(RESOURCE_BIND)
+        async def bound(event):
+            event.session.filters.add_incoming(take)
+
+        return taken
+'''
+
+
+async def test_an_inbound_filter_takes_what_the_router_must_not_see(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "mod_taker.py").write_text(textwrap.dedent(TAKER))
+    options = {"plugin_paths": [str(plugins)]}
+    async with running_server(tmp_path, modules=["ping", "taker"], options=options) as srv:
+        await srv.create_user("alice", "pw")
+        taken = srv.server.hosts["localhost"].modules["taker"].api
+        client, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+        # to nobody: the router would answer service-unavailable
+        await client.send("<message to='nobody@localhost/x' type='normal' id='secret'/>")
+        await client.send("<message to='nobody@localhost/x' type='normal' id='seen'/>")
+        error = await client.expect("message")
+        assert (error.get("id"), error.get("type")) == ("seen", "error")
+        assert taken == ["secret"]

@@ -75,6 +75,11 @@ async def register(port: int, ca_file: Path, attempt: Attempt, acked: asyncio.Qu
             acked.put_nowait(attempt.username)
     except (Closed, ConnectionError, ssl.SSLError, TimeoutError, OSError):
         pass  # killed mid-way: no answer, so no promise either way
+    except AssertionError as exc:
+        # killed while open() or starttls() waited for the features: expect() says so as an
+        # AssertionError around Closed (seen once in a loaded run); the same as above
+        if not isinstance(exc.__cause__, Closed | ConnectionError | TimeoutError | OSError):
+            raise
     finally:
         if client is not None:
             await client.close()
