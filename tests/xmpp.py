@@ -11,11 +11,13 @@ import base64
 import contextlib
 import datetime
 import itertools
+import socket
 import ssl
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lxml import etree
 from scramp import ScramClient
 
@@ -44,6 +46,16 @@ OPEN_CLIENTS: list[RawClient] = []  # closed after each test by the conftest fix
 
 
 _markers = itertools.count(1)
+
+
+def require_loopback_aliases() -> None:
+    """Tests of per-address rules connect from 127.0.0.2 too: Linux routes all of 127/8 to
+    the loopback interface. Elsewhere this fails saying so (it is not skipped)."""
+    try:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.2", 0))
+    except OSError as exc:
+        pytest.fail(f"this test needs 127.0.0.2 on the loopback interface ({exc})", pytrace=False)
 
 
 class RawClient:

@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape, quoteattr
 from lxml import etree
 
 from minixmpp.jid import JID
+from minixmpp.testing.traffic import covers
 
 if TYPE_CHECKING:
     from minixmpp.connection import Connection
@@ -116,7 +117,7 @@ class Faults:
         for rule in self._rules:
             if rule.id != id:
                 continue
-            if rule.jid is not None and not _belongs(conn.session.jid.full, rule.jid):
+            if rule.jid is not None and not covers(rule.jid, conn.session.jid.full):
                 continue
             self._rules.remove(rule)
             if not self._rules:
@@ -151,7 +152,3 @@ class Faults:
         if self._real_transaction is not None:
             del storage.transaction  # the class's method again
             self._real_transaction = None
-
-
-def _belongs(full: str, jid: str) -> bool:
-    return full == jid or ("/" not in jid and full.split("/", 1)[0] == jid)

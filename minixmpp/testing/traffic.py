@@ -101,16 +101,17 @@ def match(tag: str | None = None, **attrs: str | None) -> Callable[[Record], boo
     return lambda record: record.matches(tag, **attrs)
 
 
+def covers(jid: str, full: str | None) -> bool:
+    """``jid`` names the stream whose JID is ``full``: the same JID, or its bare JID (a bare
+    JID covers every resource)."""
+    if full is None:
+        return False
+    return full == jid or ("/" not in jid and full.split("/", 1)[0] == jid)
+
+
 def belongs(record: Record, jid: str) -> bool:
     """``record`` is of ``jid``'s streams (a bare JID: any resource)."""
-    return _to(jid, record)
-
-
-def _to(jid: str, record: Record) -> bool:
-    """``record`` belongs to ``jid``'s streams: a bare JID covers every resource."""
-    if record.jid is None:
-        return False
-    return record.jid == jid or ("/" not in jid and record.jid.split("/", 1)[0] == jid)
+    return covers(jid, record.jid)
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class TrafficLog:
         return [
             r
             for r in self._since(since)
-            if not r.incoming and _to(jid, r) and r.matches(matcher, **attrs)
+            if not r.incoming and belongs(r, jid) and r.matches(matcher, **attrs)
         ]
 
     def sent_by(
@@ -210,7 +211,7 @@ class TrafficLog:
         return [
             r
             for r in self._since(since)
-            if r.incoming and _to(jid, r) and r.matches(matcher, **attrs)
+            if r.incoming and belongs(r, jid) and r.matches(matcher, **attrs)
         ]
 
     def find(
@@ -229,7 +230,7 @@ class TrafficLog:
         sent, ``S:`` what the server sent (``jid``: only that account's streams)."""
         lines = []
         for r in self._since(since):
-            if jid is not None and not _to(jid, r):
+            if jid is not None and not belongs(r, jid):
                 continue
             who = r.jid or "unauthenticated"
             arrow = "C:" if r.incoming else "S:"

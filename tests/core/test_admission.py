@@ -12,24 +12,22 @@ import pytest
 
 from minixmpp.admission import AddressSet, Admission, address_key, automatic_total
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import NS_SASL, TIMEOUT, RawClient, client_context, login
+from tests.xmpp import (
+    NS_SASL,
+    TIMEOUT,
+    RawClient,
+    client_context,
+    login,
+    require_loopback_aliases,
+)
 
 PER_ADDRESS = ("policy-violation", "Too many unauthenticated connections from your address")
 TOTAL = ("resource-constraint", "Too many connections are waiting to authenticate")
 
 
-def _loopback_aliases() -> bool:
-    try:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.2", 0))
-    except OSError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(
-    not _loopback_aliases(), reason="needs 127.0.0.2 and friends on the loopback interface"
-)
+@pytest.fixture(autouse=True)
+def _aliases() -> None:
+    require_loopback_aliases()
 
 
 async def idle(server: TestServer, source: str) -> RawClient:

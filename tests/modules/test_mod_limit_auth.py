@@ -4,7 +4,6 @@ prosody-modules). The buckets run on the server's clock, stopped and moved by ha
 from __future__ import annotations
 
 import base64
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,10 @@ import pytest
 
 from minixmpp.clock import Clock
 from minixmpp.testing import TestServer, running_server
-from tests.xmpp import NS_SASL, RawClient, client_context
+from tests.xmpp import NS_SASL, RawClient, client_context, require_loopback_aliases
 
 TEMPORARY = f"{{{NS_SASL}}}temporary-auth-failure"
 NOT_AUTHORIZED = f"{{{NS_SASL}}}not-authorized"
-
-
-def _loopback_aliases() -> bool:
-    try:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.2", 0))
-    except OSError:
-        return False
-    return True
 
 
 def stopped_clock(server: TestServer) -> Clock:
@@ -96,8 +86,8 @@ async def test_attempts_started_at_once_share_one_token(throttled: TestServer) -
     assert answers == [NOT_AUTHORIZED] + [TEMPORARY] * 3
 
 
-@pytest.mark.skipif(not _loopback_aliases(), reason="needs 127.0.0.2 on the loopback interface")
 async def test_other_addresses_are_not_throttled(throttled: TestServer) -> None:
+    require_loopback_aliases()
     stopped_clock(throttled)
     attacker = await connect(throttled, "127.0.0.2")
     for _ in range(3):
