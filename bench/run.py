@@ -1,7 +1,8 @@
 """Benchmark: logins, idle TLS connections and message routing, for minixmpp (and Prosody).
 
     python bench/run.py                          # minixmpp, 1000 clients
-    python bench/run.py --prosody                # the same load against Prosody too
+    python bench/run.py --prosody                # the same load against Prosody too, with
+                                                 # minixmpp/Prosody ratios and the targets
     python bench/run.py --clients 10000 --rounds 0 --no-websocket   # hold 10k idle TLS
 
 The server runs as its own process; load workers (bench/load.py) run in other processes. Server
@@ -44,6 +45,7 @@ import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -301,10 +303,10 @@ class Workers:
     def _receive(proc: subprocess.Popen[bytes]) -> dict[str, float]:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        reply = json.loads(line) if line else {"ok": False, "error": "worker died"}
+        reply: dict[str, Any] = json.loads(line) if line else {"ok": False, "error": "worker died"}
         if not reply.pop("ok"):
             raise RuntimeError(reply["error"])
-        return reply  # type: ignore[no-any-return]
+        return reply
 
     def run(self, command: dict[str, object]) -> list[dict[str, float]]:
         for proc in self.procs:
@@ -558,13 +560,66 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    keys = list(results["minixmpp"])
-    print(f"{'':28}" + "".join(f"{name:>14}" for name in results))
-    for key in keys:
-        print(f"{key:28}" + "".join(f"{results[n].get(key, float('nan')):>14.1f}" for n in results))
+    print_all(results)
     if args.websocket:
         print()
         print_websocket_table(results)
+    print()
+    print_targets(results)
+
+
+def print_all(results: dict[str, dict[str, float]]) -> None:
+    """Every figure, one column per server; with Prosody, minixmpp/Prosody beside them."""
+    ratio = "prosody" in results
+    header = "".join(f"{name:>14}" for name in results) + (f"{'mx/prosody':>14}" if ratio else "")
+    print(f"{'':28}" + header)
+    for key in results["minixmpp"]:
+        values = [results[n].get(key, float("nan")) for n in results]
+        row = f"{key:28}" + "".join(f"{v:>14.1f}" for v in values)
+        if ratio:
+            row += f"{quotient(values[0], values[1]):>14.2f}"
+        print(row)
+
+
+def quotient(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+# Issue 16's targets: (label, key, how the figure is judged, limit, decimal places). "max": at
+# most the limit; "prosody": at least limit times Prosody's figure in the same run; "ws": WebSocket
+# over TCP at most the limit (rates: at least 1/limit).
+TARGETS = [
+    ("server CPU per SCRAM-SHA-1 login, ms", "login_cpu_ms", "max", 1.2, 2),
+    ("logins/s", "logins_per_s", "prosody", 2.0, 0),
+    ("server CPU per routed message, us", "us_per_routed_message", "max", 40.0, 1),
+    ("KB per idle TLS connection", "kb_per_idle_connection", "max", 24.0, 1),
+    ("WebSocket/TCP: CPU per login", "login_cpu_ms", "ws", 1.3, 2),
+    ("TCP/WebSocket: logins/s", "logins_per_s", "ws", 1.3, 0),
+    ("WebSocket/TCP: KB per idle connection", "kb_per_idle_connection", "ws", 1.3, 1),
+    ("WebSocket/TCP: CPU per message", "us_per_routed_message", "ws", 1.3, 1),
+]
+
+
+def print_targets(results: dict[str, dict[str, float]]) -> None:
+    """minixmpp's figures against the targets, met or missed (nan: not measured in this run)."""
+    mx, prosody = results["minixmpp"], results.get("prosody", {})
+    print(f"{'targets (issue 16)':40}{'minixmpp':>12}{'target':>16}  verdict")
+    for label, key, kind, limit, places in TARGETS:
+        value = mx.get(key, float("nan"))
+        if kind == "max":
+            shown, target, met = f"{value:.{places}f}", f"<= {limit:g}", value <= limit
+        elif kind == "prosody":
+            theirs = prosody.get(key, float("nan"))
+            times = quotient(value, theirs)
+            shown, target, met = f"{times:.2f}x", f">= {limit:g}x Prosody", times >= limit
+        else:
+            ws = mx.get(f"ws_{key}", float("nan"))
+            times = quotient(ws, value)
+            if key == "logins_per_s":  # a rate: WebSocket at least 1/limit of TCP's
+                times = quotient(value, ws)
+            shown, target, met = f"{times:.2f}x", f"<= {limit:g}x", times <= limit
+        verdict = "met" if met else ("not measured" if shown.startswith("nan") else "missed")
+        print(f"{label:40}{shown:>12}{target:>16}  {verdict}")
 
 
 # (key, label, target for WebSocket/TCP: costs within 1.3x, rates at least 1/1.3 of TCP's,
