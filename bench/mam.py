@@ -2,6 +2,7 @@
 
     python bench/mam.py                     # 100 000 messages, then every page of 50
     python bench/mam.py --messages 2000     # a quick run
+    python bench/mam.py --prosody           # Prosody 0.12's mod_mam too (archives in SQLite)
 
 The server runs as its own process (``minixmpp serve``, with ``mam`` and its defaults: a
 week's expiry, so ``<count/>`` is in every page). alice sends N chat messages to bob's
@@ -9,6 +10,9 @@ resource (pipelined in batches, each closed by a ping round trip), so both archi
 N; bob's client reads and discards them. Then alice pages through her whole archive, oldest
 first, 50 a page (RSM ``<after/>``), waiting for each ``<fin/>``. Server CPU (user + system)
 comes from /proc: per archived message (routed once, archived twice) and per page of 50.
+``--prosody`` runs the same against Prosody 0.12 afterwards: mod_mam with its archives in
+SQLite (``storage = { archive = "sql" }``, as minixmpp's), its defaults otherwise (a week's
+expiry, ``mam_include_total``), the item limit raised above N as for minixmpp.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bench.run import (
     cpu_seconds,
     free_port,
     rss_bytes,
+    start_prosody,
     wait_for_port,
 )
 from tests.xmpp import login
@@ -40,7 +45,14 @@ NS = "urn:xmpp:mam:2"
 RSM = "http://jabber.org/protocol/rsm"
 
 
-def start(folder: Path, port: int, messages: int) -> subprocess.Popen[bytes]:
+def start(folder: Path, port: int, messages: int, prosody: bool) -> subprocess.Popen[bytes]:
+    if prosody:
+        sql = f'{{ driver = "SQLite3", database = "{folder}/data/prosody.sqlite" }}'
+        options = (
+            f'storage = {{ archive = "sql" }}; sql = {sql};'
+            f" storage_archive_item_limit = {messages + 100}"
+        )
+        return start_prosody(folder, ["alice", "bob"], port, modules=["mam"], options=options)
     config = folder / "server.toml"
     config.write_text(
         textwrap.dedent(f"""
@@ -121,20 +133,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500, help="messages between ping round trips")
+    parser.add_argument("--prosody", action="store_true", help="Prosody 0.12's mod_mam as well")
     args = parser.parse_args()
+    results = {"minixmpp": measure(args, prosody=False)}
+    if args.prosody:
+        results["prosody"] = measure(args, prosody=True)
+    print(f"{'':>20}" + "".join(f"{name:>12}" for name in results))
+    for key in results["minixmpp"]:
+        print(f"{key:>20}" + "".join(f"{r[key]:>12}" for r in results.values()))
+
+
+def measure(args: argparse.Namespace, prosody: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="minixmpp-mam-bench-") as tmp:
         folder, port = Path(tmp), free_port()
-        proc = start(folder, port, args.messages)
+        proc = start(folder, port, args.messages, prosody)
         try:
             wait_for_port(port, proc)
-            result = asyncio.run(
+            return asyncio.run(
                 run(port, folder / "certs" / "ca.pem", proc.pid, args.messages, args.batch)
             )
         finally:
             proc.terminate()
             proc.wait(30)
-    for key, value in result.items():
-        print(f"{key:>20}: {value}")
 
 
 if __name__ == "__main__":

@@ -177,11 +177,12 @@ def start_prosody(
     http_port: int | None = None,
     modules: Sequence[str] = (),
     smacks: bool = False,
+    options: str = "",
 ) -> subprocess.Popen[bytes]:
     """Prosody 0.12 with its internal_hashed accounts (same salt) and rosters written directly;
     with ``http_port``, mod_websocket on that port (ws://, counted as secure); ``modules``:
     more modules to enable (e.g. "pep"); with ``smacks``, its mod_smacks asking after every
-    5th unacknowledged stanza."""
+    5th unacknowledged stanza; ``options``: more global options (Lua)."""
     from minixmpp.tls import generate_test_certificate
 
     pair = generate_test_certificate(folder / "certs", "localhost")
@@ -238,6 +239,7 @@ def start_prosody(
         {storage}
         {websocket}
         {smacks_option}
+        {options}
         allow_registration = {"true" if registration else "false"}
         log = {{ warn = "{folder}/prosody.log" }}
         modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{extra_modules} }}
