@@ -55,7 +55,7 @@ from minixmpp.roster import ROSTER_ITEM_REMOVED, RosterItem, RosterItemRemoved
 from minixmpp.session import Session
 from minixmpp.xml import stanza as st
 
-from ._presence import DIRECTED, Presences
+from ._presence import DIRECTED, LIVE_REQUESTS, Presences
 
 NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
 SUBSCRIPTION = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
@@ -129,12 +129,28 @@ def load(module: Module) -> None:
             origin.presence, origin.priority = kept, priority_of(stanza)
         else:
             origin.presence = None
+        if not initial:
+            await send_out(origin, stanza, kind)
+            return
+        origin.data[LIVE_REQUESTS] = set()
+        try:
+            items = await send_out(origin, stanza, kind)
+            await initial_presence(origin, items)
+        finally:
+            origin.data.pop(LIVE_REQUESTS, None)
+
+    async def send_out(
+        origin: Session, stanza: etree._Element, kind: str | None
+    ) -> dict[str, RosterItem]:
+        """A user's broadcast presence to their resources and subscribers; the roster read."""
+        username = origin.username
+        assert username is not None
         origin.send(stanza)  # the reflection, with no 'to' (Prosody)
         for session in p.available(username):
             if session is not origin:
                 stanza.set("to", session.jid.full)
                 session.send(stanza)
-        items = await roster.items(username)
+        items: dict[str, RosterItem] = await roster.items(username)
         for contact, item in items.items():
             if item.from_:
                 stanza.set("to", contact)
@@ -143,8 +159,7 @@ def load(module: Module) -> None:
             del stanza.attrib["to"]
         if kind == "unavailable":
             await p.send_directed(origin, stanza)
-        elif initial:
-            await initial_presence(origin, items)
+        return items
 
     async def initial_presence(origin: Session, items: dict[str, RosterItem]) -> None:
         username = origin.username
@@ -155,7 +170,10 @@ def load(module: Module) -> None:
         for session in p.available(username):
             if session is not origin:
                 origin.send(p.presence_of(session, origin.jid.full))
+        live: set[str] = origin.data.get(LIVE_REQUESTS, set())
         for contact, data in await roster.pending(username):
+            if contact in live:
+                continue  # routed to this resource while it became available
             request = st.from_stored(data)
             if request is None:  # undeliverable: dropped, the others still go out
                 module.log.warning("dropping an unreadable subscription request to %s", username)

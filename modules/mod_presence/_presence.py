@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from . import Options
 
 DIRECTED = "presence.directed"  # session.data: full JIDs this resource sent directed presence to
+# session.data, while a resource's initial presence is handled (it is available, its stored
+# requests not yet sent): the contacts whose subscription requests reached it live meanwhile,
+# which are then not sent again among the stored ones
+LIVE_REQUESTS = "presence.live_requests"
 
 
 class Presences:
@@ -166,7 +170,10 @@ class Presences:
                     await self.keep_request(username, contact, stanza)
                 await send(st.presence(type="unavailable", from_=own, to=contact))
                 if not pending:
-                    deliver(self.available(username), stanza)
+                    for session in self.available(username):
+                        session.send(stanza)
+                        if LIVE_REQUESTS in session.data:
+                            session.data[LIVE_REQUESTS].add(contact)
         elif kind == "subscribed":
             if item is not None and item.ask:
                 deliver(roster.interested(username), stanza)
