@@ -102,8 +102,7 @@ class SqlArchiveStore:
         if tx is not None:
             await tx.execute(sql, (*params, peer, value))
         else:
-            async with self._s.transaction() as own:
-                await own.execute(sql, (*params, peer, value))
+            await self._s.write(sql, (*params, peer, value))
         return key
 
     async def find(

@@ -49,6 +49,9 @@ class Archive:
         self.usage.move_to_end(user)
         return usage
 
+    def _fits(self, usage: list[int], adding: int) -> bool:
+        return usage[0] + 1 <= self.max_items and usage[1] + adding <= self.max_bytes
+
     def forget(self, user: str) -> None:
         self.usage.pop(user, None)
 
@@ -56,10 +59,22 @@ class Archive:
         """Store a message; over a limit, the oldest items go first until 99% of it is left
         (Prosody's truncation): an archive never refuses, and never grows without bound."""
         data = st.tostring(stanza)
+        usage = self.usage.get(user)
+        if usage is not None and self._fits(usage, len(data)):
+            # The sizes are known and there is room: one statement (one trip to the database),
+            # the room taken before anything is awaited, so that appends racing it count it
+            self.usage.move_to_end(user)
+            usage[0] += 1
+            usage[1] += len(data)
+            try:
+                return await self.store.append(user, data, peer=peer, when=when)
+            except BaseException:
+                self.forget(user)
+                raise
         try:
             async with self.module.transaction() as tx:
                 usage = await self._usage_of(user, tx)
-                if usage[0] + 1 > self.max_items or usage[1] + len(data) > self.max_bytes:
+                if not self._fits(usage, len(data)):
                     await self._truncate(user, usage, len(data), tx)
                 key = await self.store.append(user, data, peer=peer, when=when, tx=tx)
                 usage[0] += 1

@@ -145,6 +145,44 @@ async def test_transactions_roll_back_and_do_not_interleave(tmp_path: Path) -> N
         await storage.close()
 
 
+async def test_a_single_write_counts_its_rows_and_waits_for_an_open_transaction(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        await storage.migrate("c", ["CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)"])
+        assert await storage.write("INSERT INTO t VALUES ('a', 1), ('b', 2)") == 2
+        assert await storage.write("UPDATE t SET v = 5 WHERE k = 'zzz'") == 0
+        async with storage.transaction() as tx:
+            assert await tx.execute("UPDATE t SET v = v + 1") == 2
+            assert await tx.execute("DELETE FROM t WHERE k = 'nothing'") == 0
+
+        # A write while another coroutine's transaction is open waits for it: it is neither
+        # part of that transaction (undone with it) nor seen by it
+        opened, written = asyncio.Event(), asyncio.Event()
+
+        async def write_meanwhile() -> None:
+            await opened.wait()
+            await storage.write("INSERT INTO t VALUES ('c', 3)")
+            written.set()
+
+        writer = asyncio.create_task(write_meanwhile())
+        with pytest.raises(RuntimeError):
+            async with storage.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES ('x', 9)")
+                opened.set()
+                for _ in range(5):  # let the other coroutine run
+                    await asyncio.sleep(0)
+                assert not written.is_set()
+                assert await tx.fetchone("SELECT v FROM t WHERE k = 'c'") is None
+                raise RuntimeError("undone")
+        await asyncio.wait_for(writer, 5)
+        rows = await storage.fetchall("SELECT k, v FROM t ORDER BY k")
+        assert [tuple(r) for r in rows] == [("a", 2), ("b", 3), ("c", 3)]
+    finally:
+        await storage.close()
+
+
 async def test_account_deletion_takes_the_accounts_rows(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "x.sqlite")
     try:
