@@ -261,23 +261,22 @@ async def test_a_hostile_uploader_fills_no_disk(tmp_path: Path) -> None:
         alice = await alice_of(srv)
         bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", PASSWORDS["bob"])
         answers: list[object] = []
-        for i in range(6):  # as large as allowed: 2 fit the daily 2500 bytes
-            reply = await ask(alice, f"big{i}", 1000, None, id=f"big{i}")
+
+        async def upload(name: str, size: int, *bodies: bytes) -> None:
+            """Ask for a slot, PUT each of ``bodies`` into it; the answers, in order."""
+            reply = await ask(alice, name, size, None, id=name)
             if reply.get("type") == "error":
                 answers.append(stanza_error(reply)[1])
-                continue
+                return
             slot = slot_of(reply)
-            answers.append((await http(srv, "PUT", slot.put, slot=slot, data=b"b" * 1000)).status)
-            again = await http(srv, "PUT", slot.put, slot=slot, data=b"c" * 1000)
-            answers.append(again.status)  # a second file into a used slot
+            for body in bodies:
+                answers.append((await http(srv, "PUT", slot.put, slot=slot, data=body)).status)
+
+        for i in range(6):  # as large as allowed (2 fit the daily 2500 bytes), then again
+            await upload(f"big{i}", 1000, b"b" * 1000, b"c" * 1000)
         assert answers == [201, 409, 201, 409] + ["resource-constraint"] * 4
         for i in range(20):  # small slots, each filled with far more than it said
-            reply = await ask(alice, f"small{i}", 1, None, id=f"small{i}")
-            if reply.get("type") == "error":
-                answers.append(stanza_error(reply)[1])
-                continue
-            slot = slot_of(reply)
-            answers.append((await http(srv, "PUT", slot.put, slot=slot, data=b"s" * 50_000)).status)
+            await upload(f"small{i}", 1, b"s" * 50_000)
         assert answers[8:] == [413] * 4 + ["resource-constraint"] * 16  # 6 slots a day
         assert await until_pong(bob) == []
         await srv.idle()
