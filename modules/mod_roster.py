@@ -166,7 +166,8 @@ def load(module: Module) -> RosterApi:
         opts = module.options(Options)
         api.max_items = opts.roster_max_items
 
-    module.add_account_feature(NS_ROSTER)
+    module.add_feature(NS_ROSTER)  # as Prosody's mod_roster announces it, on the host
+    module.add_account_feature(NS_ROSTER)  # and on the account its IQs are addressed to
 
     @module.hook(STREAM_FEATURES)
     async def features(event: StreamFeatures) -> None:

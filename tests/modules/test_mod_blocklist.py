@@ -11,6 +11,7 @@ import pytest
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
+from tests.stored import stored
 from tests.xmpp import RawClient, login, same_xml, stanza_error, until_pong
 
 NS = "urn:xmpp:blocking"
@@ -207,3 +208,22 @@ async def test_pending_request_from_a_blocked_contact_is_dropped(srv: TestServer
     assert [c for c, _ in await rosters.pending("localhost", "alice")] == ["bob@localhost"]
     await block(alice, "bob@localhost")
     assert await rosters.pending("localhost", "alice") == []
+
+
+async def test_a_hostile_client_keeps_a_bounded_blocklist(srv: TestServer) -> None:
+    """JIDs blocked one by one and a hundred at a time: the stored list stays at
+    blocklist_max_items (the database row), refused on the wire, another user served."""
+    alice = await online(srv, "alice", "phone")
+    bob = await online(srv, "bob", "laptop")
+    codes = []
+    for i in range(12):
+        items = "".join(f"<item jid='u{i}-{j}@example.com'/>" for j in range(1 if i < 5 else 100))
+        reply = await alice.iq(f"<block xmlns='{NS}'>{items}</block>", type="set", id=f"b{i}")
+        codes.append(reply.get("type") if reply.get("type") == "result" else stanza_error(reply))
+        assert await until_pong(bob) == []
+    refusal = ("wait", "resource-constraint", "Blocklists are limited to 3 items")
+    assert codes == ["result"] * 3 + [refusal] * 9
+    rows, size = await stored(srv, "alice", "blocklist")
+    assert rows == 1 and size < 200, (rows, size)  # three JIDs of about 20 bytes
+    listed = await alice.iq(f"<blocklist xmlns='{NS}'/>", id="get")
+    assert len(list(listed.iter(f"{{{NS}}}item"))) == 3

@@ -13,8 +13,10 @@ from minixmpp.clock import stamp
 from minixmpp.errors import ModuleError
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
-from tests.upload import NS, ask, new_slot, request_xml, slot_of
-from tests.xmpp import RawClient, login, same_xml, stanza_error
+from tests.stored import stored
+from tests.upload import NS, ask, http, new_slot, request_xml, slot_of
+from tests.upload import stored as stored_files
+from tests.xmpp import RawClient, login, same_xml, stanza_error, until_pong
 
 INFO = "http://jabber.org/protocol/disco#info"
 MODULES = ["disco", "ping", "http_file_share"]
@@ -246,3 +248,39 @@ async def test_bad_options(tmp_path: Path) -> None:
             options={"http_file_share_allowed_file_types": ["images"]},
         ):
             pass
+
+
+async def test_a_hostile_uploader_fills_no_disk(tmp_path: Path) -> None:
+    """A client asking for slot after slot and putting more than it asked for: the files on
+    disk stay within the daily quota and the slot records within the daily slots (both
+    measured), every refusal is on the wire or in the HTTP status, another user is served."""
+    options = {**LIMITS, **STILL, "http_file_share_daily_slots": 6}
+    async with running_server(tmp_path, modules=MODULES, options=options) as srv:
+        for name in ("alice", "bob"):
+            await srv.create_user(name, PASSWORDS[name])
+        alice = await alice_of(srv)
+        bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", PASSWORDS["bob"])
+        answers: list[object] = []
+
+        async def upload(name: str, size: int, *bodies: bytes) -> None:
+            """Ask for a slot, PUT each of ``bodies`` into it; the answers, in order."""
+            reply = await ask(alice, name, size, None, id=name)
+            if reply.get("type") == "error":
+                answers.append(stanza_error(reply)[1])
+                return
+            slot = slot_of(reply)
+            for body in bodies:
+                answers.append((await http(srv, "PUT", slot.put, slot=slot, data=body)).status)
+
+        for i in range(6):  # as large as allowed (2 fit the daily 2500 bytes), then again
+            await upload(f"big{i}", 1000, b"b" * 1000, b"c" * 1000)
+        assert answers == [201, 409, 201, 409] + ["resource-constraint"] * 4
+        for i in range(20):  # small slots, each filled with far more than it said
+            await upload(f"small{i}", 1, b"s" * 50_000)
+        assert answers[8:] == [413] * 4 + ["resource-constraint"] * 16  # 6 slots a day
+        assert await until_pong(bob) == []
+        await srv.idle()
+        on_disk = sum(len(data) for data in stored_files(srv).values())
+        assert on_disk == 2000, stored_files(srv).keys()
+        assert (await stored(srv, "", "uploads"))[0] == 6  # the host's records, no user's
+        assert (await ask(bob, "b", 1000, None, id="bob")).get("type") == "result"

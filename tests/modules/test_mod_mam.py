@@ -15,6 +15,7 @@ from lxml import etree
 from minixmpp.roster import RosterItem
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
+from tests.stored import stored
 from tests.xmpp import RawClient, login, same_xml, stanza_error, until_pong
 
 NS = "urn:xmpp:mam:2"
@@ -387,3 +388,41 @@ async def test_bad_expiry_stops_start(tmp_path: Path, policy: str) -> None:
             tmp_path, modules=["mam"], options={"archive_expires_after": policy}
         ):
             pass
+
+
+async def test_archive_max_bytes_keeps_the_newest(mam: Server) -> None:
+    # each archived copy of these messages is about 560 bytes: 10 of them pass 4000 bytes
+    async with mam(archive_max_bytes=4000) as srv:
+        alice, bob = await online(srv, "alice"), await online(srv, "bob")
+        body = "x" * 500
+        await chat(alice, "bob@localhost", [f"m{i}" for i in range(10)], extra=f"<b>{body}</b>")
+        await until_pong(bob)
+        for user in ("alice", "bob"):
+            rows, size = await stored(srv, user, "archive")
+            assert 0 < size <= 4000 and rows < 10, (user, rows, size)
+        results, fin = await query(alice, rsm_set(max="50"))
+        kept = ids_of(results)
+        assert kept == [f"m{i}" for i in range(10 - len(kept), 10)]  # the oldest went first
+        assert rsm(fin)[0] == "true" and len(kept) == rows
+        assert await until_pong(alice) == []  # the archive's owner is still served
+
+
+async def test_a_flooding_client_has_a_bounded_archive(mam: Server) -> None:
+    """A client that archives as fast as it can: both its archive and its contact's stay
+    within the limits, counted in the database, and another user is served meanwhile."""
+    limits = {"storage_archive_item_limit": 40, "archive_max_bytes": 30_000}
+    async with mam(**limits) as srv:
+        alice, bob, carol = [await online(srv, u) for u in ("alice", "bob", "carol")]
+        # small messages: the item limit binds; then large ones: the byte limit binds
+        for start, body in ((0, "s"), (100, "y" * 1500), (200, "y" * 1500)):
+            for first in range(start, start + 100, 50):
+                batch = [f"f{i}" for i in range(first, first + 50)]
+                await chat(alice, "bob@localhost", batch, extra=f"<b>{body}</b>")
+                assert await until_pong(carol) == []  # carol's round trip is not starved
+            await until_pong(bob)
+            for user in ("alice", "bob"):
+                rows, size = await stored(srv, user, "archive")
+                assert 0 < rows <= 40 and size <= 30_000, (user, rows, size)
+        assert await stored(srv, "carol", "archive") == (0, 0)
+        results, _ = await query(alice, rsm_set(max="50"))
+        assert ids_of(results)[-1] == "f299"

@@ -29,10 +29,12 @@ from tests.pubsub import (
     rsm_of,
     until_pong,
 )
+from tests.stored import stored
 from tests.xmpp import RawClient, login, same_xml
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 NICK = "<nick xmlns='http://jabber.org/protocol/nick'>{}</nick>"
+MAX = {"pubsub__max_items": "max"}
 
 
 @pytest.fixture
@@ -411,3 +413,65 @@ async def test_other_modules_keep_in_step_through_the_api(srv: TestServer) -> No
     assert item_ids(reply) == ["s@muc"]
     await pubsub(alice, "<delete node='urn:xmpp:bookmarks:1'/>", owner=True)
     assert seen[-1].kind == "delete"
+
+
+async def test_pep_max_items_is_what_max_means(tmp_path: Path) -> None:
+    async with running_server(tmp_path, modules=["ping", "pep"], options={"pep_max_items": 3}) as s:
+        await s.create_user("alice", USERS["alice"])
+        alice = await user(s, "alice")
+        for i in range(5):
+            reply = await pubsub(alice, publish("n", f"<x xmlns='y'>{i}</x>", str(i), **MAX))
+            assert reply.get("type") == "result"
+        assert item_ids(await pubsub(alice, "<items node='n'/>", type="get")) == ["2", "3", "4"]
+        assert (await stored(s, "alice", "pep/alice/n"))[0] == 3
+        reply = await pubsub(alice, publish("m", "<x xmlns='y'/>", "1", pubsub__max_items="4"))
+        assert error_of(reply) == ("modify", "bad-request", None, "max_items: out of bounds")
+        assert await until_pong(alice) == []
+
+
+async def test_pep_max_subscriptions_per_node(tmp_path: Path) -> None:
+    options = {"pep_max_subscriptions": 1}
+    async with running_server(tmp_path, modules=["ping", "pep"], options=options) as s:
+        for name, password in USERS.items():
+            await s.create_user(name, password)
+        alice, bob, carol = [await user(s, name) for name in USERS]
+        open_node = publish("n", "<x xmlns='y'/>", "1", pubsub__access_model="open")
+        assert (await pubsub(alice, open_node)).get("type") == "result"
+        sub = "<subscribe node='n' jid='{}'/>"
+        reply = await pubsub(bob, sub.format("bob@localhost"), to="alice@localhost")
+        assert reply.get("type") == "result"
+        reply = await pubsub(carol, sub.format("carol@localhost"), to="alice@localhost")
+        assert error_of(reply) == (
+            "modify",
+            "policy-violation",
+            None,
+            "Too many subscriptions to this node",
+        )
+        reply = await pubsub(bob, sub.format("bob@localhost"), to="alice@localhost")
+        assert reply.get("type") == "result"  # bob's again: no new subscription
+        assert await until_pong(carol) == []  # refused, and served on
+
+
+async def test_a_flooding_publisher_keeps_a_bounded_pep(tmp_path: Path) -> None:
+    """A client publishing ever more items to ever more nodes: what its account keeps stays
+    within pep_max_nodes, pep_max_items and pep_max_bytes, counted in the database rows, and
+    another account is served meanwhile."""
+    options = {"pep_max_nodes": 4, "pep_max_items": 5, "pep_max_bytes": 12_000}
+    async with running_server(tmp_path, modules=["ping", "pep"], options=options) as s:
+        for name, password in USERS.items():
+            await s.create_user(name, password)
+        alice, bob = await user(s, "alice"), await user(s, "bob")
+        payload = "<x xmlns='y'>" + "z" * 1000 + "</x>"
+        refused: set[str | None] = set()
+        for node in range(8):
+            for item in range(10):
+                reply = await pubsub(alice, publish(f"n{node}", payload, str(item), **MAX))
+                if reply.get("type") == "error":
+                    refused.add(error_of(reply)[1])
+            assert await until_pong(bob) == []
+        assert refused == {"policy-violation"}
+        rows, size = await stored(s, "alice", "pep/alice/", prefix=True)
+        assert 0 < rows <= 4 * 5 and size <= 12_000, (rows, size)
+        assert (await stored(s, "alice", "pep"))[0] <= 4  # node records
+        reply = await pubsub(bob, publish("mine", NICK.format("Bob"), "current"))
+        assert reply.get("type") == "result"

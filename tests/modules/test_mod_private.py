@@ -11,7 +11,8 @@ from lxml import etree
 from minixmpp.events import PRIVATE_STORAGE_CHANGED, PrivateStorageChanged
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
-from tests.xmpp import login, same_xml, stanza_error
+from tests.stored import stored
+from tests.xmpp import login, same_xml, stanza_error, until_pong
 
 NS = "jabber:iq:private"
 BOOKMARKS = "<storage xmlns='storage:bookmarks'><conference jid='a@b' name='A'/></storage>"
@@ -165,3 +166,24 @@ async def test_disco_feature_and_deleted_account(srv: TestServer) -> None:
     await host.users.delete("alice")
     await srv.create_user("alice", "new")
     assert await host.modules["private"].api.get("alice", "storage", "storage:bookmarks") is None
+
+
+async def test_a_hostile_client_keeps_bounded_private_storage(srv: TestServer) -> None:
+    """Ever new names, each as large as allowed, then larger: the account keeps at most
+    private_max_items elements of private_max_size bytes (the database rows), and another
+    user is served meanwhile."""
+    alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", PASSWORDS["alice"])
+    bob, _ = await login(srv.c2s_port, srv.ca_file, "bob", PASSWORDS["bob"])
+    refused = []
+    for i in range(40):
+        fill = "z" * (150 if i < 20 else 5000)
+        reply = await alice.iq(
+            f"<query xmlns='{NS}'><a xmlns='x:{i}'>{fill}</a></query>", type="set", id=f"s{i}"
+        )
+        if reply.get("type") == "error":
+            refused.append(stanza_error(reply)[1])
+        if i % 10 == 9:
+            assert await until_pong(bob) == []
+    assert refused == ["resource-constraint"] * 18 + ["not-acceptable"] * 20
+    rows, size = await stored(srv, "alice", "private")
+    assert rows == 2 and size <= 2 * 200, (rows, size)

@@ -399,3 +399,38 @@ async def test_a_harness_reset_forgets_the_nodes() -> None:
             "item-not-found"
         )
         assert (await pubsub(admin, "<create node='n'/>", to=SERVICE)).get("type") == "result"
+
+
+async def test_pubsub_max_subscriptions_and_affiliations(tmp_path: Path) -> None:
+    options = component(pubsub_max_subscriptions=1)
+    async with running_server(
+        tmp_path, modules=["ping"], options={"admins": ["admin@localhost"]}, components=options
+    ) as srv:
+        for name, password in USERS.items():
+            await srv.create_user(name, password)
+        admin, alice, bob = [await user(srv, name) for name in ("admin", "alice", "bob")]
+        configure = f"<configure>{form('node_config', pubsub__access_model='open')}</configure>"
+        await pubsub(admin, f"<create node='n'/>{configure}", to=SERVICE)
+        sub = "<subscribe node='n' jid='{}'/>"
+        reply = await pubsub(alice, sub.format("alice@localhost"), to=SERVICE)
+        assert reply.get("type") == "result"
+        reply = await pubsub(bob, sub.format("bob@localhost"), to=SERVICE)
+        assert error_of(reply) == (
+            "modify",
+            "policy-violation",
+            None,
+            "Too many subscriptions to this node",
+        )
+        assert await until_pong(bob) == []  # refused, and served on
+        # affiliations count against the same limit: the creator's owner affiliation fills it
+        affiliate = (
+            "<affiliations node='n'>"
+            "<affiliation jid='alice@localhost' affiliation='publisher'/></affiliations>"
+        )
+        reply = await pubsub(admin, affiliate, to=SERVICE, owner=True)
+        assert error_of(reply)[1:] == (
+            "policy-violation",
+            None,
+            "Too many affiliations on this node",
+        )
+        assert await until_pong(admin) == []

@@ -96,6 +96,7 @@ async def test_contact_addresses_and_disco(tmp_path: Path) -> None:
                 "jabber:iq:private",
                 "urn:xmpp:blocking",
                 "msgoffline",
+                "jabber:iq:roster",
             }
         )
         account = await alice.iq(f"<query xmlns='{INFO}'/>", to="alice@localhost")

@@ -14,6 +14,7 @@ import pytest
 from minixmpp.events import VCARD_CHANGED, VcardChanged
 from minixmpp.testing import TestServer, running_server
 from tests.conftest import PASSWORDS
+from tests.stored import stored
 from tests.xmpp import RawClient, login, same_xml, stanza_error, until_pong
 
 NS = "vcard-temp"
@@ -193,3 +194,16 @@ async def test_a_reset_forgets_avatars(srv: TestServer) -> None:
     alice, carol = await client(srv, "alice"), await client(srv, "carol")
     await alice.send("<presence to='carol@localhost/r'/>")
     assert await photo_seen(carol, ALICE) == ""
+
+
+async def test_a_hostile_client_keeps_a_bounded_vcard(srv: TestServer) -> None:
+    """vCards ever larger: what is stored never passes vcard_max_size (the database row), and
+    another user is served meanwhile."""
+    alice, bob = await client(srv, "alice"), await client(srv, "bob")
+    for size in range(500, 20_000, 2000):
+        vcard = f"<vCard xmlns='{NS}'><DESC>{'x' * size}</DESC></vCard>"
+        reply = await alice.iq(vcard, type="set", id=f"s{size}")
+        assert reply.get("type") == ("result" if size == 500 else "error")
+        assert await until_pong(bob) == []
+    rows, size = await stored(srv, "alice", "vcard")
+    assert rows == 1 and 500 < size <= 1000, (rows, size)
