@@ -10,9 +10,12 @@ change the same state of an account run one after the other (``ONE_AT_A_TIME``).
 ``test_tls_check.py`` checks that the client's peer port is 5222 (STARTTLS) or 5223 (direct
 TLS), so it runs against a second server listening on exactly those ports, on a loopback
 address of its own (127.x.y.z: Linux routes all of 127/8 to loopback), where no other server
-of this machine listens. ``test_sos.py`` (XEP-0455) fetches the outage document whose address
-``service_outage_status`` announces: a small HTTP server of this test serves it, as the XEP
-wants it served by another machine than the XMPP server.
+of this machine listens. (Its two ``test_connect_custom_fail*`` cannot fail: they assert
+the tuple ``asyncio.wait`` returns, always true; the server still refuses both mismatches at
+once, TLS on the STARTTLS port and XML on the direct TLS port.) ``test_sos.py`` (XEP-0455)
+fetches the outage document whose address ``service_outage_status`` announces: a small HTTP
+server of this test serves it, as the XEP wants it served by another machine than the XMPP
+server.
 """
 
 from __future__ import annotations
