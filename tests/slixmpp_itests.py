@@ -2,14 +2,17 @@
 
 They are written for a live server: each test logs in ``CI_ACCOUNT1`` (and ``CI_ACCOUNT2``)
 with ``CI_ACCOUNT1_PASSWORD``… from the environment and connects with ``client.connect()``,
-i.e. to the JID's domain on port 5222 (5223 for direct TLS). To run them against a test server
-on free ports, this file, run as a script in a process of its own (they run their own event
-loops), points ``ClientXMPP.connect`` at the server's ports and its test CA, then runs one
-itests file with unittest and prints one JSON line: ``{test id: "ok" | "fail" | "error" |
-"skip"}``. ``fetch_itests()`` gets the itests of the installed slixmpp from its sdist
-(``pip download``, once, into ``tests/.cache/``).
+i.e. to the JID's domain on port 5222 (5223 for direct TLS), or with ``connect(host=domain,
+port=…)``. To run them against a test server, this file, run as a script in a process of its
+own (they run their own event loops), points ``ClientXMPP.connect`` at the server and its test
+CA, then runs one itests file with unittest and prints one JSON line: ``{test id: "ok" |
+"fail" | "error" | "skip"}``. The JID's domain stands for the server's ADDRESS (as DNS would
+resolve it) and ports 5222 and 5223 for its PORT and DIRECT_TLS_PORT (the same numbers for a
+server listening on the standard ports); other hosts and ports are left alone (an itest
+connecting to port 9999 must fail). ``fetch_itests()`` gets the itests of the installed slixmpp
+from its sdist (``pip download``, once, into ``tests/.cache/``).
 
-    python -m tests.slixmpp_itests PORT DIRECT_TLS_PORT CA_FILE ITESTS_PARENT test_ping.py
+    python -m tests.slixmpp_itests ADDRESS PORT DIRECT_TLS_PORT CA_FILE ITESTS_PARENT test_ping.py
 """
 
 from __future__ import annotations
@@ -46,17 +49,24 @@ def fetch_itests() -> Path:
     return target
 
 
-def run(port: int, direct_port: int, ca_file: Path, parent: Path, name: str) -> dict[str, str]:
+def run(
+    address: str, c2s_port: int, direct_port: int, ca_file: Path, parent: Path, name: str
+) -> dict[str, str]:
     from slixmpp import ClientXMPP
 
     original = ClientXMPP.connect
+    ports = {5222: c2s_port, 5223: direct_port}  # the CI server's ports: the test server's
 
-    def connect(self: ClientXMPP, host: str | None = None, port_: int | None = None) -> object:
+    # The parameters keep slixmpp's names: reconnect() and some itests pass them by name
+    def connect(self: ClientXMPP, host: str | None = None, port: int | None = None) -> object:
         self.ca_certs = ca_file
-        if host is None or port_ in (5222, 5223):  # the CI server's ports: ours instead
-            host = "127.0.0.1"
-            port_ = direct_port if self.enable_direct_tls else port
-        return original(self, host, port_)
+        if host is None or port is None:  # the JID's domain, by DNS
+            host = address
+            port = direct_port if self.enable_direct_tls else c2s_port
+        elif host == self.boundjid.host:
+            host = address
+            port = ports.get(port, port)
+        return original(self, host, port)
 
     ClientXMPP.connect = connect  # type: ignore[method-assign]
     sys.path.insert(0, str(parent))
@@ -85,5 +95,5 @@ def run(port: int, direct_port: int, ca_file: Path, parent: Path, name: str) -> 
 
 
 if __name__ == "__main__":
-    port, direct, ca, parent, name = sys.argv[1:6]
-    print(json.dumps(run(int(port), int(direct), Path(ca), Path(parent), name)))
+    address, port, direct, ca, parent, name = sys.argv[1:7]
+    print(json.dumps(run(address, int(port), int(direct), Path(ca), Path(parent), name)))

@@ -1,5 +1,6 @@
 """Uptime and Last Activity (XEP-0012), contact addresses (XEP-0157), external services
-(XEP-0215) and what host and account discovery announce, over real sockets."""
+(XEP-0215), outage status addresses (XEP-0455) and what host and account discovery announce,
+over real sockets."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from tests.xmpp import login, same_xml, stanza_error, until_pong
 LAST = "jabber:iq:last"
 INFO = "http://jabber.org/protocol/disco#info"
 EXT = "urn:xmpp:extdisco:2"
-MODULES = ["disco", "ping", "uptime", "lastactivity", "server_contact_info", "external_services"]
+MODULES = [
+    "disco", "ping", "uptime", "lastactivity", "server_contact_info", "external_services",
+    "service_outage_status",
+]  # fmt: skip
 SERVICES = [
     {"type": "stun", "transport": "udp", "host": "stun.localhost", "port": 3478},
     {"type": "turn", "transport": "udp", "port": 3478, "username": "u", "password": "p"},
@@ -182,6 +186,8 @@ async def test_external_services(tmp_path: Path) -> None:
     [
         ({"external_services": [{"host": "x"}]}, "has no 'type'"),
         ({"contact_info": {"complaints": ["mailto:x@y"]}}, "unknown kind 'complaints'"),
+        ({"outage_status_urls": ["status.localhost/s.json"]}, "'status.localhost/s.json' is not"),
+        ({"outage_status_urls": ["https://a b"]}, "'https://a b' is not a URI"),
     ],
 )
 async def test_bad_configuration_stops_start(
@@ -190,3 +196,30 @@ async def test_bad_configuration_stops_start(
     with pytest.raises(ModuleError, match=message):
         async with running_server(tmp_path, modules=MODULES, options=options):
             pass
+
+
+async def test_outage_status_addresses(tmp_path: Path) -> None:
+    """The ``urn:xmpp:sos:0`` form of prosody-modules' mod_service_outage_status, beside the
+    XEP-0157 one; without ``outage_status_urls`` the field is there, empty, as Prosody's."""
+    urls = ["https://status.example.net/xmpp.json", "http://[::1]:8080/status.json"]
+    sos = "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:sos:0</value></field>"
+    for given, values in ((urls, urls), (None, [])):
+        options = {} if given is None else {"outage_status_urls": given}
+        async with running_server(
+            tmp_path / str(len(values)), modules=MODULES, options=options
+        ) as srv:
+            await srv.create_user("alice", "pw")
+            alice, _ = await login(srv.c2s_port, srv.ca_file, "alice", "pw")
+            info = await alice.iq(f"<query xmlns='{INFO}'/>", to="localhost")
+            forms = info[0].findall("{jabber:x:data}x")
+            assert [f[0][0].text for f in forms] == [
+                "http://jabber.org/network/serverinfo",
+                "urn:xmpp:sos:0",
+            ]
+            same_xml(
+                forms[1],
+                f"<x xmlns='jabber:x:data' type='result'>{sos}"
+                "<field var='external-status-addresses' type='list-multi'>"
+                + "".join(f"<value>{url}</value>" for url in values)
+                + "</field></x>",
+            )
