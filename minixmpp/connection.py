@@ -32,7 +32,6 @@ from lxml import etree
 
 from minixmpp.admission import Refusal
 from minixmpp.errors import StreamError
-from minixmpp.events import C2S_READ_TIMEOUT, EventBus, SessionEvent
 from minixmpp.framing import Framing
 from minixmpp.inputgate import InputGate
 from minixmpp.jid import JID, InvalidJID, nameprep
@@ -460,34 +459,8 @@ class Connection:
         # which, with the collector tuned for the server, can be hours away under login churn.
         self.transport = None
 
-    def idle_timeout(self) -> None:
-        """Nothing came from the client for ``c2s_idle_timeout`` (the server's sweeper calls
-        this). A bound session's modules are asked first (``c2s-read-timeout``, Prosody's
-        event): a handler that returns True keeps the stream for another period (XEP-0198
-        asks the client for an ack), one that returns False drops the connection without a
-        stream error (so that a resumable session hibernates); otherwise, or with no handler,
-        the stream is closed with ``connection-timeout``."""
-        host = self.server.hosts.get(self.session.host)
-        if host is None or not self.session.bound or not host.events.has(C2S_READ_TIMEOUT):
-            self.close("connection-timeout", "Idle for too long")
-            return
-        self.touch()  # asked once per period
-        self.server.keep(asyncio.ensure_future(self._read_timeout(host.events)))
-
-    async def _read_timeout(self, events: EventBus) -> None:
-        try:
-            verdict = await events.fire(C2S_READ_TIMEOUT, SessionEvent(self.session))
-        except Exception:
-            self.log.exception("a c2s-read-timeout handler failed")
-            verdict = None
-        if verdict is None:
-            self.close("connection-timeout", "Idle for too long")
-        elif verdict is False:
-            self.log.info("idle for too long: connection from %s dropped", self.session.ip)
-            self.abort()
-
     def hibernate(self) -> bool:
-        """Free the parser's memory while idle (called by the server's sweeper)."""
+        """Free the parser's memory while idle (called by the server's sweeper, idle.py)."""
         if self._events.busy or self.session.state != "bound":
             return False
         return self.stream.framing.parser.hibernate()

@@ -49,6 +49,13 @@ _AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWr
 class Transport:
     """One TCP connection, plaintext or TLS."""
 
+    __slots__ = (
+        "_buffer", "_closed", "_closing", "_connected", "_drained", "_fd", "_handshake",
+        "_handshake_timer", "_linger", "_linger_left", "_linger_timer", "_lingering", "_loop",
+        "_peername", "_protocol", "_protocol_paused", "_read_paused", "_read_wants_write",
+        "_reading", "_sock", "_tls", "_write_wants_read", "_writing",
+    )  # fmt: skip
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -80,6 +87,7 @@ class Transport:
         self._linger_left = LINGER_BYTES
         self._linger_timer: asyncio.TimerHandle | None = None
         self._connected = False  # the protocol got connection_made()
+        self._drained: asyncio.Future[None] | None = None
         if tls is not None:
             self._wrap(tls, handshake_timeout).add_done_callback(self._direct_tls_ready)
         else:
@@ -188,8 +196,6 @@ class Transport:
         await self._wrap(context, timeout)
 
     # -- internals ------------------------------------------------------------------------
-
-    _drained: asyncio.Future[None] | None = None
 
     def _wrap(self, context: ssl.SSLContext, timeout: float) -> asyncio.Future[None]:
         """Start the TLS handshake on this socket; the future completes with it."""

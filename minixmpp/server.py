@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import logging
 import os
@@ -21,7 +19,7 @@ from typing import Any
 
 from lxml import etree
 
-from minixmpp import admin, datalock
+from minixmpp import admin, datalock, idle
 from minixmpp.accounts import Accounts
 from minixmpp.admission import AddressSet, Admission, automatic_total
 from minixmpp.clock import Clock
@@ -96,7 +94,7 @@ def warn_unread(config: Config, declared: dict[str, str], loaded: AbstractSet[st
 class Server:
     """The whole server. ``await start()``, then ``await stop()``."""
 
-    hibernate_after = 10.0  # seconds without input before a stream frees its parser
+    hibernate_after = 10.0  # seconds without input before a stream frees its parser (idle.py)
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -195,7 +193,7 @@ class Server:
                     for service in host.items.get("net", ()):
                         assert isinstance(service, NetService)
                         await self.ports.open(service)
-                self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+                self._sweeper = asyncio.get_running_loop().create_task(idle.sweep(self))
             if admin_socket:
                 self._admin = await admin.AdminSocket.start(self)
             for host in self.all_hosts():
@@ -269,33 +267,6 @@ class Server:
             for item in host.items.get("connection-setup", ()):
                 found.setdefault(item.name, item)
         return list(found.values())
-
-    async def _sweep(self) -> None:
-        """Close streams that stay unauthenticated or idle too long (connection-timeout), and
-        let idle ones free their parser memory."""
-        while True:
-            opts = self.options
-            limits = [
-                t for t in (opts.c2s_timeout, opts.c2s_idle_timeout, self.hibernate_after) if t > 0
-            ]
-            await self.clock.sleep(min(10.0, max(0.05, min(limits) / 4)))
-            opts = self.options  # a reload may have changed them meanwhile
-            now = self.clock.monotonic()
-            hibernated = 0
-            for conn in list(self.connections):
-                idle = now - conn.last_activity
-                if (
-                    opts.c2s_timeout
-                    and not conn.session.bound
-                    and now - conn.opened_at > opts.c2s_timeout
-                ):
-                    conn.close("connection-timeout", "Timed out waiting for authentication")
-                elif opts.c2s_idle_timeout and idle > opts.c2s_idle_timeout:
-                    conn.idle_timeout()
-                elif idle > self.hibernate_after and conn.hibernate():
-                    hibernated += 1
-            if hibernated:
-                release_free_memory()
 
     def forget(self, conn: Connection) -> None:
         """A connection is gone (called by the connection)."""
@@ -371,24 +342,6 @@ class Server:
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc keeps them otherwise); no-op elsewhere."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
-def _find_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-_malloc_trim = _find_malloc_trim()
 
 
 OPEN_FILES_WANTED = 4096  # fewer, and a few thousand clients exhaust the server's descriptors

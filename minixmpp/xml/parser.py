@@ -99,6 +99,12 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> StreamError:
 class StreamParser:
     """Incremental parser for one direction of one XMPP stream."""
 
+    __slots__ = (
+        "_declares_prefixes", "_end_tag", "_header", "_header_prefixes", "_in_tag", "_parser",
+        "_pending", "_quote", "_root", "_scan", "_synthetic", "_tag_open", "_tag_quote",
+        "_text_after", "closed", "fragments", "max_stanza_size",
+    )  # fmt: skip
+
     def __init__(self, max_stanza_size: int = 256 * 1024, *, fragments: bool = False) -> None:
         """``fragments``: no stream header: top-level elements follow each other, each
         declaring its own namespaces (the elements of RFC 7395's WebSocket framing); they come
@@ -306,12 +312,7 @@ class StreamParser:
             raise StreamError("invalid-namespace")
         if self_closing:  # a stream that ends as it opens
             raise StreamError("not-well-formed", "The stream header must not be self-closing")
-        decls = "".join(
-            f" xmlns:{prefix}={quoteattr(uri)}" for prefix, uri in root.nsmap.items() if prefix
-        )
-        self._synthetic = f"<{root.prefix}:stream{decls}>".encode()
-        self._header_prefixes = len([p for p in root.nsmap if p]) > 1
-        self._end_tag = f"</{root.prefix}:stream>".encode()
+        self._synthetic, self._end_tag, self._header_prefixes = _synthetic_header(root)
         self._start_stanza_parser()
         attrs = root.attrib
         return StreamOpened(
@@ -410,6 +411,35 @@ class StreamParser:
             return copied
         root.remove(el)
         return el
+
+
+# The synthetic headers made so far, by the client header's prefix and declarations. Nearly
+# every client sends the same header, and each stream kept its own copy of the same bytes for
+# as long as it lived; the table is bounded, a header beyond it gets bytes of its own.
+_HEADERS: dict[
+    tuple[str | None, tuple[tuple[str | None, str], ...]], tuple[bytes, bytes, bool]
+] = {}
+_MAX_HEADERS = 64
+
+
+def _synthetic_header(root: etree._Element) -> tuple[bytes, bytes, bool]:
+    """The stanza parser's header for a stream whose header is ``root``, its end tag, and
+    whether the header declares prefixes other than its own."""
+    key = (root.prefix, tuple(root.nsmap.items()))
+    known = _HEADERS.get(key)
+    if known is not None:
+        return known
+    decls = "".join(
+        f" xmlns:{prefix}={quoteattr(uri)}" for prefix, uri in root.nsmap.items() if prefix
+    )
+    made = (
+        f"<{root.prefix}:stream{decls}>".encode(),
+        f"</{root.prefix}:stream>".encode(),
+        len([p for p in root.nsmap if p]) > 1,
+    )
+    if len(_HEADERS) < _MAX_HEADERS:
+        _HEADERS[key] = made
+    return made
 
 
 def _is_xml_decl(start: bytes | bytearray) -> bool:

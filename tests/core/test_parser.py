@@ -354,3 +354,26 @@ def feed_split_rejects(data: bytes) -> bool:
         else:
             return False
     return True
+
+
+def test_streams_with_other_headers_get_their_own_synthetic_header() -> None:
+    """Streams share the synthetic header of an identical client header (a bounded table):
+    one with another stream prefix, or other prefixes declared, must still parse as its own
+    header says, also after hibernating, and also beyond the table's size."""
+    for i in range(70):
+        prefix = "stream" if i % 2 else f"s{i}"
+        extra = f" xmlns:p{i}='urn:p{i}'" if i % 3 else ""
+        header = (
+            f"<{prefix}:stream xmlns='jabber:client' xmlns:{prefix}="
+            f"'http://etherx.jabber.org/streams'{extra} to='localhost' version='1.0'>"
+        ).encode()
+        for _ in range(2):  # the second time from the table
+            parser = StreamParser()
+            assert isinstance(parser.feed(header)[0], StreamOpened)
+            stanza = f"<message><x{i} xmlns='urn:x'/></message>".encode()
+            assert parser.hibernate()
+            (event,) = parser.feed(stanza)
+            assert isinstance(event, StanzaReceived)
+            assert event.element[0].tag == f"{{urn:x}}x{i}"
+            closed = parser.feed(f"</{prefix}:stream>".encode())
+            assert closed == [StreamClosed()]
