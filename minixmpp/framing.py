@@ -37,10 +37,19 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _OPEN = f"{{{NS_FRAMING}}}open"
 _CLOSE = f"{{{NS_FRAMING}}}close"
 _CLIENT = f"{{{NS_CLIENT}}}"
-# A frame that starts with a stanza declaring jabber:client first, as clients write it: the
-# declaration is taken out before parsing, so the stanza parses as the plain-tag stanza the
-# server works with, and needs no renaming afterwards.
-_DECLARED = re.compile(rb"\s*<(?:message|presence|iq)\s+(xmlns=(['\"])jabber:client\2)(?=[\s/>])")
+# A frame that starts with a stanza declaring jabber:client, as clients write it (first, or
+# last as Strophe.js does): the declaration is taken out before parsing, so the stanza parses
+# as the plain-tag stanza the server works with, and needs no renaming afterwards. Attributes
+# are matched whole (a quoted value may hold ">" or "xmlns="), and only where no other default
+# namespace is declared in the start tag (a duplicate must stay the error it is).
+_S = rb"[ \t\r\n]"
+_ATTR = rb"(?:" + _S + rb"+(?!xmlns" + _S + rb"*=)[^ \t\r\n=/>]+" + _S + rb"*=" + _S
+_ATTR += rb"*(?:'[^']*'|\"[^\"]*\"))"
+_DECLARED = re.compile(
+    rb"[ \t\r\n]*<(?:message|presence|iq)" + _ATTR + rb"*?" + _S + rb"+"
+    rb"(xmlns" + _S + rb"*=" + _S + rb"*(['\"])jabber:client\2)"
+    rb"(?=" + _ATTR + rb"*" + _S + rb"*/?>)"
+)
 
 
 class Framing(Protocol):
