@@ -51,8 +51,10 @@ class WebSocketTransport:
         writer: AbstractStreamWriter,
     ) -> None:
         self._ws = ws
-        self._request = request
         self._writer = writer  # what ws.prepare() returned: its drain() is aiohttp's flow control
+        transport = request.transport  # kept: aiohttp's protocol forgets it when the socket goes
+        assert transport is not None  # the response is prepared: the socket is there
+        self._transport = transport
         self._readable = asyncio.Event()
         self._readable.set()
         self._closing = False
@@ -64,15 +66,15 @@ class WebSocketTransport:
     # -- the Transport interface (connection.Transport) ----------------------------------
 
     def writelines(self, chunks: list[bytes]) -> None:
-        transport = self._request.transport
-        if self._closing or self._ws.closed or transport is None or transport.is_closing():
+        transport = self._transport
+        if self._closing or self._ws.closed or transport.is_closing():
             return  # after a close frame (ours or aiohttp's), no data frame may follow
         transport.write(text_frames(chunks))
 
     async def wait_drained(self) -> None:
         """Until the socket takes more (aiohttp's flow control: its protocol pauses writing
         over the transport's high-water mark), or the connection is gone."""
-        if self._ws.closed or self._request.transport is None:
+        if self._ws.closed or self._transport.is_closing():
             return
         with contextlib.suppress(ConnectionError):  # gone: nothing more to wait for
             await self._writer.drain()
@@ -97,17 +99,14 @@ class WebSocketTransport:
 
     def abort(self) -> None:
         self._closing = True
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
+        self._transport.abort()
         self._readable.set()
 
     def is_closing(self) -> bool:
         return self._closing or self._ws.closed
 
     def get_write_buffer_size(self) -> int:
-        transport = self._request.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        return self._transport.get_write_buffer_size()
 
     def pause_reading(self) -> None:
         self._readable.clear()
@@ -116,8 +115,7 @@ class WebSocketTransport:
         self._readable.set()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        transport = self._request.transport
-        return default if transport is None else transport.get_extra_info(name, default)
+        return self._transport.get_extra_info(name, default)
 
     # -- input ------------------------------------------------------------------------------
 
