@@ -37,10 +37,21 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _OPEN = f"{{{NS_FRAMING}}}open"
 _CLOSE = f"{{{NS_FRAMING}}}close"
 _CLIENT = f"{{{NS_CLIENT}}}"
-# A frame that starts with a stanza declaring jabber:client first, as clients write it: the
-# declaration is taken out before parsing, so the stanza parses as the plain-tag stanza the
-# server works with, and needs no renaming afterwards.
-_DECLARED = re.compile(rb"\s*<(?:message|presence|iq)\s+(xmlns=(['\"])jabber:client\2)(?=[\s/>])")
+_STREAM = f"{{{NS_STREAM}}}stream"
+_XMLNS_CLIENT = b" xmlns='jabber:client'"
+# A frame that starts with a stanza declaring jabber:client, as clients write it (first, or
+# last as Strophe.js does): the declaration is taken out before parsing, so the stanza parses
+# as the plain-tag stanza the server works with, and needs no renaming afterwards. Attributes
+# are matched whole (a quoted value may hold ">" or "xmlns="), and only where no other default
+# namespace is declared in the start tag (a duplicate must stay the error it is).
+_S = rb"[ \t\r\n]"
+_ATTR = rb"(?:" + _S + rb"+(?!xmlns" + _S + rb"*=)[^ \t\r\n=/>]+" + _S + rb"*=" + _S
+_ATTR += rb"*(?:'[^']*'|\"[^\"]*\"))"
+_DECLARED = re.compile(
+    rb"[ \t\r\n]*<(?:message|presence|iq)" + _ATTR + rb"*?" + _S + rb"+"
+    rb"(xmlns" + _S + rb"*=" + _S + rb"*(['\"])jabber:client\2)"
+    rb"(?=" + _ATTR + rb"*" + _S + rb"*/?>)"
+)
 
 
 class Framing(Protocol):
@@ -123,10 +134,13 @@ class WebSocketFraming:
     def feed(self, data: bytes) -> list[Event]:
         declared = _DECLARED.match(data)
         if declared is not None:
-            data = data[: declared.start(1)] + data[declared.end(1) :]
+            start, end = declared.span(1)
+            data = data[:start] + data[end:]
         events = self.parser.feed(data)
         if self.parser.has_pending_input():
             raise StreamError("not-well-formed", "A frame must hold complete elements")
+        if declared is not None and len(events) == 1 and type(events[0]) is StanzaReceived:
+            return events  # a frame of one stanza, as clients send them: a plain-tag stanza
         out: list[Event] = []
         for i, event in enumerate(events):
             if type(event) is not StanzaReceived:  # the fragments' own root ended: not ours
@@ -137,7 +151,7 @@ class WebSocketFraming:
                 out.append(_opened(el))
             elif tag == _CLOSE:
                 out.append(StreamClosed())
-            elif tag == f"{{{NS_STREAM}}}stream":
+            elif tag == _STREAM:
                 raise StreamError("not-well-formed", "No stream headers in WebSocket framing")
             elif tag.startswith(_CLIENT):
                 normalise(el)
@@ -162,7 +176,7 @@ class WebSocketFraming:
         if isinstance(element.tag, str) and not element.tag.startswith("{"):
             # A stanza (plain tag) in jabber:client: each frame must declare it (RFC 7395 §3.3)
             name_end = len(element.tag) + 1
-            data = data[:name_end] + b" xmlns='jabber:client'" + data[name_end:]
+            return b"".join((data[:name_end], _XMLNS_CLIENT, data[name_end:]))
         return data
 
     def features(self, features: etree._Element) -> bytes:

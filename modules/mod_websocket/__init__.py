@@ -28,7 +28,7 @@ from minixmpp.framing import WebSocketFraming
 from minixmpp.http import HttpApi, Route
 from minixmpp.module import Module
 
-from ._transport import CLOSE_TIMEOUT, WebSocketTransport
+from ._transport import CLOSE_TIMEOUT, WebSocketTransport, response
 
 PATH = "/xmpp-websocket"
 IT_WORKS = (
@@ -73,17 +73,18 @@ def load(module: Module) -> None:
         if not origin_allowed(request.headers.get("Origin")):
             module.log.info("WebSocket from Origin %s refused", request.headers.get("Origin"))
             return web.Response(status=403, text="This Origin may not connect")
-        ws = web.WebSocketResponse(
+        ws = response(
             protocols=("xmpp",),
             max_msg_size=frame_limit,
             compress=False,
             decode_text=False,
             timeout=CLOSE_TIMEOUT,
         )
-        await ws.prepare(request)
+        writer = await ws.prepare(request)
+        assert writer is not None  # a prepared response has one
         secure = request.secure or opts.consider_websocket_secure or loopback(request.remote)
         conn = module.connection(WebSocketFraming(unauthed_limit), secure=secure)
-        await WebSocketTransport(ws, request).run(conn, frame_limit)
+        await WebSocketTransport(ws, request, writer).run(conn)
         return ws
 
     def links() -> list[str]:

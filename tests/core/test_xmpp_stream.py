@@ -237,6 +237,8 @@ def test_a_closed_peer_stream_is_an_event_in_both_framings() -> None:
         b"<message to='a@b' xmlns='jabber:client' id='x'><body>hi</body></message>",  # not first
         b"<message to='a@b' id='x' xmlns:c='jabber:client' xmlns='jabber:client'><body>hi</body>"
         b"</message>",
+        b"<message to='a@b' id='x' xmlns='jabber:client'><body>hi</body></message>",  # last
+        b"<message to='a@b'\n id = \"x\"\txmlns = 'jabber:client' ><body>hi</body></message>",
     ],
 )
 def test_websocket_stanzas_declaring_jabber_client_in_any_order(frame: bytes) -> None:
@@ -248,6 +250,35 @@ def test_websocket_stanzas_declaring_jabber_client_in_any_order(frame: bytes) ->
     el = event.element
     assert (el.tag, el.get("to"), el.get("id")) == ("message", "a@b", "x")
     assert el.findtext("body") == "hi"  # children are plain jabber:client tags too
+
+
+@pytest.mark.parametrize(
+    ("frame", "to", "condition"),
+    [
+        # the declaration's text inside another attribute's value declares nothing
+        (b"<message to='a@b' note=\" xmlns='jabber:client'\"><body/></message>", "a@b", None),
+        (b"<message to='a>b' xmlns='jabber:client'><body/></message>", "a>b", "ok"),
+        # two default namespaces: not well-formed, whichever comes first
+        (b"<message xmlns='urn:x' xmlns='jabber:client'/>", None, "not-well-formed"),
+        (b"<message xmlns='jabber:client' xmlns='urn:x'/>", None, "not-well-formed"),
+    ],
+)
+def test_the_jabber_client_declaration_is_only_taken_where_it_is_one(
+    frame: bytes, to: str | None, condition: str | None
+) -> None:
+    """The declaration is taken out of the frame before parsing (framing._DECLARED): only a
+    whole attribute of the stanza's start tag, and never to make an ill-formed tag parse."""
+    stream = ws()
+    stream.receive(OPEN)
+    stream.open("localhost")
+    if condition == "ok":
+        (event,) = stream.receive(frame)
+        assert isinstance(event, StanzaReceived) and event.element.get("to") == to
+        assert event.element.tag == "message"
+        return
+    with pytest.raises(StreamError) as info:
+        stream.receive(frame)
+    assert info.value.condition == (condition or "unsupported-stanza-type")
 
 
 def test_a_websocket_stanza_without_a_namespace_is_refused() -> None:
