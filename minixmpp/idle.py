@@ -9,8 +9,9 @@ instead of a timer per connection (an idle connection holds no timer handle):
   modules' ``c2s-read-timeout`` first, as in Prosody);
 * one with no input for ``Server.hibernate_after`` seconds frees its lxml parser
   (``Connection.hibernate``), and once some did, free heap pages go back to the OS
-  (``release_free_memory``). bench/README.md ("Where an idle connection's memory goes") has
-  the figures.
+  (``release_free_memory``, at most every ``TRIM_INTERVAL`` seconds: it walks the whole heap,
+  ~4 ms for 200 MB). bench/README.md ("Where an idle connection's memory goes") has the
+  figures.
 """
 
 from __future__ import annotations
@@ -28,14 +29,20 @@ if TYPE_CHECKING:
     from minixmpp.server import Server
 
 
+TRIM_INTERVAL = 5.0
+
+
 async def sweep(server: Server) -> None:
     """Run the server's idle policy until cancelled (see the module docstring)."""
+    trimmed_at, untrimmed = server.clock.monotonic(), False
     while True:
         opts = server.options
-        limits = [
-            t for t in (opts.c2s_timeout, opts.c2s_idle_timeout, server.hibernate_after) if t > 0
-        ]
-        await server.clock.sleep(min(10.0, max(0.05, min(limits) / 4)))
+        # a quarter of the shortest timeout; half of hibernate_after (a parser is freed
+        # between 1 and 1.5 times it: no need to visit every connection more often)
+        periods = [t / 4 for t in (opts.c2s_timeout, opts.c2s_idle_timeout) if t > 0]
+        if server.hibernate_after > 0:
+            periods.append(server.hibernate_after / 2)
+        await server.clock.sleep(min(10.0, max(0.05, min(periods, default=10.0))))
         opts = server.options  # a reload may have changed them meanwhile
         now = server.clock.monotonic()
         hibernated = 0
@@ -51,8 +58,10 @@ async def sweep(server: Server) -> None:
                 idle_timeout(conn)
             elif idle > server.hibernate_after and conn.hibernate():
                 hibernated += 1
-        if hibernated:
+        untrimmed = untrimmed or hibernated > 0
+        if untrimmed and now - trimmed_at >= TRIM_INTERVAL:
             release_free_memory()
+            trimmed_at, untrimmed = now, False
 
 
 def idle_timeout(conn: Connection) -> None:
