@@ -126,12 +126,13 @@ class Accounts:
         self.iterations = iterations
 
     async def credentials(self, host: str, username: str) -> Credentials | None:
-        row = await self.storage.fetchone(
+        rows = await self.storage.lookup(
             f"SELECT {_COLUMNS} FROM accounts WHERE host = ? AND username = ?",  # noqa: S608
             (host, username),
         )
-        if row is None:
+        if not rows:
             return None
+        row = rows[0]
         return Credentials(
             sha1=ScramKeys(bytes(row[0]), row[1], bytes(row[2]), bytes(row[3])),
             sha256=ScramKeys(bytes(row[4]), row[5], bytes(row[6]), bytes(row[7])),

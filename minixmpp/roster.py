@@ -211,7 +211,7 @@ class Rosters:
             self._cache.move_to_end(key)
             return dict(cached)
         changes = self._changes
-        rows = await self.storage.fetchall(
+        rows = await self.storage.lookup(  # the primary key's order: at most roster_max_items
             "SELECT contact, name, subscription, ask, approved, groups FROM roster"
             " WHERE host = ? AND username = ? ORDER BY contact",
             (host, username),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -179,6 +180,39 @@ async def test_a_single_write_counts_its_rows_and_waits_for_an_open_transaction(
         await asyncio.wait_for(writer, 5)
         rows = await storage.fetchall("SELECT k, v FROM t ORDER BY k")
         assert [tuple(r) for r in rows] == [("a", 2), ("b", 3), ("c", 3)]
+    finally:
+        await storage.close()
+
+
+async def test_a_lookup_reads_committed_rows_on_the_loop_and_waits_for_nothing(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "x.sqlite")
+    try:
+        await storage.migrate("c", ["CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)"])
+        await storage.write("INSERT INTO t VALUES ('a', 1)")
+        async with storage.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES ('b', 2)")
+            # not committed yet: a lookup sees what a read on the database thread sees
+            rows = await storage.lookup("SELECT k, v FROM t ORDER BY k")
+            assert [tuple(r) for r in rows] == [("a", 1)]
+        rows = await storage.lookup("SELECT k, v FROM t WHERE k = ?", ("b",))
+        assert [tuple(r) for r in rows] == [("b", 2)]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await storage.lookup("DELETE FROM t")  # a lookup never writes
+
+        class Busy:
+            def execute(self, *args: object) -> None:
+                busy = sqlite3.OperationalError("database is locked")
+                busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                raise busy
+
+        quick, storage._quick = storage._quick, Busy()  # type: ignore[assignment]
+        try:  # a busy database: read on the database thread instead
+            rows = await storage.lookup("SELECT k FROM t ORDER BY k")
+            assert [r[0] for r in rows] == ["a", "b"]
+        finally:
+            storage._quick = quick
     finally:
         await storage.close()
 
