@@ -214,7 +214,10 @@ def load(module: Module) -> Archive:
         page = items[: q.max]
         total: int | None = None
         if include_total or not q.max:
-            total = await store.count(user, start=q.start, end=q.end, peer=q.with_, ids=q.ids)
+            unfiltered = q.start is None and q.end is None and q.with_ is None and q.ids is None
+            total = archive.items_held(user) if unfiltered else None
+            if total is None:  # filtered, or the archive's sizes not in memory: count
+                total = await store.count(user, start=q.start, end=q.end, peer=q.with_, ids=q.ids)
         for item in reversed(page) if q.flip else page:
             inner = embedded(item.value)
             if inner is None:

@@ -49,6 +49,13 @@ class Archive:
         self.usage.move_to_end(user)
         return usage
 
+    def items_held(self, user: str) -> int | None:
+        """How many items ``user``'s archive holds, if its sizes are in memory (kept by every
+        append since they were counted; an RSM ``<count/>`` without a count over the whole
+        archive on every page); None if they are not."""
+        usage = self.usage.get(user)
+        return None if usage is None else usage[0]
+
     def _fits(self, usage: list[int], adding: int) -> bool:
         return usage[0] + 1 <= self.max_items and usage[1] + adding <= self.max_bytes
 
