@@ -226,13 +226,11 @@ class Rosters:
     async def item(self, host: str, username: str, contact: str) -> RosterItem | None:
         cached = self._cache.get((host, username))
         if cached is not None:
+            self._cache.move_to_end((host, username))
             return cached.get(contact)
-        row = await self.storage.fetchone(
-            "SELECT contact, name, subscription, ask, approved, groups FROM roster"
-            " WHERE host = ? AND username = ? AND contact = ?",
-            (host, username, contact),
-        )
-        return None if row is None else _item(row)
+        # The whole roster, kept: whoever asks about one contact (a PEP access check for each
+        # of 100 recipients, presence probes) asks about the next one soon
+        return (await self.items(host, username)).get(contact)
 
     async def approving(self, host: str, contact: str) -> list[str]:
         """The users of ``host`` who have pre-approved ``contact`` (RFC 6121 §3.4)."""
