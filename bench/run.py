@@ -621,6 +621,8 @@ def print_targets(results: dict[str, dict[str, float]]) -> None:
                 times = quotient(value, ws)
             shown, target, met = f"{times:.2f}x", f"<= {limit:g}x", times <= limit
         verdict = "met" if met else ("not measured" if shown.startswith("nan") else "missed")
+        if key == "kb_per_idle_connection" and kind == "max" and mx.get("clients", 0) < 10000:
+            verdict += " here; the target is at 10 000 (--clients 10000)"
         print(f"{label:40}{shown:>12}{target:>16}  {verdict}")
 
 
