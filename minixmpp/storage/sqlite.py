@@ -223,6 +223,13 @@ class Storage:
         async with self._lock:
             return await changing(self._writer, sql, params)
 
+    async def change(self, tx: Transaction | None, sql: str, params: Params = ()) -> int:
+        """A write inside ``tx`` when given, else one committed on its own (``write``): the
+        write side of ``read``. The number of rows it changed."""
+        if tx is not None:
+            return await tx.execute(sql, params)
+        return await self.write(sql, params)
+
     async def lookup(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """The rows of a small read by key (a few index pages: an account's credentials, one
         user's roster), read on the event loop's own thread: ~10 us, where a trip to the

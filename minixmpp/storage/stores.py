@@ -39,11 +39,7 @@ class SqlKeyValueStore:
 
     async def set(self, user: str | None, value: Any, *, tx: Transaction | None = None) -> None:
         """Store ``value``; ``None`` deletes."""
-        if tx is not None:
-            await put(tx, self.host, self.name, user or "", "", value)
-            return
-        async with self._s.transaction() as own:
-            await put(own, self.host, self.name, user or "", "", value)
+        await self._s.change(tx, *_put_statement(self.host, self.name, user or "", "", value))
 
 
 class SqlMapStore:
@@ -64,10 +60,8 @@ class SqlMapStore:
         self, user: str | None, key: str, value: Any, *, tx: Transaction | None = None
     ) -> bool:
         """Store ``value`` under ``key``; ``None`` deletes. True if a row changed."""
-        if tx is not None:
-            return await put(tx, self.host, self.name, user or "", key, value)
-        async with self._s.transaction() as own:
-            return await put(own, self.host, self.name, user or "", key, value)
+        statement = _put_statement(self.host, self.name, user or "", key, value)
+        return await self._s.change(tx, *statement) > 0
 
     async def items(self, user: str | None, *, tx: Transaction | None = None) -> dict[str, Any]:
         rows = await self._s.read(
@@ -99,10 +93,7 @@ class SqlArchiveStore:
         key = id or secrets.token_urlsafe(12)
         params = (self.host, self.name, user or "", key, time.time() if when is None else when)
         sql = "INSERT INTO archive (host, store, user, key, at, peer, value) VALUES (?,?,?,?,?,?,?)"
-        if tx is not None:
-            await tx.execute(sql, (*params, peer, value))
-        else:
-            await self._s.write(sql, (*params, peer, value))
+        await self._s.change(tx, sql, (*params, peer, value))
         return key
 
     async def find(
@@ -218,11 +209,7 @@ class SqlArchiveStore:
         if before is not None:
             where += " AND at < ?"
             params.append(before)
-        sql = f"DELETE FROM archive WHERE {where}"  # noqa: S608
-        if tx is not None:
-            return await tx.execute(sql, params)
-        async with self._s.transaction() as own:
-            return await own.execute(sql, params)
+        return await self._s.change(tx, f"DELETE FROM archive WHERE {where}", params)  # noqa: S608
 
     async def summary(self, user: str | None, *, tx: Transaction | None = None) -> tuple[int, int]:
         """(how many items, how many bytes) ``user`` holds."""
@@ -246,15 +233,20 @@ class SqlArchiveStore:
 
 async def put(tx: Transaction, host: str, store: str, user: str, key: str, value: Any) -> bool:
     """Write one keyval/map value inside an open transaction (``None`` deletes)."""
+    return await tx.execute(*_put_statement(host, store, user, key, value)) > 0
+
+
+def _put_statement(
+    host: str, store: str, user: str, key: str, value: Any
+) -> tuple[str, tuple[Any, ...]]:
+    """The one statement that writes a keyval/map value (``None``: deletes it)."""
     if value is None:
-        count = await tx.execute(
+        return (
             "DELETE FROM kv WHERE host = ? AND store = ? AND user = ? AND key = ?",
             (host, store, user, key),
         )
-    else:
-        count = await tx.execute(
-            "INSERT INTO kv (host, store, user, key, value) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (host, store, user, key) DO UPDATE SET value = excluded.value",
-            (host, store, user, key, _encode(value)),
-        )
-    return count > 0
+    return (
+        "INSERT INTO kv (host, store, user, key, value) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (host, store, user, key) DO UPDATE SET value = excluded.value",
+        (host, store, user, key, _encode(value)),
+    )
