@@ -42,7 +42,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -54,9 +53,9 @@ sys.path.insert(0, str(ROOT))
 from bench.run import (  # noqa: E402
     ITERATIONS,
     PASSWORD,
-    _create_minixmpp_accounts,
     cpu_seconds,
     free_port,
+    serve_minixmpp,
     wait_for_port,
 )
 
@@ -242,23 +241,8 @@ async def phase(
 
 
 def start(folder: Path, port: int, users: list[str]) -> subprocess.Popen[bytes]:
-    config = folder / "server.toml"
-    config.write_text(
-        textwrap.dedent(f"""
-        interfaces = ["127.0.0.1"]
-        c2s_ports = [{port}]
-        c2s_direct_tls_ports = [{free_port()}]
-        c2s_idle_timeout = 0
-        c2s_timeout = 0
-        default_iteration_count = {ITERATIONS}
-        modules_enabled = ["disco", "ping", "sasl2", "sasl2_bind2", "sasl2_fast"]
-        log = {{ warn = "*console" }}
-        [VirtualHost."localhost"]
-        """)
-    )
-    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", users, None))
-    command = os.environ.get("MINIXMPP_BENCH_SERVER", f"{sys.executable} -m minixmpp serve -c")
-    return subprocess.Popen([*command.split(), str(config)], cwd=ROOT)
+    modules = ["disco", "ping", "sasl2", "sasl2_bind2", "sasl2_fast"]
+    return serve_minixmpp(folder, port, users, modules, ["c2s_idle_timeout = 0", "c2s_timeout = 0"])
 
 
 def run_once(clients: int, concurrency: int) -> dict[str, float]:

@@ -23,7 +23,6 @@ import contextlib
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -31,11 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (
     PASSWORD,
-    ROOT,
-    _create_minixmpp_accounts,
     cpu_seconds,
     free_port,
     rss_bytes,
+    serve_minixmpp,
     start_prosody,
     wait_for_port,
 )
@@ -53,27 +51,12 @@ def start(folder: Path, port: int, messages: int, prosody: bool) -> subprocess.P
             f" storage_archive_item_limit = {messages + 100}"
         )
         return start_prosody(folder, ["alice", "bob"], port, modules=["mam"], options=options)
-    config = folder / "server.toml"
-    config.write_text(
-        textwrap.dedent(f"""
-        interfaces = ["127.0.0.1"]
-        c2s_ports = [{port}]
-        c2s_direct_tls_ports = [{free_port()}]
-        c2s_idle_timeout = 0
-        default_iteration_count = 4096
-        modules_enabled = ["disco", "ping", "mam"]
-        storage_archive_item_limit = {messages + 100}
-        archive_max_bytes = {1 << 40}
-        log = {{ warn = "*console" }}
-        [VirtualHost."localhost"]
-        """)
-    )
-    asyncio.run(
-        _create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", ["alice", "bob"], None)
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "minixmpp", "serve", "-c", str(config)], cwd=ROOT
-    )
+    options = [
+        "c2s_idle_timeout = 0",
+        f"storage_archive_item_limit = {messages + 100}",
+        f"archive_max_bytes = {1 << 40}",
+    ]
+    return serve_minixmpp(folder, port, ["alice", "bob"], ["disco", "ping", "mam"], options)
 
 
 async def discard(reader: asyncio.StreamReader) -> None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -32,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import (  # noqa: E402
     PASSWORD,
-    _create_minixmpp_accounts,
     cpu_seconds,
     free_port,
     rss_bytes,
+    serve_minixmpp,
     wait_for_port,
 )
 from tests.xmpp import login  # noqa: E402
@@ -53,23 +51,7 @@ def reset_peak_rss(pid: int) -> None:
 
 
 def start(folder: Path, port: int, options: list[str]) -> subprocess.Popen[bytes]:
-    extra = "\n".join(options)
-    config = folder / "server.toml"
-    config.write_text(
-        textwrap.dedent("""
-        interfaces = ["127.0.0.1"]
-        c2s_ports = [{port}]
-        c2s_direct_tls_ports = [{tls_port}]
-        default_iteration_count = 4096
-        modules_enabled = ["ping"]
-        log = {{ warn = "*console" }}
-        """).format(port=port, tls_port=free_port())
-        + extra
-        + '\n[VirtualHost."localhost"]\n'
-    )
-    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", ["a", "v"], None))
-    cwd = os.environ.get("MINIXMPP_BENCH_CWD", str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "minixmpp", "serve", "-c", str(config)], cwd=cwd)
+    return serve_minixmpp(folder, port, ["a", "v"], ["ping"], options)
 
 
 async def run(port: int, ca: Path, pid: int, messages: int, size: int) -> dict[str, float]:

@@ -23,14 +23,12 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -39,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import (  # noqa: E402
     PASSWORD,
-    _create_minixmpp_accounts,
     cpu_seconds,
     free_port,
+    serve_minixmpp,
     start_prosody,
     wait_for_port,
 )
@@ -68,22 +66,7 @@ def start(folder: Path, port: int, contacts: int, prosody: bool) -> subprocess.P
     users, roster = rosters(contacts)
     if prosody:
         return start_prosody(folder, users, port, roster, modules=["pep"])
-    config = folder / "server.toml"
-    config.write_text(
-        textwrap.dedent("""
-        interfaces = ["127.0.0.1"]
-        c2s_ports = [{port}]
-        c2s_direct_tls_ports = [{tls_port}]
-        default_iteration_count = 4096
-        modules_enabled = ["ping", "pep"]
-        log = {{ warn = "*console" }}
-        [VirtualHost."localhost"]
-        """).format(port=port, tls_port=free_port())
-    )
-    db = folder / "data" / "minixmpp.sqlite"
-    asyncio.run(_create_minixmpp_accounts(db, users, roster))
-    cwd = os.environ.get("MINIXMPP_BENCH_CWD", str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "minixmpp", "serve", "-c", str(config)], cwd=cwd)
+    return serve_minixmpp(folder, port, users, ["ping", "pep"], rosters=roster)
 
 
 async def settle(client: RawClient) -> None:

@@ -101,6 +101,37 @@ ROSTER_ITEMS = 100
 ONLINE_CONTACTS = 50
 
 
+def serve_minixmpp(
+    folder: Path,
+    port: int,
+    users: list[str],
+    modules: Sequence[str],
+    options: Sequence[str] = (),
+    rosters: Rosters | None = None,
+    iterations: int = ITERATIONS,
+) -> subprocess.Popen[bytes]:
+    """minixmpp on loopback ``port`` with ``modules``, after writing the benchmark's accounts
+    (``users``, with ``rosters``) into its database; ``options``: more top-level lines of its
+    server.toml. ``MINIXMPP_BENCH_SERVER`` replaces the command (e.g. another interpreter),
+    ``MINIXMPP_BENCH_CWD`` the source tree it runs from (before/after comparisons)."""
+    config = folder / "server.toml"
+    lines = [
+        'interfaces = ["127.0.0.1"]',
+        f"c2s_ports = [{port}]",
+        f"c2s_direct_tls_ports = [{free_port()}]",
+        f"default_iteration_count = {iterations}",
+        "modules_enabled = [" + ", ".join(f'"{m}"' for m in modules) + "]",
+        'log = { warn = "*console" }',
+        *options,
+        '[VirtualHost."localhost"]',
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", users, rosters))
+    command = os.environ.get("MINIXMPP_BENCH_SERVER", f"{sys.executable} -m minixmpp serve -c")
+    cwd = os.environ.get("MINIXMPP_BENCH_CWD", str(ROOT))
+    return subprocess.Popen([*command.split(), str(config)], cwd=cwd)
+
+
 def start_minixmpp(
     folder: Path,
     users: list[str],
@@ -112,33 +143,18 @@ def start_minixmpp(
 ) -> subprocess.Popen[bytes]:
     """``http_port``: mod_websocket too, ws:// on that port (loopback counts as secure).
     ``smacks``: mod_smacks too, asking for an ack after every 5th unacknowledged stanza."""
-    config = folder / "server.toml"
-    modules = '"disco", "ping"' + (', "register"' if registration else "")
-    http = ""  # top-level keys: before the dedented text, which ends in a table
+    modules = ["disco", "ping"] + (["register"] if registration else [])
+    options = ["c2s_idle_timeout = 0", "c2s_timeout = 0"]
+    options.append(f"allow_registration = {'true' if registration else 'false'}")
     if smacks:
-        modules += ', "smacks"'
-        http += f"smacks_max_unacked_stanzas = {SMACKS_MAX_UNACKED}\n"
+        modules.append("smacks")
+        options.append(f"smacks_max_unacked_stanzas = {SMACKS_MAX_UNACKED}")
     if http_port is not None:
-        modules += ', "websocket"'
-        http += f'http_ports = [{http_port}]\nhttps_ports = []\nhttp_interfaces = ["127.0.0.1"]\n'
-    config.write_text(
-        http
-        + textwrap.dedent(f"""
-        interfaces = ["127.0.0.1"]
-        c2s_ports = [{port}]
-        c2s_direct_tls_ports = [{free_port()}]
-        c2s_idle_timeout = 0
-        c2s_timeout = 0
-        default_iteration_count = {ITERATIONS if not registration else 10000}
-        modules_enabled = [{modules}]
-        allow_registration = {"true" if registration else "false"}
-        log = {{ warn = "*console" }}
-        [VirtualHost."localhost"]
-        """)
-    )
-    asyncio.run(_create_minixmpp_accounts(folder / "data" / "minixmpp.sqlite", users, rosters))
-    command = os.environ.get("MINIXMPP_BENCH_SERVER", f"{sys.executable} -m minixmpp serve -c")
-    return subprocess.Popen([*command.split(), str(config)], cwd=ROOT)
+        modules.append("websocket")
+        options += [f"http_ports = [{http_port}]", "https_ports = []"]
+        options.append('http_interfaces = ["127.0.0.1"]')
+    iterations = 10000 if registration else ITERATIONS
+    return serve_minixmpp(folder, port, users, modules, options, rosters, iterations)
 
 
 async def _create_minixmpp_accounts(db: Path, users: list[str], rosters: Rosters | None) -> None:
