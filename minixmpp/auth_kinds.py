@@ -21,8 +21,7 @@ from minixmpp.sasl import (
     Mechanism,
     SaslFailure,
     Step,
-    check_authzid,
-    prep_username,
+    read_plain,
 )
 
 KINDS = ("internal_hashed", "anonymous", "insecure")
@@ -56,14 +55,7 @@ class AnyPassword(Mechanism):
         self.host, self.exists, self.create = host, exists, create
 
     async def step(self, data: bytes) -> Step:
-        try:
-            authzid, authcid, password = data.decode("utf-8").split("\0")
-        except ValueError:
-            raise SaslFailure("malformed-request") from None
-        if not authcid or not password:
-            raise SaslFailure("malformed-request")
-        username = self.username = prep_username(authcid)
-        check_authzid(authzid, username, self.host)
+        username, password = read_plain(self, data, self.host)
         if not await self.exists(username):
             try:
                 await self.create(username, password)

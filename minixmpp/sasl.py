@@ -132,14 +132,7 @@ class Plain(Mechanism):
         self.iterations = iterations
 
     async def step(self, data: bytes) -> Step:
-        try:
-            authzid, authcid, password = data.decode("utf-8").split("\0")
-        except ValueError:
-            raise SaslFailure("malformed-request") from None
-        if not authcid or not password:
-            raise SaslFailure("malformed-request")
-        username = self.username = prep_username(authcid)
-        check_authzid(authzid, username, self.host)
+        username, password = read_plain(self, data, self.host)
         credentials = await self.lookup(username)
         exists = credentials is not None
         if credentials is None:  # the same work as for a real account
@@ -273,6 +266,21 @@ def prep_username(name: str) -> str:
         return nodeprep(name)
     except InvalidJID:
         raise SaslFailure("not-authorized", PLAIN_FAILED) from None
+
+
+def read_plain(mechanism: Mechanism, data: bytes, host: str) -> tuple[str, str]:
+    """A PLAIN message (RFC 4616: authzid NUL authcid NUL password): its prepared username
+    (also set as ``mechanism.username`` before the authzid is checked: failures are logged
+    with it) and the password; SaslFailure for a malformed one or a foreign authzid."""
+    try:
+        authzid, authcid, password = data.decode("utf-8").split("\0")
+    except ValueError:
+        raise SaslFailure("malformed-request") from None
+    if not authcid or not password:
+        raise SaslFailure("malformed-request")
+    username = mechanism.username = prep_username(authcid)
+    check_authzid(authzid, username, host)
+    return username, password
 
 
 def check_authzid(authzid: str, username: str, host: str) -> None:
