@@ -29,11 +29,11 @@ from __future__ import annotations
 import copy
 import re
 from typing import NamedTuple
-from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
 from minixmpp.errors import StreamError
+from minixmpp.xml.headers import synthetic_header
 
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_CLIENT = "jabber:client"
@@ -312,7 +312,7 @@ class StreamParser:
             raise StreamError("invalid-namespace")
         if self_closing:  # a stream that ends as it opens
             raise StreamError("not-well-formed", "The stream header must not be self-closing")
-        self._synthetic, self._end_tag, self._header_prefixes = _synthetic_header(root)
+        self._synthetic, self._end_tag, self._header_prefixes = synthetic_header(root)
         self._start_stanza_parser()
         attrs = root.attrib
         return StreamOpened(
@@ -411,35 +411,6 @@ class StreamParser:
             return copied
         root.remove(el)
         return el
-
-
-# The synthetic headers made so far, by the client header's prefix and declarations. Nearly
-# every client sends the same header, and each stream kept its own copy of the same bytes for
-# as long as it lived; the table is bounded, a header beyond it gets bytes of its own.
-_HEADERS: dict[
-    tuple[str | None, tuple[tuple[str | None, str], ...]], tuple[bytes, bytes, bool]
-] = {}
-_MAX_HEADERS = 64
-
-
-def _synthetic_header(root: etree._Element) -> tuple[bytes, bytes, bool]:
-    """The stanza parser's header for a stream whose header is ``root``, its end tag, and
-    whether the header declares prefixes other than its own."""
-    key = (root.prefix, tuple(root.nsmap.items()))
-    known = _HEADERS.get(key)
-    if known is not None:
-        return known
-    decls = "".join(
-        f" xmlns:{prefix}={quoteattr(uri)}" for prefix, uri in root.nsmap.items() if prefix
-    )
-    made = (
-        f"<{root.prefix}:stream{decls}>".encode(),
-        f"</{root.prefix}:stream>".encode(),
-        len([p for p in root.nsmap if p]) > 1,
-    )
-    if len(_HEADERS) < _MAX_HEADERS:
-        _HEADERS[key] = made
-    return made
 
 
 def _is_xml_decl(start: bytes | bytearray) -> bool:
